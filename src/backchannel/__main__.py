@@ -1,0 +1,5 @@
+"""`python -m backchannel` is the `backchannel` command."""
+
+from backchannel.server.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Domain operations: each lives here once, and both transports call it."""

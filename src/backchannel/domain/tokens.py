@@ -1,0 +1,183 @@
+"""Access tokens: minting our own HS256 JWTs and verifying those and externally minted ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+
+from backchannel.errors import TokenExpired, Unauthorized, Unavailable
+from backchannel.server.settings import Settings
+
+OWN_ALGORITHM = "HS256"
+EXTERNAL_ALGORITHMS = ["RS256", "ES256"]
+_JWKS_TTL_SECONDS = 600.0
+_JWKS_MIN_REFRESH_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a verified access token says about its bearer."""
+
+    user_id: str
+    expires_at: float
+    external: bool
+    name: str | None = None
+    email: str | None = None
+    role: str | None = None
+
+
+class JwksCache:
+    """A JWKS from a URL or a file, cached, refetched when a key id is unknown."""
+
+    def __init__(self, source: str, http: aiohttp.ClientSession | None) -> None:
+        self._source = source
+        self._http = http
+        self._keys: jwt.PyJWKSet | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None) -> Any:
+        """The public key for `kid` (or the only key when the token names none)."""
+        keys = await self._load(force=False)
+        key = _find_key(keys, kid)
+        if key is None and time.monotonic() - self._fetched_at > _JWKS_MIN_REFRESH_SECONDS:
+            keys = await self._load(force=True)
+            key = _find_key(keys, kid)
+        if key is None:
+            raise Unauthorized("token signed by an unknown key")
+        return key
+
+    async def _load(self, *, force: bool) -> jwt.PyJWKSet:
+        async with self._lock:
+            fresh = time.monotonic() - self._fetched_at < _JWKS_TTL_SECONDS
+            if self._keys is not None and fresh and not force:
+                return self._keys
+            try:
+                data = await self._fetch()
+                self._keys = jwt.PyJWKSet.from_dict(data)
+                self._fetched_at = time.monotonic()
+            except (OSError, aiohttp.ClientError, ValueError, jwt.PyJWKSetError) as exc:
+                if self._keys is None:
+                    raise Unavailable("the identity provider's keys cannot be loaded") from exc
+            return self._keys
+
+    async def _fetch(self) -> dict[str, Any]:
+        if self._source.startswith(("http://", "https://")):
+            if self._http is None:
+                raise ValueError("no HTTP client for JWKS")
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with self._http.get(self._source, timeout=timeout) as response:
+                response.raise_for_status()
+                data: dict[str, Any] = await response.json(content_type=None)
+                return data
+        text = await asyncio.to_thread(Path(self._source.removeprefix("file://")).read_text)
+        loaded: dict[str, Any] = json.loads(text)
+        return loaded
+
+
+def _find_key(keys: jwt.PyJWKSet, kid: str | None) -> Any:
+    for key in keys.keys:
+        if kid is None or key.key_id == kid:
+            return key.key
+    return None
+
+
+class TokenService:
+    """Mints and verifies access tokens."""
+
+    def __init__(self, settings: Settings, http: aiohttp.ClientSession | None = None) -> None:
+        self._secret = settings.jwt_secret_value()
+        self._ttl = settings.access_token_ttl_seconds
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._public_key = _load_pem(settings.jwt_public_key) if settings.jwt_public_key else None
+        self._jwks = JwksCache(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
+
+    @property
+    def access_ttl_seconds(self) -> int:
+        """How long a minted access token lives."""
+        return self._ttl
+
+    def mint_access(self, user_id: str) -> str:
+        """A signed HS256 access token for `user_id`."""
+        now = int(time.time())
+        claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + self._ttl}
+        claims["type"] = "access"
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        return jwt.encode(claims, self._secret, algorithm=OWN_ALGORITHM)
+
+    async def verify(self, token: str) -> TokenClaims:
+        """The claims of a valid token; `Unauthorized` or `TokenExpired` otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("malformed token") from exc
+        algorithm = header.get("alg")
+        if algorithm == OWN_ALGORITHM:
+            claims = self._decode(token, self._secret, [OWN_ALGORITHM])
+            if claims.get("type") != "access":
+                raise Unauthorized("not an access token")
+            return TokenClaims(user_id=claims["sub"], expires_at=claims["exp"], external=False)
+        if algorithm in EXTERNAL_ALGORITHMS:
+            key = await self._external_key(header.get("kid"))
+            claims = self._decode(token, key, EXTERNAL_ALGORITHMS)
+            if claims.get("type", "access") != "access":
+                raise Unauthorized("not an access token")
+            return TokenClaims(
+                user_id=claims["sub"],
+                expires_at=claims["exp"],
+                external=True,
+                name=_str_claim(claims, "name"),
+                email=_str_claim(claims, "email"),
+                role=_str_claim(claims, "role"),
+            )
+        raise Unauthorized(f"token algorithm {algorithm!r} is not accepted")
+
+    async def _external_key(self, kid: str | None) -> Any:
+        if self._jwks is not None:
+            return await self._jwks.key_for(kid)
+        if self._public_key is not None:
+            return self._public_key
+        raise Unauthorized("externally signed tokens are not configured")
+
+    def _decode(self, token: str, key: Any, algorithms: list[str]) -> dict[str, Any]:
+        options: dict[str, Any] = {"require": ["exp", "sub", "iat"]}
+        if not self._audience:
+            options["verify_aud"] = False
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                options=options,  # type: ignore[arg-type]
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenExpired() from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Unauthorized("invalid token: sub must be a non-empty string")
+        return claims
+
+
+def _str_claim(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _load_pem(value: str) -> str:
+    if "-----BEGIN" in value:
+        return value
+    return Path(value).read_text()

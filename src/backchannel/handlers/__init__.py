@@ -1,0 +1,1 @@
+"""Socket.IO namespaces: one module each, thin over the domain operations."""

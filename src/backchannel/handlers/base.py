@@ -1,0 +1,233 @@
+"""The one place where sockets are authenticated and every event gets its ack.
+
+Each namespace subclasses `AuthenticatedNamespace` and marks handlers with `@event(name, Model)`.
+The base validates the payload, calls the handler, and turns every outcome, an unexpected
+exception included, into the contract's ack envelope: python-socketio only logs an exception
+raised in a handler, and the client would wait for an ack that never comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import socketio
+from pydantic import BaseModel, ValidationError
+
+from backchannel.domain.auth import Identity, authenticate
+from backchannel.errors import (
+    BackchannelError,
+    Internal,
+    Invalid,
+    TokenExpired,
+    Unavailable,
+    validation_details,
+)
+from backchannel.rooms.names import Namespace, user_room
+from backchannel.server.logs import correlation_id
+from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, "EventContext", Any], Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """Who sent an event, on which socket."""
+
+    sid: str
+    user_id: str
+    role: str
+    namespace: Namespace
+
+
+@dataclass(frozen=True)
+class _EventSpec:
+    model: type[BaseModel] | None
+    handler: Handler
+
+
+def event(name: str, model: type[BaseModel] | None = None) -> Callable[[H], H]:
+    """Mark a namespace method as the handler of client event `name`, validated by `model`."""
+
+    def mark(handler: H) -> H:
+        handler.__backchannel_event__ = (name, model)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def ok(data: Any) -> dict[str, Any]:
+    """A successful ack."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    return {"ok": True, "data": data}
+
+
+def failed(error: BackchannelError) -> dict[str, Any]:
+    """A failed ack."""
+    return {"ok": False, "error": error.to_dict()}
+
+
+def token_from_handshake(auth: Any, environ: dict[str, Any]) -> str | None:
+    """The access token from `auth.token` or an `Authorization: Bearer` header."""
+    if isinstance(auth, dict):
+        token = auth.get("token")
+        if isinstance(token, str) and token:
+            return token
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if isinstance(header, str) and header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    """A namespace whose sockets all carry a verified identity and whose events all get acks."""
+
+    path: Namespace
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(self.path.value)
+        self.rt = runtime
+        self._events: dict[str, _EventSpec] = {}
+        self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
+        for cls in reversed(type(self).__mro__):
+            for attr in vars(cls).values():
+                marker = getattr(attr, "__backchannel_event__", None)
+                if marker is not None:
+                    name, model = marker
+                    self._events[name] = _EventSpec(model, attr)
+
+    @property
+    def event_names(self) -> list[str]:
+        """The client events this namespace answers."""
+        return sorted(self._events)
+
+    async def trigger_event(self, event_name: str, *args: Any) -> Any:
+        """Route connect, disconnect and every client event."""
+        if event_name == "connect":
+            sid, environ = args[0], args[1]
+            return await self._connect(sid, environ, args[2] if len(args) > 2 else None)
+        if event_name == "disconnect":
+            return await self._disconnect(args[0])
+        return await self._handle(event_name, args[0], args[1:])
+
+    # -- connect / disconnect -------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
+        metrics = self.rt.metrics
+        try:
+            if self.rt.draining:
+                raise Unavailable("server is shutting down; reconnect to another node")
+            identity = await authenticate(self.rt, token_from_handshake(auth, environ))
+            await self.save_session(sid, {"identity": identity})
+            await self.enter_room(sid, user_room(identity.user_id))
+            await self.on_authenticated(sid, identity, auth)
+        except BackchannelError as exc:
+            metrics.connects.labels(self.path.value, exc.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from exc
+        except Exception as exc:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("connect failed", extra={"ref": ref, "namespace": self.path.value})
+            metrics.connects.labels(self.path.value, "internal").inc()
+            error = Internal(f"internal error (ref {ref})")
+            raise socketio.exceptions.ConnectionRefusedError(
+                error.message, error.to_dict()
+            ) from exc
+        self._schedule_expiry(sid, identity.expires_at)
+        metrics.connects.labels(self.path.value, "ok").inc()
+        metrics.connections.labels(self.path.value).inc()
+        return True
+
+    async def _disconnect(self, sid: str) -> None:
+        timer = self._expiry_timers.pop(sid, None)
+        if timer is None:
+            return  # never finished connecting
+        timer.cancel()
+        self.rt.metrics.connections.labels(self.path.value).dec()
+        identity = await self._identity(sid)
+        if identity is not None:
+            try:
+                await self.on_disconnected(sid, identity)
+            except Exception:
+                log.exception("disconnect hook failed", extra={"namespace": self.path.value})
+
+    def _schedule_expiry(self, sid: str, expires_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, expires_at - time.time())
+        self._expiry_timers[sid] = loop.call_later(
+            delay, lambda: asyncio.ensure_future(self._expire(sid))
+        )
+
+    async def _expire(self, sid: str) -> None:
+        error = TokenExpired("access token expired; reconnect with a fresh token")
+        await self.emit("session:expired", error.to_dict(), to=sid)
+        await self.disconnect(sid)
+
+    async def on_authenticated(self, sid: str, identity: Identity, auth: Any) -> None:
+        """Hook: the socket is authenticated and in its user room."""
+
+    async def on_disconnected(self, sid: str, identity: Identity) -> None:
+        """Hook: the socket has gone."""
+
+    async def _identity(self, sid: str) -> Identity | None:
+        try:
+            session = await self.get_session(sid)
+        except KeyError:
+            return None
+        identity = session.get("identity")
+        return identity if isinstance(identity, Identity) else None
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def _handle(self, event_name: str, sid: str, payload: tuple[Any, ...]) -> dict[str, Any]:
+        started = time.perf_counter()
+        ref = uuid.uuid4().hex[:12]
+        token = correlation_id.set(ref)
+        self.rt.inflight.enter()
+        outcome = "ok"
+        try:
+            result = await self._run(event_name, sid, payload)
+            return ok(result)
+        except BackchannelError as exc:
+            outcome = exc.code.value
+            return failed(exc)
+        except Exception:
+            outcome = "internal"
+            log.exception("event failed", extra={"event": event_name, "ref": ref})
+            return failed(Internal(f"internal error (ref {ref})"))
+        finally:
+            self.rt.inflight.leave()
+            correlation_id.reset(token)
+            label = event_name if event_name in self._events else "(unknown)"
+            self.rt.metrics.events.labels(self.path.value, label, outcome).inc()
+            self.rt.metrics.ack_latency.labels(self.path.value, label).observe(
+                time.perf_counter() - started
+            )
+
+    async def _run(self, event_name: str, sid: str, payload: tuple[Any, ...]) -> Any:
+        spec = self._events.get(event_name)
+        if spec is None:
+            raise Invalid(f"unknown event {event_name!r} on {self.path.value}")
+        identity = await self._identity(sid)
+        if identity is None:
+            raise TokenExpired("session is not authenticated")
+        if identity.expires_at <= time.time():
+            raise TokenExpired()
+        raw = payload[0] if payload else {}
+        if spec.model is None:
+            args: Any = raw
+        else:
+            try:
+                args = spec.model.model_validate(raw if raw is not None else {})
+            except ValidationError as exc:
+                raise Invalid("invalid payload", validation_details(exc.errors())) from None
+        context = EventContext(sid, identity.user_id, identity.role, self.path)
+        return await spec.handler(self, context, args)

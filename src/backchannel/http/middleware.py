@@ -1,0 +1,148 @@
+"""Request ids, access logs, metrics, CORS, and the contract's error shape for every failure."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from backchannel.errors import (
+    BackchannelError,
+    ErrorCode,
+    Internal,
+    Invalid,
+    NotFound,
+    RateLimited,
+    TooLarge,
+)
+from backchannel.server.keys import RUNTIME
+from backchannel.server.logs import correlation_id
+
+log = logging.getLogger("backchannel.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_STATUS_CODES = {
+    400: ErrorCode.INVALID,
+    401: ErrorCode.UNAUTHORIZED,
+    402: ErrorCode.PAYMENT_REQUIRED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.INVALID,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.TOO_LARGE,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UNAVAILABLE,
+}
+
+
+def error_response(error: BackchannelError, status: int | None = None) -> web.Response:
+    """`{"error": {...}}` with the status its code maps to."""
+    response = web.json_response({"error": error.to_dict()}, status=status or error.http_status)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(max(1, -(-error.retry_after_ms // 1000)))
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> web.Response:
+    if exc.status == 404:
+        return error_response(NotFound("no such route"))
+    if exc.status == 413:
+        return error_response(TooLarge("request body too large"))
+    if exc.status == 405:
+        response = error_response(
+            Invalid(f"method not allowed; allowed: {exc.headers.get('Allow', '')}"), 405
+        )
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    code = _STATUS_CODES.get(
+        exc.status, ErrorCode.INTERNAL if exc.status >= 500 else ErrorCode.INVALID
+    )
+    return web.json_response(
+        {"error": {"code": code.value, "message": exc.reason}}, status=exc.status
+    )
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id in, out and on every log line; one access log line; metrics by route."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    token = correlation_id.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await _contract_errors(request, handler)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "(unmatched)"
+        metrics = request.app[RUNTIME].metrics
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        metrics.http_latency.labels(request.method, route).observe(elapsed)
+        if not request.path.startswith("/socket.io"):
+            log.info(
+                "http",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                },
+            )
+        correlation_id.reset(token)
+
+
+async def _contract_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BackchannelError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _from_http_exception(exc)
+    except Exception:
+        ref = correlation_id.get() or uuid.uuid4().hex
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(Internal(f"internal error (ref {ref})"))
+
+
+def cors(allowed: list[str]) -> Middleware:
+    """Answer preflights and add CORS headers for the configured origins."""
+    allow_all = "*" in allowed
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/socket.io"):
+            return await handler(request)  # Engine.IO answers CORS for its own path
+        origin = request.headers.get("Origin")
+        permitted = origin is not None and (allow_all or origin in allowed)
+        if (
+            request.method == "OPTIONS"
+            and permitted
+            and "Access-Control-Request-Method" in request.headers
+        ):
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, PUT, DELETE"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, X-Request-ID"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        if permitted and origin is not None and not response.prepared:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
+        return response
+
+    return middleware

@@ -1,0 +1,114 @@
+"""The OpenAPI 3.1 document, built from the registered routes so it cannot drift from them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from backchannel import __version__
+from backchannel.http.routing import RouteGroup, RouteSpec, json_response
+from backchannel.server.keys import ROUTE_SPECS
+
+routes = RouteGroup(tag="operations")
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "enum": [
+                        "invalid",
+                        "unauthorized",
+                        "token_expired",
+                        "forbidden",
+                        "not_found",
+                        "conflict",
+                        "payment_required",
+                        "rate_limited",
+                        "too_large",
+                        "unavailable",
+                        "internal",
+                    ],
+                },
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+_PATH_PARAM = re.compile(r"\{([^}]+)\}")
+
+
+def build_document(specs: list[RouteSpec]) -> dict[str, Any]:
+    """The OpenAPI document of `specs`."""
+    components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        operation: dict[str, Any] = {
+            "summary": spec.summary,
+            "tags": [spec.tag],
+            "operationId": f"{spec.method.lower()}_{spec.handler.__module__.rsplit('.', 1)[-1]}_"
+            f"{spec.handler.__name__}",
+            "responses": {},
+        }
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PATH_PARAM.findall(spec.path)
+        ]
+        parameters += [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in spec.query
+        ]
+        if parameters:
+            operation["parameters"] = parameters
+        if spec.auth:
+            operation["security"] = [{spec.auth: []}]
+        if spec.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(spec.body, components)}},
+            }
+        success: dict[str, Any] = {"description": "success"}
+        if spec.response is not None:
+            success["content"] = {"application/json": {"schema": _ref(spec.response, components)}}
+        operation["responses"][str(spec.status)] = success
+        for status in sorted({*spec.errors, 500}):
+            operation["responses"][str(status)] = {
+                "description": "error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        paths.setdefault(spec.path, {})[spec.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Backchannel", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "server API key"},
+            },
+        },
+    }
+
+
+def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault(model.__name__, schema)
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+@routes.route("GET", "/openapi.json", summary="This document", auth=None)
+async def openapi(request: web.Request) -> web.Response:
+    """Serve the document."""
+    return json_response(build_document(request.app[ROUTE_SPECS]))

@@ -1,0 +1,1 @@
+"""Postgres: the pool, migrations, and one module of plain SQL per aggregate."""

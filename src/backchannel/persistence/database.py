@@ -1,0 +1,116 @@
+"""The asyncpg pool, and the unit-of-work helpers that keep asyncpg's errors inside persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from backchannel.errors import Conflict, Unavailable
+
+log = logging.getLogger(__name__)
+
+from asyncpg import Connection as Connection  # noqa: E402 - re-exported for callers
+
+# Errors that mean "the database is not there right now", as opposed to a bug or bad data.
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+class Database:
+    """A pool plus units of work; callers never see asyncpg's exception types."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """One connection and one transaction; commits when the block ends without error."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("already exists") from exc
+        except _UNAVAILABLE_ERRORS as exc:
+            log.warning("database unavailable: %s", exc.__class__.__name__)
+            raise Unavailable() from exc
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """One connection without a transaction, for single reads."""
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        except _UNAVAILABLE_ERRORS as exc:
+            log.warning("database unavailable: %s", exc.__class__.__name__)
+            raise Unavailable() from exc
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True when a trivial query answers within the timeout."""
+        try:
+            async with asyncio.timeout(timeout), self.pool.acquire() as conn:
+                await conn.fetchval("select 1")
+            return True
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        """Close the pool, waiting briefly for connections in use."""
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+        except TimeoutError:
+            self.pool.terminate()
+
+
+async def wait_for_database(dsn: str, timeout: float) -> None:
+    """Retry connecting until the database answers or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=min(5.0, timeout))
+            await conn.close()
+            return
+        except Exception as exc:
+            last_error = exc
+            log.info("waiting for the database: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise Unavailable(
+        f"database not reachable after {timeout:.0f}s: {last_error.__class__.__name__}: "
+        f"{last_error}"
+    )
+
+
+async def open_database(
+    dsn: str, *, min_size: int, max_size: int, statement_timeout_ms: int
+) -> Database:
+    """Open the pool with the per-statement timeout set on every connection."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min(min_size, max_size),
+        max_size=max_size,
+        server_settings={"statement_timeout": str(statement_timeout_ms)},
+        command_timeout=statement_timeout_ms / 1000 + 1,
+    )
+    return Database(pool)
+
+
+def record_to_dict(record: Any) -> dict[str, Any]:
+    """A plain dict from an asyncpg record."""
+    return dict(record.items())

@@ -1,0 +1,145 @@
+"""Users and profiles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from backchannel.persistence.database import Connection
+
+Role = Literal["fan", "creator"]
+
+
+class User(BaseModel):
+    """A user with their public profile fields."""
+
+    id: str
+    email: str | None
+    display_name: str
+    role: Role
+    bio: str
+    avatar_url: str | None
+    subscription_price_cents: int
+    created_at: datetime
+
+
+class Credentials(BaseModel):
+    """What login needs to check a password."""
+
+    id: str
+    password_hash: str | None
+
+
+_USER_COLUMNS = (
+    "id, email, display_name, role, bio, avatar_url, subscription_price_cents, created_at"
+)
+
+INSERT_USER = f"""
+insert into users (email, password_hash, display_name, role)
+values ($1, $2, $3, $4)
+returning {_USER_COLUMNS}
+"""
+
+
+async def insert_user(
+    conn: Connection, *, email: str, password_hash: str, display_name: str, role: Role
+) -> User:
+    """Create a user; a taken email raises `Conflict` at the unit-of-work boundary."""
+    row = await conn.fetchrow(INSERT_USER, email, password_hash, display_name, role)
+    return User.model_validate(dict(row))
+
+
+PROVISION_EXTERNAL = f"""
+insert into users (id, display_name, role, email)
+values ($1, $2, $3, $4)
+on conflict (id) do nothing
+returning {_USER_COLUMNS}
+"""
+
+
+async def provision_external_user(
+    conn: Connection, *, user_id: str, display_name: str, role: Role, email: str | None
+) -> None:
+    """Create a user for a first-seen external `sub`; a known one is left as it is."""
+    await conn.execute(PROVISION_EXTERNAL, user_id, display_name, role, email)
+
+
+SELECT_CREDENTIALS = """
+select id, password_hash from users where email = $1 and deleted_at is null
+"""
+
+
+async def get_credentials(conn: Connection, email: str) -> Credentials | None:
+    """The password hash of an active user with this email."""
+    row = await conn.fetchrow(SELECT_CREDENTIALS, email)
+    return Credentials.model_validate(dict(row)) if row else None
+
+
+UPDATE_PASSWORD_HASH = "update users set password_hash = $2 where id = $1"
+
+
+async def update_password_hash(conn: Connection, user_id: str, password_hash: str) -> None:
+    """Store a rehashed password (argon2 parameters changed)."""
+    await conn.execute(UPDATE_PASSWORD_HASH, user_id, password_hash)
+
+
+SELECT_ACTIVE_USER = f"select {_USER_COLUMNS} from users where id = $1 and deleted_at is null"
+
+
+async def get_active_user(conn: Connection, user_id: str) -> User | None:
+    """The user, unless unknown or deleted."""
+    row = await conn.fetchrow(SELECT_ACTIVE_USER, user_id)
+    return User.model_validate(dict(row)) if row else None
+
+
+SELECT_USER_STATE = "select deleted_at is null as active from users where id = $1"
+
+
+async def user_exists(conn: Connection, user_id: str) -> bool | None:
+    """True if active, False if deleted, None if never seen."""
+    value: bool | None = await conn.fetchval(SELECT_USER_STATE, user_id)
+    return value
+
+
+UPDATE_PROFILE = f"""
+update users set
+    display_name = coalesce($2, display_name),
+    bio = coalesce($3, bio),
+    avatar_url = case when $4::boolean then $5 else avatar_url end,
+    subscription_price_cents = coalesce($6, subscription_price_cents)
+where id = $1 and deleted_at is null
+returning {_USER_COLUMNS}
+"""
+
+
+async def update_profile(
+    conn: Connection,
+    user_id: str,
+    *,
+    display_name: str | None,
+    bio: str | None,
+    set_avatar: bool,
+    avatar_url: str | None,
+    subscription_price_cents: int | None,
+) -> User | None:
+    """Change the given profile fields; `set_avatar` distinguishes clearing from leaving."""
+    row = await conn.fetchrow(
+        UPDATE_PROFILE,
+        user_id,
+        display_name,
+        bio,
+        set_avatar,
+        avatar_url,
+        subscription_price_cents,
+    )
+    return User.model_validate(dict(row)) if row else None
+
+
+SOFT_DELETE_USER = "update users set deleted_at = now() where id = $1 and deleted_at is null"
+
+
+async def soft_delete_user(conn: Connection, user_id: str) -> None:
+    """Mark a user deleted: their tokens stop working at once."""
+    await conn.execute(SOFT_DELETE_USER, user_id)

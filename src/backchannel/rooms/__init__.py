@@ -1,0 +1,1 @@
+"""Room names, membership rules, and the one emitter."""

@@ -1,0 +1,84 @@
+"""The only caller of `sio.emit`: everything else asks the emitter to deliver."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import socketio
+from pydantic import BaseModel
+
+from backchannel.rooms.names import Namespace, user_room
+
+log = logging.getLogger(__name__)
+
+
+def to_wire(data: Any) -> Any:
+    """JSON-safe data: msgpack and JSON both need plain types, not datetimes or models."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    return data
+
+
+class Emitter:
+    """Delivers events to users, rooms and sockets, on this node and, through the manager, all."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+
+    async def to_user(
+        self,
+        namespace: Namespace,
+        user_id: str,
+        event: str,
+        data: Any,
+        *,
+        skip_sid: str | None = None,
+    ) -> None:
+        """Every socket of `user_id` in `namespace`, on any node."""
+        await self._sio.emit(
+            event, to_wire(data), room=user_room(user_id), namespace=namespace, skip_sid=skip_sid
+        )
+
+    async def to_users(
+        self, namespace: Namespace, user_ids: Iterable[str], event: str, data: Any
+    ) -> None:
+        """Every socket of each user, as one emit: a socket in several rooms gets it once."""
+        rooms = [user_room(uid) for uid in user_ids]
+        if rooms:
+            await self._sio.emit(event, to_wire(data), room=rooms, namespace=namespace)
+
+    async def to_room(
+        self,
+        namespace: Namespace,
+        room: str,
+        event: str,
+        data: Any,
+        *,
+        skip_sid: str | None = None,
+    ) -> None:
+        """Every socket in a room, on any node."""
+        await self._sio.emit(
+            event, to_wire(data), room=room, namespace=namespace, skip_sid=skip_sid
+        )
+
+    async def to_socket(self, namespace: Namespace, sid: str, event: str, data: Any) -> None:
+        """One socket."""
+        await self._sio.emit(event, to_wire(data), to=sid, namespace=namespace)
+
+    async def to_local_sockets(self, namespace: Namespace, event: str, data: Any) -> None:
+        """Every socket of this node only (shutdown notices), not the whole cluster."""
+        await self._sio.emit(event, to_wire(data), namespace=namespace, ignore_queue=True)
+
+    async def join(self, namespace: Namespace, sid: str, room: str) -> None:
+        """Put a socket in a room (the socket must be on this node)."""
+        await self._sio.enter_room(sid, room, namespace=namespace)
+
+    async def leave(self, namespace: Namespace, sid: str, room: str) -> None:
+        """Take a socket out of a room (the socket must be on this node)."""
+        await self._sio.leave_room(sid, room, namespace=namespace)
+
+    async def disconnect(self, namespace: Namespace, sid: str) -> None:
+        """Close one socket's namespace connection."""
+        await self._sio.disconnect(sid, namespace=namespace)

@@ -1,0 +1,35 @@
+"""Namespaces and room names: one scheme, `<kind>:<id>`, built only here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Namespace(StrEnum):
+    """The Socket.IO namespaces Backchannel serves; every other namespace is refused."""
+
+    CHAT = "/chat"
+    TYPING = "/typing"
+    PRESENCE = "/presence"
+    PPV = "/ppv"
+    NOTIFICATIONS = "/notifications"
+
+
+def user_room(user_id: str) -> str:
+    """Every socket of one user, within a namespace."""
+    return f"user:{user_id}"
+
+
+def conversation_room(conversation_id: str) -> str:
+    """Sockets watching one conversation."""
+    return f"conversation:{conversation_id}"
+
+
+def subscribers_room(creator_id: str) -> str:
+    """Sockets of a creator's active subscribers."""
+    return f"subscribers:{creator_id}"
+
+
+def presence_room(user_id: str) -> str:
+    """Sockets that watch one user's presence."""
+    return f"presence:{user_id}"

@@ -1,0 +1,1 @@
+"""Settings, the app factory, lifecycle and the command line."""

@@ -1,0 +1,152 @@
+"""`create_app(settings)`: the one place the whole server is assembled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from backchannel.domain.tokens import TokenService
+from backchannel.handlers.registry import NAMESPACE_CLASSES
+from backchannel.http import auth, health, openapi, profiles
+from backchannel.http.middleware import cors, observe
+from backchannel.http.routing import RouteGroup
+from backchannel.persistence.database import open_database, wait_for_database
+from backchannel.persistence.migrations import migrate
+from backchannel.rooms.emitter import Emitter
+from backchannel.rooms.names import Namespace
+from backchannel.server.embedded import EmbeddedPostgres
+from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
+from backchannel.server.metrics import Metrics
+from backchannel.server.ratelimit import RateLimiter
+from backchannel.server.realtime import build_socketio
+from backchannel.server.runtime import Runtime
+from backchannel.server.settings import Settings, ensure_jwt_secret
+
+log = logging.getLogger(__name__)
+
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (
+    health.routes,
+    openapi.routes,
+    auth.routes,
+    profiles.routes,
+)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the aiohttp application with Socket.IO attached; resources open on startup."""
+    settings = ensure_jwt_secret(settings)
+    sio = build_socketio(settings)
+    runtime = Runtime(
+        settings=settings,
+        metrics=Metrics(),
+        emitter=Emitter(sio),
+        node_id=f"{socket.gethostname()}:{os.getpid()}:{id(sio):x}",
+    )
+    app = web.Application(
+        client_max_size=settings.max_http_body_bytes,
+        middlewares=[observe, cors(settings.cors_origin_list)],
+    )
+    app[RUNTIME] = runtime
+    app[SIO] = sio
+    sio.attach(app)
+    for namespace_class in NAMESPACE_CLASSES:
+        sio.register_namespace(namespace_class(runtime))
+    specs = []
+    for group in ROUTE_GROUPS:
+        group.mount(app)
+        specs.extend(group.specs)
+    app[ROUTE_SPECS] = specs
+
+    app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_socketio)
+    app.on_shutdown.append(_drain)
+    return app
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    runtime.http = aiohttp.ClientSession()
+    runtime._tokens = TokenService(runtime.settings, runtime.http)
+    yield
+    await runtime.http.close()
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    embedded: EmbeddedPostgres | None = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.embedded_pg_path)
+        dsn = await asyncio.to_thread(embedded.start)
+    await wait_for_database(dsn, settings.db_connect_timeout_seconds)
+    if settings.migrate_on_start:
+        await migrate(dsn)
+    runtime._db = await open_database(
+        dsn,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+    yield
+    await runtime._db.close()
+    runtime._db = None
+    if embedded is not None:
+        await asyncio.to_thread(embedded.stop)
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    if not runtime.settings.redis_url:
+        runtime._limiter = RateLimiter(None, runtime.settings.redis_prefix)
+        yield
+        return
+    runtime.redis = Redis.from_url(
+        runtime.settings.redis_url, health_check_interval=10, socket_keepalive=True
+    )
+    try:
+        await runtime.redis.ping()
+    except Exception as exc:
+        log.warning("redis not reachable at start-up: %s", exc)
+    runtime._limiter = RateLimiter(runtime.redis, runtime.settings.redis_prefix)
+    yield
+    await runtime.redis.aclose()
+    runtime.redis = None
+
+
+async def _socketio(app: web.Application) -> AsyncIterator[None]:
+    yield
+    sio = app[SIO]
+    await sio.shutdown()
+    listener = getattr(sio.manager, "thread", None)
+    if isinstance(listener, asyncio.Task) and not listener.done():
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await listener
+
+
+async def _drain(app: web.Application) -> None:
+    """Stop taking work, let in-flight acks finish within the grace period, tell sockets why."""
+    runtime = app[RUNTIME]
+    sio = app[SIO]
+    runtime.draining = True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(
+            runtime.inflight.idle.wait(), timeout=runtime.settings.shutdown_grace_seconds
+        )
+    notice = {"reason": "server shutting down", "reconnect": True}
+    for namespace in Namespace:
+        with contextlib.suppress(Exception):
+            await runtime.emitter.to_local_sockets(namespace, "server:shutdown", notice)
+    with contextlib.suppress(Exception):
+        await sio.eio.disconnect()

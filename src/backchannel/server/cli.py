@@ -1,0 +1,82 @@
+"""The `backchannel` command: serve, migrate, check-config, version, apikey."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from backchannel import __version__
+from backchannel.server.settings import Settings, describe_validation_error, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backchannel", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the server (the default)")
+    serve.add_argument("--host", help="interface to listen on (BACKCHANNEL_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (BACKCHANNEL_PORT)")
+    commands.add_parser("migrate", help="apply pending database migrations")
+    commands.add_parser("check-config", help="print the effective settings, secrets redacted")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        print(f"backchannel: {describe_validation_error(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import serve
+
+    settings = _settings(host=args.host, port=args.port)
+    return serve(settings)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_migrations
+
+    return run_migrations(_settings())
+
+
+def _run_check_config(args: argparse.Namespace) -> int:
+    settings = _settings()
+    print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
+    return 0
+
+
+def _run_version(args: argparse.Namespace) -> int:
+    print(__version__)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _run_serve,
+    "migrate": _run_migrate,
+    "check-config": _run_check_config,
+    "version": _run_version,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `backchannel` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command = args.command or "serve"
+    if command == "serve" and args.command is None:
+        args.host, args.port = None, None
+    try:
+        return COMMANDS[command](args)
+    except KeyboardInterrupt:
+        return 130
+    except asyncio.CancelledError:
+        return 1

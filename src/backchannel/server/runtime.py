@@ -1,0 +1,86 @@
+"""What domain operations need from the running server, in one typed bundle."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from backchannel.errors import Unavailable
+
+if TYPE_CHECKING:
+    import aiohttp
+    from redis.asyncio import Redis
+
+    from backchannel.domain.tokens import TokenService
+    from backchannel.persistence.database import Database
+    from backchannel.rooms.emitter import Emitter
+    from backchannel.server.metrics import Metrics
+    from backchannel.server.ratelimit import RateLimiter
+    from backchannel.server.settings import Settings
+
+
+@dataclass
+class InFlight:
+    """Counts events being handled, so shutdown can wait for their acks."""
+
+    count: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    def enter(self) -> None:
+        """An event started."""
+        self.count += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        """An event finished (acked)."""
+        self.count -= 1
+        if self.count <= 0:
+            self.count = 0
+            self.idle.set()
+
+
+@dataclass
+class Runtime:
+    """Settings plus the resources opened at start-up; built by `create_app`."""
+
+    settings: Settings
+    metrics: Metrics
+    emitter: Emitter
+    inflight: InFlight = field(default_factory=InFlight)
+    draining: bool = False
+    node_id: str = ""
+    _db: Database | None = None
+    _tokens: TokenService | None = None
+    redis: Redis | None = None
+    http: aiohttp.ClientSession | None = None
+    _limiter: RateLimiter | None = None
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """Rate limits: in Redis when configured, else in this process."""
+        if self._limiter is None:
+            raise Unavailable("server not ready")
+        return self._limiter
+
+    @property
+    def has_database(self) -> bool:
+        """Whether start-up has opened the database."""
+        return self._db is not None
+
+    @property
+    def db(self) -> Database:
+        """The database; `Unavailable` before start-up has opened it."""
+        if self._db is None:
+            raise Unavailable("database not ready")
+        return self._db
+
+    @property
+    def tokens(self) -> TokenService:
+        """The token service; present once the app has started."""
+        if self._tokens is None:
+            raise Unavailable("server not ready")
+        return self._tokens

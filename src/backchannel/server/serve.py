@@ -1,0 +1,79 @@
+"""Running the server process: uvloop, signals, and a clean exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from backchannel.errors import Unavailable
+from backchannel.persistence.database import wait_for_database
+from backchannel.persistence.migrations import migrate
+from backchannel.server.app import create_app
+from backchannel.server.embedded import EmbeddedPostgres
+from backchannel.server.logs import configure_logging
+from backchannel.server.settings import Settings, ensure_jwt_secret
+
+log = logging.getLogger(__name__)
+
+
+def _loop_factory() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop does not build on Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(settings: Settings) -> int:
+    """Serve until SIGINT or SIGTERM; aiohttp then runs the graceful shutdown."""
+    configure_logging(settings.log_level)
+    try:
+        settings = ensure_jwt_secret(settings)
+    except (ValueError, OSError) as exc:
+        print(f"backchannel: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    log.info("serving", extra={"host": settings.host, "port": settings.port})
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop=_loop_factory(),
+            access_log=None,
+            shutdown_timeout=settings.shutdown_grace_seconds,
+            print=None,
+        )
+    except Unavailable as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_migrations(settings: Settings) -> int:
+    """`backchannel migrate`: apply pending migrations and report what ran."""
+    configure_logging(settings.log_level)
+
+    async def run() -> list[str]:
+        embedded = None
+        dsn = settings.database_url
+        if dsn is None:
+            embedded = EmbeddedPostgres(settings.embedded_pg_path)
+            dsn = await asyncio.to_thread(embedded.start)
+        try:
+            await wait_for_database(dsn, settings.db_connect_timeout_seconds)
+            return await migrate(dsn)
+        finally:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    try:
+        applied = asyncio.run(run())
+    except Unavailable as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0

@@ -1,0 +1,194 @@
+"""Every setting Backchannel reads, from the environment, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "secret", "change-me", "changeme", "dev", "test", "password"}
+SECRET_FIELDS = {"jwt_secret", "stripe_secret_key", "stripe_webhook_secret"}
+
+
+class Settings(BaseSettings):
+    """Backchannel's configuration; every name below is `BACKCHANNEL_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKCHANNEL_", extra="ignore")
+
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "BACKCHANNEL_DATABASE_URL"),
+        description="Postgres DSN; unset starts an embedded Postgres in the data folder",
+    )
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "BACKCHANNEL_REDIS_URL"),
+        description="Redis URL; unset runs single-node with in-memory rooms and limits",
+    )
+    data_dir: Path = Field(Path("./var"), description="Folder for local state")
+    embedded_pg_dir: Path | None = Field(
+        None, description="Embedded Postgres data folder (default: <data_dir>/pg)"
+    )
+    host: str = Field("0.0.0.0", description="Interface to listen on")
+    port: int = Field(8080, ge=1, le=65535, description="Port to listen on")
+    env: Literal["dev", "production"] = Field("dev", description="dev or production")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 secret; generated into the data folder in dev mode"
+    )
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key (or a path to one) for RS256/ES256 tokens"
+    )
+    jwt_jwks_url: str | None = Field(
+        None, description="JWKS URL (or file path) for externally minted tokens"
+    )
+    jwt_issuer: str | None = Field(None, description="Required `iss` when set")
+    jwt_audience: str | None = Field(None, description="Required `aud` when set")
+    access_token_ttl_seconds: int = Field(900, ge=30, description="Access token lifetime")
+    refresh_token_ttl_days: int = Field(30, ge=1, description="Refresh token lifetime")
+
+    stripe_secret_key: SecretStr | None = Field(None, description="Stripe secret API key")
+    stripe_webhook_secret: SecretStr | None = Field(None, description="Stripe endpoint secret")
+    stripe_api_base: str | None = Field(None, description="Stripe API base URL (tests: a fake)")
+    public_url: str = Field(
+        "http://localhost:8080", description="Public base URL, for Checkout return links"
+    )
+    platform_fee_percent: int = Field(20, ge=0, le=100, description="Platform fee per sale")
+    dev_topup: bool = Field(False, description="Enable POST /dev/wallet/topup (never in prod)")
+    cors_origins: str = Field("", description="Comma-separated allowed CORS origins")
+
+    db_pool_min_size: int = Field(2, ge=0, description="asyncpg pool minimum size")
+    db_pool_max_size: int = Field(10, ge=1, description="asyncpg pool maximum size")
+    db_statement_timeout_ms: int = Field(5000, ge=100, description="Per-statement timeout")
+    db_connect_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long start-up waits for the database"
+    )
+    migrate_on_start: bool = Field(True, description="Apply migrations when serving")
+
+    redis_prefix: str = Field("backchannel", description="Prefix of every Redis key and channel")
+    msgpack: bool = Field(False, description="Use the msgpack Socket.IO serializer")
+    ws_compression: bool = Field(False, description="Accept permessage-deflate (~130 kB/socket)")
+    max_http_body_bytes: int = Field(1_048_576, ge=1024, description="Largest HTTP request body")
+    max_socket_message_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest Socket.IO message"
+    )
+    ping_interval_seconds: float = Field(25.0, gt=0, description="Engine.IO ping interval")
+    ping_timeout_seconds: float = Field(20.0, gt=0, description="Engine.IO ping timeout")
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="How long in-flight acks may finish on shutdown"
+    )
+
+    message_rate_limit: str = Field(
+        "20/10s:10", description="message:send per user: COUNT/SECONDSs[:BURST]"
+    )
+    group_max_members: int = Field(1000, ge=2, description="Largest group conversation")
+
+    @field_validator("message_rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from backchannel.server.ratelimit import Rate
+
+        Rate.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.env == "production":
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32:
+                raise ValueError(
+                    "BACKCHANNEL_JWT_SECRET must be set to a random value of at least "
+                    "32 characters in production"
+                )
+            if self.dev_topup:
+                raise ValueError("BACKCHANNEL_DEV_TOPUP cannot be enabled in production")
+        return self
+
+    @property
+    def embedded_pg_path(self) -> Path:
+        """Where the embedded Postgres keeps its data."""
+        return self.embedded_pg_dir or self.data_dir / "pg"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The allowed CORS origins as a list."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def jwt_secret_value(self) -> str:
+        """The HS256 secret; `ensure_jwt_secret` has filled it in dev mode."""
+        if self.jwt_secret is None:
+            raise RuntimeError("JWT secret not configured")
+        return self.jwt_secret.get_secret_value()
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings with secrets hidden, for `check-config`."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if name in SECRET_FIELDS:
+                shown[name] = "***" if value else None
+            elif name in {"database_url", "redis_url"} and value:
+                shown[name] = _redact_url(str(value))
+            else:
+                shown[name] = str(value) if isinstance(value, Path) else value
+        return shown
+
+
+def _redact_url(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def ensure_jwt_secret(settings: Settings) -> Settings:
+    """In dev mode, load or create a persistent random JWT secret in the data folder."""
+    if settings.jwt_secret is not None:
+        return settings
+    if settings.env == "production":
+        raise ValueError("BACKCHANNEL_JWT_SECRET is required in production")
+    path = settings.data_dir / "jwt_secret"
+    if path.exists():
+        secret = path.read_text().strip()
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+    return settings.model_copy(update={"jwt_secret": SecretStr(secret)})
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per wrong setting, naming its environment variable."""
+    lines = []
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        name = str(loc[0]) if loc else ""
+        if name.isupper():
+            env_name = name
+        elif name:
+            env_name = f"BACKCHANNEL_{name.upper()}"
+        else:
+            env_name = "configuration"
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"invalid setting {env_name}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (plus overrides)."""
+    return Settings(**overrides)

@@ -1,0 +1,78 @@
+"""Settings are validated at start-up with one clear line per mistake, secrets never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from backchannel.server.settings import (
+    Settings,
+    describe_validation_error,
+    ensure_jwt_secret,
+)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backchannel", *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_wrong_value_stops_with_one_line_naming_the_variable() -> None:
+    result = _cli("check-config", env={"BACKCHANNEL_PORT": "eighty"})
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("backchannel: invalid setting BACKCHANNEL_PORT")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_production_refuses_a_missing_or_placeholder_secret() -> None:
+    result = _cli(
+        "check-config", env={"BACKCHANNEL_ENV": "production", "BACKCHANNEL_JWT_SECRET": "secret"}
+    )
+    assert result.returncode == 2
+    assert "BACKCHANNEL_JWT_SECRET" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_config_redacts_secrets() -> None:
+    result = _cli(
+        "check-config",
+        env={
+            "BACKCHANNEL_JWT_SECRET": "super-secret-value-" + "q" * 30,
+            "DATABASE_URL": "postgresql://app:hunter2@db:5432/bc",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "super-secret-value" not in result.stdout and "hunter2" not in result.stdout
+    assert '"jwt_secret": "***"' in result.stdout
+    assert "postgresql://app:***@db:5432/bc" in result.stdout
+
+
+def test_version_and_python_dash_m_agree() -> None:
+    from backchannel import __version__
+
+    assert _cli("version", env={}).stdout.strip() == __version__
+
+
+def test_dev_mode_generates_and_keeps_a_jwt_secret(tmp_path: Path) -> None:
+    first = ensure_jwt_secret(Settings(data_dir=tmp_path))
+    second = ensure_jwt_secret(Settings(data_dir=tmp_path))
+    assert first.jwt_secret_value() == second.jwt_secret_value()
+    assert len(first.jwt_secret_value()) >= 32
+    assert (tmp_path / "jwt_secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_validation_errors_name_environment_variables() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(platform_fee_percent=150, message_rate_limit="lots", jwt_secret=SecretStr("x"))
+    line = describe_validation_error(caught.value)
+    assert "BACKCHANNEL_PLATFORM_FEE_PERCENT" in line
+    assert "BACKCHANNEL_MESSAGE_RATE_LIMIT" in line
