@@ -10,7 +10,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _env_name(field: str) -> str:
-    return field.upper() if field in {"database_url", "redis_url"} else f"BACKCHANNEL_{field.upper()}"
+    return (
+        field.upper() if field in {"database_url", "redis_url"} else f"BACKCHANNEL_{field.upper()}"
+    )
 
 
 def test_the_readme_lists_every_setting() -> None:

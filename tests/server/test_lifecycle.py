@@ -1,0 +1,42 @@
+"""A real server process starts, serves, and shuts down gracefully on SIGTERM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import TEST_JWT_SECRET
+from tests.processes import settings_env, start_server
+from tests.services import RunServices
+from tests.support import Api, Sockets
+
+pytestmark = pytest.mark.slow
+
+
+async def test_sigterm_tells_sockets_and_exits_cleanly(
+    services: RunServices, tmp_path: Path
+) -> None:
+    node = start_server(
+        settings_env(
+            database_url=services.database_url,
+            redis_url=None,
+            redis_prefix=services.redis_prefix,
+            jwt_secret=TEST_JWT_SECRET,
+            data_dir=tmp_path,
+        ),
+        tmp_path,
+    )
+    sockets = Sockets(node.url)
+    try:
+        await node.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            fan = await Api(node.url, session).register()
+        socket = await sockets.connect("/chat", fan)
+        assert await node.terminate() == 0, node.log()
+        [notice] = await socket.wait_for("server:shutdown")
+        assert notice == {"reason": "server shutting down", "reconnect": True}
+    finally:
+        await sockets.close_all()
+        node.kill()
