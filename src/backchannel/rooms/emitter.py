@@ -79,6 +79,44 @@ class Emitter:
         """Take a socket out of a room (the socket must be on this node)."""
         await self._sio.leave_room(sid, room, namespace=namespace)
 
+    async def join_user_to_room(self, namespace: Namespace | None, user_id: str, room: str) -> None:
+        """Every socket of `user_id`, on whichever node holds it, enters `room`.
+
+        `namespace` None means every namespace. Call it after the commit that grants the
+        membership; on this node it takes effect before returning, elsewhere before any emit
+        this node makes afterwards. A socket connecting meanwhile is covered too, provided its
+        connect hook reads memberships from the database after entering its user room (the
+        base namespace enters the user room before `on_authenticated` runs).
+        """
+        await self.join_users_to_room(namespace, [user_id], room)
+
+    async def join_users_to_room(
+        self, namespace: Namespace | None, user_ids: Iterable[str], room: str
+    ) -> None:
+        """Every socket of each of `user_ids`, on any node, enters `room` (one cluster message)."""
+        await self._move(namespace, user_ids, room, join=True)
+
+    async def remove_user_from_room(
+        self, namespace: Namespace | None, user_id: str, room: str
+    ) -> None:
+        """Every socket of `user_id`, on whichever node holds it, leaves `room`."""
+        await self.remove_users_from_room(namespace, [user_id], room)
+
+    async def remove_users_from_room(
+        self, namespace: Namespace | None, user_ids: Iterable[str], room: str
+    ) -> None:
+        """Every socket of each of `user_ids`, on any node, leaves `room` (one cluster message)."""
+        await self._move(namespace, user_ids, room, join=False)
+
+    async def _move(
+        self, namespace: Namespace | None, user_ids: Iterable[str], room: str, *, join: bool
+    ) -> None:
+        sources = [user_room(uid) for uid in user_ids]
+        if not sources:
+            return
+        namespaces = None if namespace is None else [namespace.value]
+        await self._sio.manager.move_members(namespaces, sources, room, join=join)
+
     async def disconnect(self, namespace: Namespace, sid: str) -> None:
         """Close one socket's namespace connection."""
         await self._sio.disconnect(sid, namespace=namespace)

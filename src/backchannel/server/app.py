@@ -16,16 +16,18 @@ from redis.asyncio import Redis
 from backchannel.domain.tokens import TokenService
 from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import auth, health, openapi, profiles
-from backchannel.http.middleware import cors, observe
+from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
+from backchannel.server.cluster import ClusterManager
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
-from backchannel.server.ratelimit import RateLimiter
+from backchannel.server.proxies import parse_networks
+from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
@@ -49,10 +51,17 @@ def create_app(settings: Settings) -> web.Application:
         metrics=Metrics(),
         emitter=Emitter(sio),
         node_id=f"{socket.gethostname()}:{os.getpid()}:{id(sio):x}",
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
-        middlewares=[observe, cors(settings.cors_origin_list)],
+        middlewares=[
+            observe,
+            cors(settings.cors_origin_list),
+            rate_limits(
+                Rate.parse(settings.http_ip_rate_limit), Rate.parse(settings.http_user_rate_limit)
+            ),
+        ],
     )
     app[RUNTIME] = runtime
     app[SIO] = sio
@@ -111,8 +120,13 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         runtime._limiter = RateLimiter(None, runtime.settings.redis_prefix)
         yield
         return
+    timeout = runtime.settings.redis_timeout_seconds
     runtime.redis = Redis.from_url(
-        runtime.settings.redis_url, health_check_interval=10, socket_keepalive=True
+        runtime.settings.redis_url,
+        health_check_interval=10,
+        socket_keepalive=True,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
     )
     try:
         await runtime.redis.ping()
@@ -125,14 +139,28 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _socketio(app: web.Application) -> AsyncIterator[None]:
-    yield
     sio = app[SIO]
+    runtime = app[RUNTIME]
+    if isinstance(sio.manager, ClusterManager):
+        sio.manager.on_restored = lambda: _resync_after_gap(runtime)
+    if not sio.manager_initialized:
+        # python-socketio subscribes on the first connect; subscribe now so `/readyz` can
+        # report the cluster link before any socket arrives.
+        sio.manager_initialized = True
+        sio.manager.initialize()
+    yield
     await sio.shutdown()
-    listener = getattr(sio.manager, "thread", None)
-    if isinstance(listener, asyncio.Task) and not listener.done():
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await listener
+    if isinstance(sio.manager, ClusterManager):
+        await sio.manager.close()
+
+
+async def _resync_after_gap(runtime: Runtime) -> None:
+    """The cluster link was down: events other nodes published meanwhile never reached this
+    node's sockets. They are all in the database; tell the sockets to fetch them."""
+    notice = {"reason": "cluster link restored"}
+    for namespace in Namespace:
+        with contextlib.suppress(Exception):
+            await runtime.emitter.to_local_sockets(namespace, "server:resync", notice)
 
 
 async def _drain(app: web.Application) -> None:
