@@ -1,0 +1,72 @@
+"""Two nodes on one Redis behave as one server: emits and room moves reach every node."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestServer
+
+from backchannel.rooms.names import Namespace, subscribers_room
+from backchannel.server.keys import RUNTIME
+from backchannel.server.settings import Settings
+from tests.nodes import node
+from tests.support import Api, Sockets
+
+
+async def test_an_emit_on_one_node_reaches_a_socket_on_the_other(
+    cluster_settings: Settings,
+) -> None:
+    async with node(cluster_settings) as a, node(cluster_settings) as b:
+        fan = await b.api.register()
+        socket = await b.sockets.connect("/chat", fan, events=("hello",))
+
+        await a.emitter.to_user(Namespace.CHAT, fan.id, "hello", {"from": "node a"})
+
+        assert await socket.wait_for("hello") == [{"from": "node a"}]
+        await socket.assert_nothing("hello")  # once, not once per node
+
+
+async def test_a_user_joins_a_room_on_the_node_that_holds_their_sockets(
+    cluster_settings: Settings,
+) -> None:
+    async with node(cluster_settings) as a, node(cluster_settings) as b:
+        creator, fan, other = (
+            await b.api.register("creator"),
+            await b.api.register(),
+            await b.api.register(),
+        )
+        fan_socket = await b.sockets.connect("/chat", fan, events=("post",))
+        other_socket = await b.sockets.connect("/chat", other, events=("post",))
+        room = subscribers_room(creator.id)
+
+        # Node A grants the membership, then emits at once: B applies both, in order.
+        await a.emitter.join_user_to_room(Namespace.CHAT, fan.id, room)
+        await a.emitter.to_room(Namespace.CHAT, room, "post", {"n": 1})
+        assert await fan_socket.wait_for("post") == [{"n": 1}]
+
+        await a.emitter.remove_user_from_room(None, fan.id, room)
+        await a.emitter.to_room(Namespace.CHAT, room, "post", {"n": 2})
+        await a.emitter.to_user(Namespace.CHAT, fan.id, "post", {"n": 3})
+        assert await fan_socket.wait_for("post", 2) == [{"n": 1}, {"n": 3}]
+        await other_socket.assert_nothing("post")
+
+
+async def test_a_single_node_moves_a_users_sockets_in_memory(
+    server: TestServer, api: Api, sockets: Sockets
+) -> None:
+    creator, fan = await api.register("creator"), await api.register()
+    chat = await sockets.connect("/chat", fan, events=("post",))
+    notifications = await sockets.connect("/notifications", fan, events=("post",))
+    room = subscribers_room(creator.id)
+    emitter = server.app[RUNTIME].emitter
+
+    await emitter.join_user_to_room(Namespace.CHAT, fan.id, room)
+    await emitter.to_room(Namespace.CHAT, room, "post", {"n": 1})
+    await emitter.to_room(Namespace.NOTIFICATIONS, room, "post", {"n": 1})
+
+    assert await chat.wait_for("post") == [{"n": 1}]
+    await notifications.assert_nothing("post")  # only the namespace asked for
+
+
+async def test_readiness_reports_the_cluster_link(cluster_settings: Settings) -> None:
+    async with node(cluster_settings) as a:
+        status, body = await a.api.call("GET", "/readyz")
+        assert (status, body["redis"], body["cluster"]) == (200, "ok", "ok")
