@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp.test_utils import TestServer
 
 from backchannel.rooms.names import Namespace, subscribers_room
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
-from tests.nodes import node
+from tests.nodes import eventually, node
+from tests.outages import RedisServer
 from tests.support import Api, Sockets
 
 
@@ -70,3 +73,37 @@ async def test_readiness_reports_the_cluster_link(cluster_settings: Settings) ->
     async with node(cluster_settings) as a:
         status, body = await a.api.call("GET", "/readyz")
         assert (status, body["redis"], body["cluster"]) == (200, "ok", "ok")
+
+
+async def test_after_a_redis_restart_nodes_relink_and_tell_sockets_to_resync(
+    cluster_settings: Settings, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path)
+    await redis.start()
+    fast = cluster_settings.model_copy(
+        update={
+            "redis_url": redis.url,
+            "redis_ping_interval_seconds": 0.3,
+            "redis_retry_max_seconds": 0.3,
+            "redis_timeout_seconds": 1.0,
+        }
+    )
+    try:
+        async with node(fast) as a, node(fast) as b:
+            fan = await a.api.register()
+            socket = await b.sockets.connect("/chat", fan, events=("hello", "server:resync"))
+
+            redis.stop()
+            await eventually(lambda: not a.linked() and not b.linked(), what="link lost")
+            status, body = await a.api.call("GET", "/readyz")
+            assert (status, body["redis"], body["cluster"]) == (503, "down", "down")
+            await a.emitter.to_user(Namespace.CHAT, fan.id, "hello", {"n": "lost"})
+
+            await redis.start()
+            await eventually(lambda: a.linked() and b.linked(), what="link restored")
+            assert (await a.api.call("GET", "/readyz"))[0] == 200
+            assert await socket.wait_for("server:resync") == [{"reason": "cluster link restored"}]
+            await a.emitter.to_user(Namespace.CHAT, fan.id, "hello", {"n": "after"})
+            assert await socket.wait_for("hello") == [{"n": "after"}]
+    finally:
+        redis.stop()
