@@ -50,6 +50,8 @@ async def test_five_failed_logins_lock_the_account_even_for_the_right_password(
         ) as response:
             retry_after = int(response.headers["Retry-After"])
         assert 60 <= retry_after <= 900  # a unit of "5 per 15 min" comes back in 3 minutes
+        async with a.api.session.get(f"{a.url}/metrics") as response:
+            assert 'backchannel_rate_limited_total{scope="login"} 2.0' in await response.text()
 
 
 async def test_failed_logins_are_counted_per_client_ip_behind_a_trusted_proxy(

@@ -73,6 +73,8 @@ async def test_readiness_reports_the_cluster_link(cluster_settings: Settings) ->
     async with node(cluster_settings) as a:
         status, body = await a.api.call("GET", "/readyz")
         assert (status, body["redis"], body["cluster"]) == (200, "ok", "ok")
+        async with a.api.session.get(f"{a.url}/metrics") as response:
+            assert "backchannel_cluster_linked 1.0" in await response.text()
 
 
 async def test_after_a_redis_restart_nodes_relink_and_tell_sockets_to_resync(

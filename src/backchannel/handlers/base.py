@@ -110,7 +110,9 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._connect_rate = Rate.parse(runtime.settings.connect_rate_limit)
         self._event_rate = Rate.parse(runtime.settings.socket_event_rate_limit)
         # A socket lives on one node, so its event budget needs no Redis round trip.
-        self._event_buckets = RateLimiter(None, "")
+        self._event_buckets = RateLimiter(
+            None, "", refused=lambda scope: runtime.metrics.rate_limited.labels(scope).inc()
+        )
         for cls in reversed(type(self).__mro__):
             for attr in vars(cls).values():
                 marker = getattr(attr, "__backchannel_event__", None)
@@ -162,7 +164,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return True
 
     async def _disconnect(self, sid: str) -> None:
-        self._event_buckets.forget(sid)
+        self._event_buckets.forget(f"event:{sid}")
         timer = self._expiry_timers.pop(sid, None)
         if timer is None:
             return  # never finished connecting
@@ -229,7 +231,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             )
 
     async def _run(self, event_name: str, sid: str, payload: tuple[Any, ...]) -> Any:
-        await self._event_buckets.hit(sid, self._event_rate)
+        await self._event_buckets.hit(f"event:{sid}", self._event_rate)
         spec = self._events.get(event_name)
         if spec is None:
             raise Invalid(f"unknown event {event_name!r} on {self.path.value}")

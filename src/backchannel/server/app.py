@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +22,7 @@ from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
-from backchannel.server.cluster import ClusterManager
+from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
@@ -117,7 +117,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     if not runtime.settings.redis_url:
-        runtime._limiter = RateLimiter(None, runtime.settings.redis_prefix)
+        runtime._limiter = RateLimiter(None, runtime.settings.redis_prefix, refused=_count(runtime))
         yield
         return
     timeout = runtime.settings.redis_timeout_seconds
@@ -132,10 +132,16 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         await runtime.redis.ping()
     except Exception as exc:
         log.warning("redis not reachable at start-up: %s", exc)
-    runtime._limiter = RateLimiter(runtime.redis, runtime.settings.redis_prefix)
+    runtime._limiter = RateLimiter(
+        runtime.redis, runtime.settings.redis_prefix, refused=_count(runtime)
+    )
     yield
     await runtime.redis.aclose()
     runtime.redis = None
+
+
+def _count(runtime: Runtime) -> Callable[[str], None]:
+    return lambda scope: runtime.metrics.rate_limited.labels(scope).inc()
 
 
 async def _socketio(app: web.Application) -> AsyncIterator[None]:
@@ -143,6 +149,7 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     if isinstance(sio.manager, ClusterManager):
         sio.manager.on_restored = lambda: _resync_after_gap(runtime)
+        runtime.metrics.registry.register(ClusterCollector(sio.manager))
     if not sio.manager_initialized:
         # python-socketio subscribes on the first connect; subscribe now so `/readyz` can
         # report the cluster link before any socket arrives.

@@ -18,10 +18,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import socketio
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -245,3 +246,29 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager):  # type: ignore[m
             with contextlib.suppress(Exception):
                 await self._publisher.aclose()
             self._publisher = None
+
+
+class ClusterCollector:
+    """Prometheus view of the cluster link: up or not, losses, failed publishes."""
+
+    def __init__(self, manager: ClusterManager) -> None:
+        self._manager = manager
+
+    def collect(self) -> Iterable[Metric]:
+        """Read at scrape time."""
+        manager = self._manager
+        yield GaugeMetricFamily(
+            "backchannel_cluster_linked",
+            "1 while this node is subscribed to the cluster channel",
+            value=1.0 if manager.linked else 0.0,
+        )
+        yield CounterMetricFamily(
+            "backchannel_cluster_link_losses",
+            "Times the cluster link was lost",
+            value=manager.link_losses,
+        )
+        yield CounterMetricFamily(
+            "backchannel_cluster_publish_failures",
+            "Emits and room moves that could not be published to other nodes",
+            value=manager.publish_failures,
+        )

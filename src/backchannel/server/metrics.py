@@ -48,6 +48,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.rate_limited = Counter(
+            "backchannel_rate_limited_total",
+            "Requests refused by a rate limit, by scope (connect, event, http, login)",
+            ["scope"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

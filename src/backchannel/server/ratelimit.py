@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,7 +83,15 @@ class RateLimiter:
     the API down with it, and per-node limits still bound abuse until Redis is back.
     """
 
-    def __init__(self, redis: Redis | None, prefix: str) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        prefix: str,
+        *,
+        refused: Callable[[str], None] | None = None,
+    ) -> None:
+        """`refused(scope)` is told of every refusal; the scope is the bucket name's first part."""
+        self._refused = refused
         self._redis = redis
         self._prefix = f"{prefix}:rl:"
         self._local: dict[str, float] = {}
@@ -98,13 +106,19 @@ class RateLimiter:
         """Consume one unit of every bucket, or of none and raise `RateLimited`."""
         wait_ms = await self._run(checks, consume=True)
         if wait_ms > 0:
+            self._refuse(checks)
             raise RateLimited(wait_ms)
 
     async def check_all(self, checks: Sequence[tuple[str, Rate]]) -> None:
         """Raise `RateLimited` if any bucket is empty; consumes nothing."""
         wait_ms = await self._run(checks, consume=False)
         if wait_ms > 0:
+            self._refuse(checks)
             raise RateLimited(wait_ms)
+
+    def _refuse(self, checks: Sequence[tuple[str, Rate]]) -> None:
+        if self._refused is not None and checks:
+            self._refused(checks[0][0].split(":", 1)[0])
 
     async def wait_ms(self, bucket: str, rate: Rate) -> int:
         """0 and consumed, or how long to wait (nothing consumed)."""
