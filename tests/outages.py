@@ -87,7 +87,8 @@ class RedisServer:
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new
-    ones (the dependency looks dead), `restore()` accepts again."""
+    ones (the dependency looks dead), `restore()` accepts again; `freeze()` keeps connections
+    open but passes nothing (a network partition: no error, just silence), `thaw()` undoes it."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -95,6 +96,16 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        """Stop passing bytes either way, without closing anything."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Pass bytes again."""
+        self._flowing.set()
 
     async def restore(self) -> None:
         """Listen (again) on the same port."""
@@ -134,6 +145,7 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         except (OSError, asyncio.CancelledError):

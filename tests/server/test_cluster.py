@@ -10,7 +10,7 @@ from backchannel.rooms.names import Namespace, subscribers_room
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
 from tests.nodes import eventually, node
-from tests.outages import RedisServer
+from tests.outages import RedisServer, TcpProxy
 from tests.support import Api, Sockets
 
 
@@ -108,4 +108,31 @@ async def test_after_a_redis_restart_nodes_relink_and_tell_sockets_to_resync(
             await a.emitter.to_user(Namespace.CHAT, fan.id, "hello", {"n": "after"})
             assert await socket.wait_for("hello") == [{"n": "after"}]
     finally:
+        redis.stop()
+
+
+async def test_a_silent_redis_is_noticed_and_the_link_recovers_when_it_speaks_again(
+    cluster_settings: Settings, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path)
+    await redis.start()
+    proxy = TcpProxy("127.0.0.1", redis.port)
+    await proxy.start()
+    fast = cluster_settings.model_copy(
+        update={
+            "redis_url": f"redis://127.0.0.1:{proxy.port}/0",
+            "redis_ping_interval_seconds": 0.2,
+            "redis_retry_max_seconds": 0.2,
+            "redis_timeout_seconds": 0.5,
+        }
+    )
+    try:
+        async with node(fast) as a:
+            proxy.freeze()  # no error, no FIN: only silence
+            await eventually(lambda: not a.linked(), timeout=3, what="silence noticed")
+            assert (await a.api.call("GET", "/readyz"))[0] == 503
+            proxy.thaw()
+            await eventually(a.linked, timeout=3, what="link restored")
+    finally:
+        await proxy.close()
         redis.stop()
