@@ -8,7 +8,10 @@ from datetime import datetime
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
+from pydantic import ValidationError
 
+from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
 from tests.relations import share_conversation, subscribe
 from tests.services import RunServices
@@ -236,3 +239,42 @@ async def test_unsubscribe_and_disconnect_stop_the_events(
     await phone.disconnect()
     await device.call("presence:set", {"status": "online"})
     await watcher.assert_nothing("presence")
+
+
+async def test_a_socket_whose_transport_vanished_does_not_keep_its_user_online(
+    api: Api, sockets: Sockets, services: RunServices, server: TestServer
+) -> None:
+    creator = await api.register(role="creator")
+    fan = await api.register()
+    await subscribe(services.database_url, fan.id, creator.id)
+    watcher, _ = await _watch(sockets, fan, creator.id)
+    # What python-socketio leaves behind when a transport closes during the connect handler.
+    tracker = server.app[RUNTIME].presence
+    assert tracker is not None
+    tracker.socket_opened("/chat", "ghost-sid", creator.id)
+    [online] = await watcher.wait_for("presence")
+    assert online["status"] == "online"
+    tracker.audit()
+    [_, offline] = await watcher.wait_for("presence", 2, timeout=DEBOUNCE + 3)
+    assert offline["status"] == "offline"
+
+
+async def test_flipping_status_too_fast_is_rate_limited(api: Api, sockets: Sockets) -> None:
+    fan = await api.register()
+    socket = await sockets.connect("/presence", fan)
+    acks = [
+        await socket.call("presence:set", {"status": "away" if n % 2 else "online"})
+        for n in range(11)
+    ]
+    assert all(ack["ok"] for ack in acks[:10])
+    assert acks[10]["error"]["code"] == "rate_limited"
+    assert acks[10]["error"]["details"]["retry_after_ms"] > 0
+
+
+def test_a_node_ttl_must_outlast_the_heartbeat() -> None:
+    with pytest.raises(ValidationError, match="PRESENCE_NODE_TTL_SECONDS"):
+        Settings(presence_heartbeat_seconds=5, presence_node_ttl_seconds=5)
+    defaults = Settings()
+    # A dead node is noticed by the survivors within TTL + one heartbeat: under 30 s.
+    assert defaults.presence_node_ttl_seconds + defaults.presence_heartbeat_seconds < 30
+    assert defaults.presence_offline_debounce_seconds == 5

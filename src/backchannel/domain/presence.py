@@ -25,6 +25,7 @@ from backchannel.persistence import presence as presence_db
 from backchannel.rooms.names import Namespace, presence_room
 from backchannel.rooms.presence import Offline, PresenceStore, Status
 from backchannel.rooms.presence_rules import may_watch
+from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_WATCH_IDS = 500
 _BATCH = 1000  # users per store call, so one Lua script never holds Redis for long
+AUDIT_SECONDS = 30.0  # how often this node's sockets are checked against live transports
 
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
@@ -83,6 +85,7 @@ class PresenceTracker:
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._registered = False
 
     # -- socket hooks: synchronous, so connect and disconnect cannot interleave them -------
 
@@ -117,6 +120,7 @@ class PresenceTracker:
         """Register this node and start the background task."""
         try:
             await self.store.heartbeat()
+            self._registered = True
         except Exception as exc:
             log.warning("presence heartbeat failed at start-up: %s", exc)
         self._task = asyncio.create_task(self._run(), name="presence")
@@ -138,6 +142,7 @@ class PresenceTracker:
         settings = self.rt.settings
         next_beat = time.monotonic() + settings.presence_heartbeat_seconds
         next_sweep = time.monotonic() + settings.presence_sweep_seconds
+        next_audit = time.monotonic() + AUDIT_SECONDS
         while True:
             timeout = max(0.0, min(next_beat, next_sweep) - time.monotonic())
             with contextlib.suppress(TimeoutError):
@@ -145,11 +150,16 @@ class PresenceTracker:
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self.flush()
                 now = time.monotonic()
-                if now >= next_beat:
+                if now >= next_audit:
+                    next_audit = now + AUDIT_SECONDS
+                    self.audit()
+                # Register before the first counts go out: counts of a node that is not in
+                # the node set would never be reaped if it died.
+                if now >= next_beat or not self._registered:
                     next_beat = now + settings.presence_heartbeat_seconds
                     await self._heartbeat()
+                await self.flush()
                 if now >= next_sweep:
                     next_sweep = now + settings.presence_sweep_seconds
                     await self._sweep()
@@ -160,8 +170,17 @@ class PresenceTracker:
                 log.warning("presence update failed: %s", exc)
                 await asyncio.sleep(min(1.0, settings.presence_sweep_seconds))
 
+    def audit(self) -> None:
+        """Forget sockets whose transport is gone without a disconnect event."""
+        for (namespace, sid), _ in list(self._sockets.items()):
+            if not self.rt.emitter.socket_alive(namespace, sid):
+                log.info("presence: dropping a socket that vanished", extra={"sid": sid})
+                self.socket_closed(namespace, sid)
+
     async def _heartbeat(self) -> None:
-        if await self.store.heartbeat():
+        lost = await self.store.heartbeat()
+        self._registered = True
+        if lost:
             # The store lost this node (Redis restarted, or we were reaped after a stall):
             # send every count again; users who came back online are announced.
             log.warning("presence: this node was forgotten by the store; resending counts")
@@ -271,6 +290,7 @@ async def unwatch(rt: Runtime, sid: str, request: WatchRequest) -> Unwatched:
 async def set_status(rt: Runtime, user_id: str, request: SetStatus) -> Presence:
     """The caller says they are away or back; watchers hear of it only if it changed."""
     tracker = _tracker(rt)
+    await rt.limiter.hit(f"presence:set:{user_id}", Rate.parse(rt.settings.presence_set_rate_limit))
     # The caller's own socket count must be in the store first, or a debounced offline
     # from an earlier session could still fire after this.
     await tracker.flush()

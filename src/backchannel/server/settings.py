@@ -104,11 +104,14 @@ class Settings(BaseSettings):
     presence_node_ttl_seconds: float = Field(
         15.0, gt=0, description="A node silent this long is dead; its users go offline"
     )
+    presence_set_rate_limit: str = Field(
+        "30/60s:10", description="presence:set per user: COUNT/SECONDSs[:BURST]"
+    )
     presence_sweep_seconds: float = Field(
         1.0, gt=0, description="How often due offlines and dead nodes are looked for"
     )
 
-    @field_validator("message_rate_limit")
+    @field_validator("message_rate_limit", "presence_set_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from backchannel.server.ratelimit import Rate
