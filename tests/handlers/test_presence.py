@@ -6,11 +6,13 @@ import asyncio
 import uuid
 from datetime import datetime
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
+from backchannel.server.app import create_app
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
 from tests.relations import share_conversation, subscribe
@@ -278,3 +280,22 @@ def test_a_node_ttl_must_outlast_the_heartbeat() -> None:
     # A dead node is noticed by the survivors within TTL + one heartbeat: under 30 s.
     assert defaults.presence_node_ttl_seconds + defaults.presence_heartbeat_seconds < 30
     assert defaults.presence_offline_debounce_seconds == 5
+
+
+async def test_a_single_node_stores_last_seen_when_it_shuts_down(
+    settings: Settings, services: RunServices
+) -> None:
+    patient = settings.model_copy(update={"presence_offline_debounce_seconds": 600})
+    node = TestServer(create_app(patient), host="127.0.0.1")
+    await node.start_server()
+    opened = Sockets(str(node.make_url("")).rstrip("/"))
+    try:
+        async with aiohttp.ClientSession() as session:
+            fan = await Api(str(node.make_url("")), session).register()
+        socket = await opened.connect("/chat", fan)
+        await socket.disconnect()
+        assert await _last_seen_in_db(services, fan.id) is None
+    finally:
+        await opened.close_all()
+        await node.close()
+    assert await _last_seen_in_db(services, fan.id) is not None
