@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
+from backchannel.rooms.presence import Change
 from backchannel.server.app import create_app
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
@@ -299,3 +300,20 @@ async def test_a_single_node_stores_last_seen_when_it_shuts_down(
         await opened.close_all()
         await node.close()
     assert await _last_seen_in_db(services, fan.id) is not None
+
+
+async def test_a_change_already_superseded_is_not_announced(
+    api: Api, sockets: Sockets, services: RunServices, server: TestServer
+) -> None:
+    creator = await api.register(role="creator")
+    fan = await api.register()
+    await subscribe(services.database_url, fan.id, creator.id)
+    await sockets.connect("/chat", creator)
+    watcher, data = await _watch(sockets, fan, creator.id)
+    assert data["items"][0]["status"] == "online"
+    tracker = server.app[RUNTIME].presence
+    assert tracker is not None
+    # An offline decided before the creator came back, emitted late (say, by a slow node).
+    stale = Change(creator.id, "offline", 0, datetime.now(UTC))
+    await tracker.announce([stale])
+    await watcher.assert_nothing("presence")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from backchannel.errors import Forbidden, Unavailable
 from backchannel.persistence import presence as presence_db
 from backchannel.rooms.names import Namespace, presence_room
-from backchannel.rooms.presence import Offline, PresenceStore, Status
+from backchannel.rooms.presence import Change, PresenceStore, Status
 from backchannel.rooms.presence_rules import may_watch
 from backchannel.server.ratelimit import Rate
 
@@ -134,7 +134,7 @@ class PresenceTracker:
             self._task = None
         try:
             await self.flush()
-            await self._announce_offline(await self.store.leave(time.time() * 1000))
+            await self.announce(await self.store.leave(time.time() * 1000))
         except Exception as exc:
             log.warning("presence could not leave cleanly: %s", exc)
 
@@ -186,14 +186,14 @@ class PresenceTracker:
             log.warning("presence: this node was forgotten by the store; resending counts")
             self._dirty.update(self._local)
             await self.flush()
-        await self._announce_offline(await self.store.reap_dead_nodes(time.time() * 1000))
+        await self.announce(await self.store.reap_dead_nodes(time.time() * 1000))
 
     async def _sweep(self) -> None:
         debounce_ms = self.rt.settings.presence_offline_debounce_seconds * 1000
         cutoff = time.time() * 1000 - debounce_ms
         while True:
             gone = await self.store.due_offline(cutoff, _BATCH)
-            await self._announce_offline(gone)
+            await self.announce(gone)
             if len(gone) < _BATCH:
                 return
 
@@ -210,34 +210,41 @@ class PresenceTracker:
                 except BaseException:
                     self._dirty.update(batch)
                     raise
-                for user_id in came_online:
-                    await self.announce(Presence(user_id=user_id, status="online"))
+                await self.announce(came_online)
 
     # -- announcing -----------------------------------------------------------------------
 
-    async def announce(self, presence: Presence) -> None:
-        """One emit to the user's presence room, cluster-wide, however many watch."""
-        self.rt.metrics.presence_changes.labels(presence.status).inc()
-        try:
-            await self.rt.emitter.to_room(
-                Namespace.PRESENCE, presence_room(presence.user_id), "presence", presence
-            )
-        except Exception as exc:
-            log.warning("presence emit failed: %s", exc)
-
-    async def _announce_offline(self, gone: Sequence[Offline]) -> None:
-        if not gone:
+    async def announce(self, changes: Sequence[Change]) -> None:
+        """Record `last_seen` of users gone offline, then one emit per change to the user's
+        presence room, cluster-wide, however many watch; skip changes already superseded."""
+        if not changes:
             return
+        gone = [(c.user_id, c.last_seen) for c in changes if c.last_seen is not None]
+        if gone:
+            try:
+                async with self.rt.db.transaction() as conn:
+                    await presence_db.record_last_seen(conn, gone)
+            except Exception as exc:
+                # The offline is decided in the store; say so even if last_seen is not kept.
+                log.warning("could not record last_seen: %s", exc)
         try:
-            async with self.rt.db.transaction() as conn:
-                await presence_db.record_last_seen(conn, [(o.user_id, o.last_seen) for o in gone])
+            current = await self.store.versions([c.user_id for c in changes])
         except Exception as exc:
-            # The offline has been decided in the store; say so even if last_seen is not kept.
-            log.warning("could not record last_seen: %s", exc)
-        for offline in gone:
-            await self.announce(
-                Presence(user_id=offline.user_id, status="offline", last_seen=offline.last_seen)
+            log.warning("presence versions unavailable, announcing anyway: %s", exc)
+            current = {c.user_id: c.version for c in changes}
+        for change in changes:
+            if current.get(change.user_id) != change.version:
+                continue  # another node has decided something newer and announces that
+            self.rt.metrics.presence_changes.labels(change.status).inc()
+            presence = Presence(
+                user_id=change.user_id, status=change.status, last_seen=change.last_seen
             )
+            try:
+                await self.rt.emitter.to_room(
+                    Namespace.PRESENCE, presence_room(change.user_id), "presence", presence
+                )
+            except Exception as exc:
+                log.warning("presence emit failed: %s", exc)
 
 
 def _tracker(rt: Runtime) -> PresenceTracker:
@@ -294,7 +301,7 @@ async def set_status(rt: Runtime, user_id: str, request: SetStatus) -> Presence:
     # The caller's own socket count must be in the store first, or a debounced offline
     # from an earlier session could still fire after this.
     await tracker.flush()
-    presence = Presence(user_id=user_id, status=request.status)
-    if await tracker.store.set_status(user_id, request.status):
-        await tracker.announce(presence)
-    return presence
+    change = await tracker.store.set_status(user_id, request.status)
+    if change is not None:
+        await tracker.announce([change])
+    return Presence(user_id=user_id, status=request.status)
