@@ -273,6 +273,7 @@ async def watch(
     # what the ack says) instead of being lost.
     for user_id in user_ids:
         await rt.emitter.join(Namespace.PRESENCE, sid, presence_room(user_id))
+    await tracker.flush()  # sockets that just opened on this node count in the answer
     statuses = await tracker.store.statuses(user_ids)
     return PresenceList(
         items=[
