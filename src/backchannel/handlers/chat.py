@@ -1,8 +1,16 @@
-"""The `/chat` namespace: messaging: conversations, messages, read state and sync."""
+"""The `/chat` namespace: conversations, messages, read state and sync."""
 
 from __future__ import annotations
 
-from backchannel.handlers.base import AuthenticatedNamespace
+from backchannel.domain import chat
+from backchannel.domain.chat_views import (
+    Conversation,
+    ConversationPage,
+    Message,
+    ReadState,
+    SyncPage,
+)
+from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 
 
@@ -10,3 +18,32 @@ class ChatNamespace(AuthenticatedNamespace):
     """Messaging: conversations, messages, read state and sync."""
 
     path = Namespace.CHAT
+
+    @event("conversation:open", chat.OpenConversation)
+    async def open_conversation(
+        self, ctx: EventContext, payload: chat.OpenConversation
+    ) -> Conversation:
+        """Open a DM or a group."""
+        return await chat.open_conversation(self.rt, ctx.user_id, payload, origin_sid=ctx.sid)
+
+    @event("conversation:list", chat.ListConversations)
+    async def list_conversations(
+        self, ctx: EventContext, payload: chat.ListConversations
+    ) -> ConversationPage:
+        """The caller's conversations with last message and unread count."""
+        return await chat.list_conversations(self.rt, ctx.user_id, payload)
+
+    @event("message:send", chat.SendMessage)
+    async def send(self, ctx: EventContext, payload: chat.SendMessage) -> Message:
+        """Send (or idempotently re-send) a message."""
+        return await chat.send_message(self.rt, ctx.user_id, ctx.role, payload)
+
+    @event("message:read", chat.MarkRead)
+    async def read(self, ctx: EventContext, payload: chat.MarkRead) -> ReadState:
+        """Move the read pointer forward."""
+        return await chat.mark_read(self.rt, ctx.user_id, payload, origin_sid=ctx.sid)
+
+    @event("messages:sync", chat.SyncMessages)
+    async def sync(self, ctx: EventContext, payload: chat.SyncMessages) -> SyncPage:
+        """What the caller missed after a seq."""
+        return await chat.sync_messages(self.rt, ctx.user_id, payload)
