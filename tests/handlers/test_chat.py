@@ -260,42 +260,37 @@ async def test_the_conversation_list_pages_by_activity_with_last_message_and_unr
 
 
 async def test_a_device_that_drops_resyncs_every_message_exactly_once_in_order(
-    api: Api, sockets: Sockets
+    settings: Settings,
 ) -> None:
-    creator, fan = await api.register(role="creator"), await api.register()
-    conversation_id = await open_dm(sockets, creator, fan)
-    creator_socket = await sockets.connect("/chat", creator)
-    fan_socket = await sockets.connect("/chat", fan, events=NEW)
-    sent(
-        await creator_socket.call(
-            "message:send", {"conversation_id": conversation_id, "client_id": "m0", "body": "0"}
-        )
-    )
-    [first] = await fan_socket.wait_for("message:new")
-    await fan_socket.disconnect()
+    async with node(settings, message_rate_limit="100/1s:100") as n:
+        creator, fan = await n.api.register(role="creator"), await n.api.register()
+        conversation_id = await open_dm(n.sockets, creator, fan)
+        creator_socket = await n.sockets.connect("/chat", creator)
+        fan_socket = await n.sockets.connect("/chat", fan, events=NEW)
+        body = {"conversation_id": conversation_id, "client_id": "m0", "body": "0"}
+        sent(await creator_socket.call("message:send", body))
+        [first] = await fan_socket.wait_for("message:new")
+        await fan_socket.disconnect()
 
-    for i in range(1, 21):
-        body = {"conversation_id": conversation_id, "client_id": f"m{i}", "body": str(i)}
-        await asyncio.sleep(0.05) if i % 10 == 0 else None  # keep under the default rate limit
-        ack = await creator_socket.call("message:send", body)
-        if not ack["ok"]:
-            await asyncio.sleep(ack["error"]["details"]["retry_after_ms"] / 1000)
-            ack = await creator_socket.call("message:send", body)
-        sent(ack)
+        for i in range(1, 21):
+            body = {"conversation_id": conversation_id, "client_id": f"m{i}", "body": str(i)}
+            sent(await creator_socket.call("message:send", body))
 
-    back = await sockets.connect("/chat", fan, events=NEW)
-    held = [first]
-    after, has_more = first["seq"], True
-    while has_more:
-        page = await back.call(
-            "messages:sync", {"conversation_id": conversation_id, "after_seq": after, "limit": 7}
-        )
-        held.extend(page["data"]["items"])
-        has_more = page["data"]["has_more"]
-        after = held[-1]["seq"]
-    assert [m["body"] for m in held] == [str(i) for i in range(21)]
-    assert [m["seq"] for m in held] == list(range(1, 22))
-    assert len({m["id"] for m in held}) == 21
+        back = await n.sockets.connect("/chat", fan, events=NEW)
+        held = [first]
+        after, has_more = first["seq"], True
+        while has_more:
+            page = await back.call(
+                "messages:sync",
+                {"conversation_id": conversation_id, "after_seq": after, "limit": 7},
+            )
+            held.extend(page["data"]["items"])
+            has_more = page["data"]["has_more"]
+            after = held[-1]["seq"]
+        assert [m["body"] for m in held] == [str(i) for i in range(21)]
+        assert [m["seq"] for m in held] == list(range(1, 22))
+        assert len({m["id"] for m in held}) == 21
+        await back.assert_nothing("message:new")
 
 
 async def test_paid_messages_are_locked_for_recipients_until_unlocked(
