@@ -380,3 +380,32 @@ async def test_the_rate_limit_answers_rate_limited_with_a_wait(api: Api, sockets
     limited = acks[-1]
     assert limited["error"]["code"] == "rate_limited"
     assert 0 < limited["error"]["details"]["retry_after_ms"] <= 1000
+
+
+async def test_a_socket_that_names_its_last_seqs_gets_what_it_missed_on_connect(
+    api: Api, sockets: Sockets
+) -> None:
+    creator, fan, outsider = (
+        await api.register(role="creator"),
+        await api.register(),
+        await api.register(),
+    )
+    conversation_id = await open_dm(sockets, creator, fan)
+    elsewhere = await open_dm(sockets, creator, outsider)
+    creator_socket = await sockets.connect("/chat", creator)
+    for i in range(4):
+        sent(
+            await creator_socket.call(
+                "message:send",
+                {"conversation_id": conversation_id, "client_id": f"p{i}", "body": str(i)},
+            )
+        )
+    auth = {
+        "token": fan.access_token,
+        "last_seq": {conversation_id: 1, elsewhere: 0, "junk": "x", "123456": 0},
+    }
+    back = await sockets.connect("/chat", auth=auth, events=(*NEW, "messages:replayed"))
+    [done] = await back.wait_for("messages:replayed")
+    assert done == {"conversation_id": conversation_id, "up_to_seq": 4, "has_more": False}
+    assert [m["seq"] for m in back.received["message:new"]] == [2, 3, 4]
+    await back.assert_nothing("messages:replayed")

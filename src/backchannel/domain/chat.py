@@ -12,7 +12,7 @@ import binascii
 import logging
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -367,3 +367,51 @@ async def history(
     page = rows[: request.limit]
     next_cursor = str(page[-1].seq) if len(rows) > request.limit else None
     return HistoryPage(items=[render_for_viewer(m, user_id) for m in page], next_cursor=next_cursor)
+
+
+# -- replay on connect -----------------------------------------------------------------------
+
+REPLAY_MAX_CONVERSATIONS = 100
+
+
+def replay_positions(auth: Any) -> dict[int, int]:
+    """`auth.last_seq` of a handshake as {conversation: seq}; malformed entries are ignored.
+
+    A bad entry never refuses the connection: the client can still sync by hand.
+    """
+    raw = auth.get("last_seq") if isinstance(auth, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    positions: dict[int, int] = {}
+    for key, seq in raw.items():
+        if len(positions) >= REPLAY_MAX_CONVERSATIONS:
+            break
+        if isinstance(key, str) and _DIGITS.match(key) and type(seq) is int and seq >= 0:
+            positions[int(key)] = seq
+    return positions
+
+
+async def replay_missed(rt: Runtime, user_id: str, sid: str, positions: dict[int, int]) -> None:
+    """Send one socket what it missed after each position, then `messages:replayed` for each.
+
+    Conversations the user is not in are skipped silently; more than one sync page is left to
+    `messages:sync` (`has_more: true`).
+    """
+    for conversation_id, after in positions.items():
+        async with rt.db.connection() as conn:
+            row = await conversations.get_conversation(conn, conversation_id)
+            if row is None or user_id not in row.participant_ids:
+                continue
+            rows = await messages.after_seq(
+                conn, conversation_id, user_id, after, SYNC_PAGE_DEFAULT + 1
+            )
+        page = rows[:SYNC_PAGE_DEFAULT]
+        for stored in page:
+            message = render_for_viewer(stored, user_id)
+            await rt.emitter.to_socket(Namespace.CHAT, sid, "message:new", message)
+        done = {
+            "conversation_id": str(conversation_id),
+            "up_to_seq": page[-1].seq if page else after,
+            "has_more": len(rows) > SYNC_PAGE_DEFAULT,
+        }
+        await rt.emitter.to_socket(Namespace.CHAT, sid, "messages:replayed", done)

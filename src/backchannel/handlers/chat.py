@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
 from backchannel.domain import chat
+from backchannel.domain.auth import Identity
 from backchannel.domain.chat_views import (
     Conversation,
     ConversationPage,
@@ -12,12 +17,34 @@ from backchannel.domain.chat_views import (
 )
 from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
+from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class ChatNamespace(AuthenticatedNamespace):
     """Messaging: conversations, messages, read state and sync."""
 
     path = Namespace.CHAT
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self._replays: set[asyncio.Task[None]] = set()
+
+    async def on_authenticated(self, sid: str, identity: Identity, auth: Any) -> None:
+        """With `auth.last_seq`, replay what the socket missed once its connect is acked."""
+        positions = chat.replay_positions(auth)
+        if positions:
+            # A task: the replay must follow the CONNECT packet, which is sent after this returns.
+            task = asyncio.create_task(self._replay(sid, identity.user_id, positions))
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+
+    async def _replay(self, sid: str, user_id: str, positions: dict[int, int]) -> None:
+        try:
+            await chat.replay_missed(self.rt, user_id, sid, positions)
+        except Exception:
+            log.warning("replay on connect failed; the client can still sync", exc_info=True)
 
     @event("conversation:open", chat.OpenConversation)
     async def open_conversation(
