@@ -11,6 +11,8 @@ import base64
 import binascii
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -122,6 +124,18 @@ class HistoryQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=HISTORY_PAGE_MAX)] = HISTORY_PAGE_DEFAULT
 
 
+@contextmanager
+def _best_effort(event: str) -> Iterator[None]:
+    """Live delivery after a commit: a failure (Redis down) is logged, never a failed ack.
+
+    What was committed stays committed; clients catch up with `messages:sync`.
+    """
+    try:
+        yield
+    except Exception:
+        log.warning("live delivery of %s failed", event, exc_info=True)
+
+
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -173,13 +187,14 @@ async def open_conversation(
     conversation = Conversation.of(row)
     if created:
         # Everyone in it hears, the opener's other devices included; not the opening socket.
-        await rt.emitter.to_users(
-            Namespace.CHAT,
-            row.participant_ids,
-            "conversation:new",
-            conversation,
-            skip_sid=origin_sid,
-        )
+        with _best_effort("conversation:new"):
+            await rt.emitter.to_users(
+                Namespace.CHAT,
+                row.participant_ids,
+                "conversation:new",
+                conversation,
+                skip_sid=origin_sid,
+            )
     return conversation
 
 
@@ -292,6 +307,11 @@ def _replay(earlier: StoredMessage, conversation_id: int, user_id: str) -> Messa
 
 async def _after_send(rt: Runtime, stored: StoredMessage, participant_ids: list[str]) -> None:
     """Everything that follows a committed send; the one place to hook further deliveries."""
+    with _best_effort("message:new"):
+        await _deliver_message(rt, stored, participant_ids)
+
+
+async def _deliver_message(rt: Runtime, stored: StoredMessage, participant_ids: list[str]) -> None:
     sender_view = render_for_viewer(stored, stored.sender_id)
     if stored.price_cents is None:
         # Every socket of every participant, the sending one included, in one emit.
@@ -331,13 +351,14 @@ async def mark_read(
     if after > before:
         receipt = {"conversation_id": str(conversation_id), "user_id": user_id, "seq": after}
         # The other participants, and the reader's other devices (so their badges clear).
-        await rt.emitter.to_users(
-            Namespace.CHAT,
-            conversation.participant_ids,
-            "message:read",
-            receipt,
-            skip_sid=origin_sid,
-        )
+        with _best_effort("message:read"):
+            await rt.emitter.to_users(
+                Namespace.CHAT,
+                conversation.participant_ids,
+                "message:read",
+                receipt,
+                skip_sid=origin_sid,
+            )
     return ReadState(conversation_id=str(conversation_id), seq=after, unread_count=unread)
 
 
