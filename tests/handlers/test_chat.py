@@ -409,3 +409,35 @@ async def test_a_socket_that_names_its_last_seqs_gets_what_it_missed_on_connect(
     assert done == {"conversation_id": conversation_id, "up_to_seq": 4, "has_more": False}
     assert [m["seq"] for m in back.received["message:new"]] == [2, 3, 4]
     await back.assert_nothing("messages:replayed")
+
+
+async def test_messages_flow_over_msgpack_too(settings: Settings) -> None:
+    import socketio
+
+    async with node(settings, msgpack=True) as n:
+        creator, fan = await n.api.register(role="creator"), await n.api.register()
+        clients = [socketio.AsyncClient(serializer="msgpack", reconnection=False) for _ in range(2)]
+        arrived: asyncio.Queue[object] = asyncio.Queue()
+        clients[1].on("message:new", arrived.put, namespace="/chat")
+        try:
+            for client, user in zip(clients, (creator, fan), strict=True):
+                await client.connect(
+                    n.api.base_url,
+                    namespaces=["/chat"],
+                    auth={"token": user.access_token},
+                    transports=["websocket"],
+                )
+            opened = await clients[0].call(
+                "conversation:open", {"participant_ids": [fan.id]}, namespace="/chat", timeout=5
+            )
+            ack = await clients[0].call(
+                "message:send",
+                {"conversation_id": opened["data"]["id"], "client_id": "mp", "body": "packed"},
+                namespace="/chat",
+                timeout=5,
+            )
+            assert sent(ack)["body"] == "packed"
+            assert await asyncio.wait_for(arrived.get(), 5) == ack["data"]
+        finally:
+            for client in clients:
+                await client.disconnect()
