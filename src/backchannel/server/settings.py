@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         "20/10s:10", description="message:send per user: COUNT/SECONDSs[:BURST]"
     )
     group_max_members: int = Field(1000, ge=2, description="Largest group conversation")
+    typing_timeout_seconds: float = Field(
+        6.0, gt=0, description="A typing:start expires this long after the last one"
+    )
+    typing_throttle_seconds: float = Field(
+        2.0, ge=0, description="Repeated typing:start broadcast at most once per this interval"
+    )
 
     presence_offline_debounce_seconds: float = Field(
         5.0, ge=0, description="A user goes offline this long after their last socket closes"
