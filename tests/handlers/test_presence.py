@@ -317,3 +317,24 @@ async def test_a_change_already_superseded_is_not_announced(
     stale = Change(creator.id, "offline", 0, datetime.now(UTC))
     await tracker.announce([stale])
     await watcher.assert_nothing("presence")
+
+
+async def test_opening_a_conversation_lets_both_sides_watch_each_other(
+    api: Api, sockets: Sockets
+) -> None:
+    fan = await api.register()
+    friend = await api.register()
+    fan_presence = await sockets.connect("/presence", fan, events=("presence",))
+    before = await fan_presence.call("presence:subscribe", {"user_ids": [friend.id]})
+    assert before["error"]["code"] == "forbidden"
+
+    chat = await sockets.connect("/chat", fan)
+    opened = await chat.call("conversation:open", {"participant_ids": [friend.id]})
+    assert opened["ok"], opened
+    after = await fan_presence.call("presence:subscribe", {"user_ids": [friend.id]})
+    assert after["data"]["items"][0]["status"] == "offline"
+    friend_presence = await sockets.connect("/presence", friend)
+    [online] = await fan_presence.wait_for("presence")
+    assert online["user_id"] == friend.id and online["status"] == "online"
+    back = await friend_presence.call("presence:subscribe", {"user_ids": [fan.id]})
+    assert back["data"]["items"][0]["status"] == "online"
