@@ -13,9 +13,10 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from backchannel.domain import notifications as notification_ops
 from backchannel.domain.tokens import TokenService
 from backchannel.handlers.registry import NAMESPACE_CLASSES
-from backchannel.http import auth, health, openapi, profiles
+from backchannel.http import auth, health, notifications, openapi, profiles
 from backchannel.http.middleware import cors, observe
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
@@ -25,6 +26,7 @@ from backchannel.rooms.names import Namespace
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
+from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import RateLimiter
 from backchannel.server.realtime import build_socketio
 from backchannel.server.runtime import Runtime
@@ -37,6 +39,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     openapi.routes,
     auth.routes,
     profiles.routes,
+    notifications.routes,
 )
 
 
@@ -69,6 +72,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_publish_stream)
+    app.cleanup_ctx.append(_notification_retention)
     app.on_shutdown.append(_drain)
     return app
 
@@ -133,6 +138,43 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+
+
+async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
+    """Consume the Redis publish stream, when Redis is configured and intake is enabled."""
+    runtime = app[RUNTIME]
+    if runtime.redis is None or not runtime.settings.publish_stream_enabled:
+        yield
+        return
+    consumer = PublishStreamConsumer(runtime, runtime.redis, runtime.node_id)
+    task = asyncio.create_task(consumer.run(), name="publish-stream")
+    yield
+    await _stop(task)
+
+
+async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
+    """Prune notifications older than the retention period, periodically."""
+    runtime = app[RUNTIME]
+
+    async def loop() -> None:
+        while True:
+            try:
+                pruned = await notification_ops.prune(runtime)
+                if pruned:
+                    log.info("old notifications pruned", extra={"count": pruned})
+            except Exception as exc:
+                log.warning("notification pruning failed: %s", exc)
+            await asyncio.sleep(runtime.settings.notification_prune_interval_seconds)
+
+    task = asyncio.create_task(loop(), name="notification-retention")
+    yield
+    await _stop(task)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _drain(app: web.Application) -> None:
