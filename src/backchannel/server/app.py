@@ -149,6 +149,9 @@ async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
     consumer = PublishStreamConsumer(runtime, runtime.redis, runtime.node_id)
     task = asyncio.create_task(consumer.run(), name="publish-stream")
     yield
+    consumer.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), timeout=consumer.block_ms / 1000 + 2)
     await _stop(task)
 
 

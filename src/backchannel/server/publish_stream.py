@@ -70,28 +70,35 @@ class PublishStreamConsumer:
         self.dead = dead_key(settings.redis_prefix)
         self.batch = settings.publish_stream_batch
         self.claim_idle_ms = max(1, int(settings.publish_stream_claim_idle_seconds * 1000))
-        self.block_ms = max(50, min(2000, self.claim_idle_ms // 2))
+        self.block_ms = max(50, min(1000, self.claim_idle_ms // 2))
         self.max_deliveries = settings.publish_stream_max_deliveries
         self.trusted = settings.publish_stream_trusted
         self._last_claim = 0.0
+        self._stopping = asyncio.Event()
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until cancelled; a Redis or database outage only pauses it."""
+        """Consume until `stop`; a Redis or database outage only pauses it."""
         backoff = 0.2
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.ensure_group()
-                while True:
+                while not self._stopping.is_set():
                     await self.step()
                     backoff = 0.2
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 log.warning("publish stream consumer paused: %s: %s", type(exc).__name__, exc)
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def stop(self) -> None:
+        """Finish the current read (at most one block interval) and return from `run`.
+
+        Cancelling a blocked XREADGROUP instead would drop its connection mid-reply.
+        """
+        self._stopping.set()
 
     async def step(self) -> int:
         """Reclaim stale entries when due, then read and handle one batch of new ones."""
@@ -176,13 +183,7 @@ class PublishStreamConsumer:
         try:
             if delivered > self.max_deliveries:
                 raise Poison(f"gave up after {delivered - 1} failed deliveries")
-            publisher, request = await self.parse(fields)
-            if request.dedupe_key is None:
-                request = request.model_copy(update={"dedupe_key": f"stream:{entry_id}"})
-            try:
-                await notifications.publish(self.rt, publisher, request)
-            except Invalid as exc:
-                raise Poison(_reason(exc)) from None
+            await self.apply(entry_id, fields)
         except Poison as poison:
             await self.dead_letter(entry_id, fields, str(poison))
             return True
@@ -194,6 +195,17 @@ class PublishStreamConsumer:
             return False
         await self.redis.xack(self.stream, GROUP, entry_id)
         return True
+
+    async def apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        """Publish one entry (not acknowledged here); `Poison` if it can never succeed."""
+        publisher, request = await self.parse(fields)
+        if request.dedupe_key is None:
+            # The entry id stands in, so an entry handled twice still publishes once.
+            request = request.model_copy(update={"dedupe_key": f"stream:{entry_id}"})
+        try:
+            await notifications.publish(self.rt, publisher, request)
+        except Invalid as exc:
+            raise Poison(_reason(exc)) from None
 
     async def parse(self, fields: dict[bytes, bytes]) -> tuple[str, PublishRequest]:
         """The publisher an entry acts as and its `/publish` body; `Poison` if malformed."""
