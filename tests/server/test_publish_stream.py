@@ -115,10 +115,10 @@ async def test_poison_entries_go_to_the_dead_letter_stream_and_the_rest_flows(
                 {**json.loads(entry([fan.id], "x")["payload"]), "api_key_name": "revoked-or-never"}
             )
         },
-    )  # noqa: E501
+    )
     await redis.xadd(
         stream, {"payload": json.dumps({"api_key_name": "events", "user_ids": [fan.id]})}
-    )  # noqa: E501
+    )
     await redis.xadd(stream, entry([fan.id], "Still delivered"))
 
     async with intake_node(settings):

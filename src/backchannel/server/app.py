@@ -14,15 +14,18 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from backchannel.domain import notifications as notification_ops
+from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.tokens import TokenService
+from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
-from backchannel.http import auth, health, notifications, openapi, profiles
+from backchannel.http import auth, conversations, health, notifications, openapi, profiles
 from backchannel.http.middleware import cors, observe
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
+from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
@@ -39,6 +42,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     openapi.routes,
     auth.routes,
     profiles.routes,
+    conversations.routes,
     notifications.routes,
 )
 
@@ -71,9 +75,11 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_presence)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
+    app.cleanup_ctx.append(_typing_indicators)
     app.on_shutdown.append(_drain)
     return app
 
@@ -129,6 +135,28 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     runtime.redis = None
 
 
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    """Presence in Redis when clustered, else in memory; stops after the sockets have closed."""
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    store: PresenceStore
+    if runtime.redis is not None:
+        store = RedisPresence(
+            runtime.redis,
+            settings.redis_prefix,
+            runtime.node_id,
+            settings.presence_node_ttl_seconds,
+        )
+    else:
+        store = MemoryPresence()
+    tracker = PresenceTracker(runtime, store)
+    await tracker.start()
+    runtime.presence = tracker
+    yield
+    await tracker.stop()
+    runtime.presence = None
+
+
 async def _socketio(app: web.Application) -> AsyncIterator[None]:
     yield
     sio = app[SIO]
@@ -178,6 +206,14 @@ async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    runtime._typing = TypingIndicators(runtime)
+    yield
+    await runtime._typing.close()
+    runtime._typing = None
 
 
 async def _drain(app: web.Application) -> None:
