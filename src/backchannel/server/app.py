@@ -166,6 +166,11 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+    # python-socketio never closes the client it publishes emits with.
+    publisher = getattr(sio.manager, "redis", None)
+    if isinstance(publisher, Redis):
+        with contextlib.suppress(Exception):
+            await publisher.aclose()
 
 
 async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
