@@ -23,6 +23,7 @@ from backchannel.errors import Invalid
 from backchannel.persistence import notifications as store
 from backchannel.persistence import users
 from backchannel.persistence.database import Connection
+from backchannel.persistence.messages import StoredMessage
 from backchannel.persistence.notifications import ReceivedNotification, StoredNotification
 from backchannel.rooms.names import Namespace, subscribers_room
 
@@ -391,6 +392,52 @@ async def publish(rt: Runtime, publisher: str, request: PublishRequest) -> Publi
             )
     await staged.deliver(rt)
     return staged.result
+
+
+MESSAGE_TYPE = "message"
+_PREVIEW_CHARS = 140
+
+
+def message_preview(stored: StoredMessage) -> str:
+    """What a message notification says of the message; never a paid message's content."""
+    if stored.price_cents is not None:
+        return "Sent a paid message"
+    if stored.body:
+        text = " ".join(stored.body.split())
+        return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
+    return "Sent an attachment"
+
+
+async def notify_chat_message(rt: Runtime, stored: StoredMessage, recipients: list[str]) -> None:
+    """A `message` notification to recipients with no `/chat` socket open on any node.
+
+    One unread notification per conversation: a newer message replaces the unread one
+    (collapse key `conversation:<id>`), so the unread count grows by conversations, not
+    messages.
+    """
+    if not recipients or rt.socket_counts is None:
+        return
+    reading = await rt.socket_counts.with_open(Namespace.CHAT, recipients)
+    away = [uid for uid in recipients if uid not in reading]
+    if not away:
+        return
+    async with rt.db.connection() as conn:
+        sender = await users.get_active_user(conn, stored.sender_id)
+    name = sender.display_name if sender is not None else "Someone"
+    await notify(
+        rt,
+        away,
+        MESSAGE_TYPE,
+        f"New message from {name}",
+        message_preview(stored),
+        {
+            "conversation_id": str(stored.conversation_id),
+            "message_id": str(stored.id),
+            "seq": stored.seq,
+            "sender_id": stored.sender_id,
+        },
+        collapse_key=f"conversation:{stored.conversation_id}",
+    )
 
 
 # -- the recipient's side -------------------------------------------------------------------

@@ -26,6 +26,7 @@ from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
+from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_presence)
+    app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
@@ -171,6 +173,24 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
     if isinstance(publisher, Redis):
         with contextlib.suppress(Exception):
             await publisher.aclose()
+
+
+async def _socket_counts(app: web.Application) -> AsyncIterator[None]:
+    """Per-namespace socket counts (is this user on `/chat` anywhere?), for notifications."""
+    runtime = app[RUNTIME]
+    store = runtime.presence.store if runtime.presence is not None else None
+    counts = SocketCounts(
+        runtime.redis,
+        runtime.settings.redis_prefix,
+        runtime.node_id,
+        # A node's sockets count while presence's heartbeat says the node is alive.
+        alive_key=store._alive_key if isinstance(store, RedisPresence) else None,
+    )
+    runtime.socket_counts = counts
+    yield
+    with contextlib.suppress(Exception):
+        await counts.forget_node()
+    runtime.socket_counts = None
 
 
 async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
