@@ -223,4 +223,4 @@ async def test_marking_read_over_http(api: Api, key: str) -> None:
     )
     assert answer == {"unread_count": 0}
     status, answer = await api.call("GET", "/api/v1/notifications?cursor=abc", user=fan)
-    assert status == 400
+    assert status == 400 and answer["error"]["details"][0]["field"] == "cursor"

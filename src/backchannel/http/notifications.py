@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backchannel.domain import api_keys, notifications
 from backchannel.domain.notifications import (
+    NotificationId,
     Preferences,
     PublishRequest,
     PublishResult,
@@ -13,10 +17,23 @@ from backchannel.domain.notifications import (
     SyncPage,
     UnreadCount,
 )
-from backchannel.http.requests import bearer_token, caller, read_body, runtime, validate
+from backchannel.http.requests import bearer_token, caller, query, read_body, runtime
 from backchannel.http.routing import RouteGroup, json_response
 
 routes = RouteGroup(tag="notifications")
+
+
+class _ListQuery(BaseModel):
+    """`?cursor=&limit=`: the cursor is `notifications:sync`'s `after`."""
+
+    model_config = ConfigDict(extra="ignore")
+    cursor: NotificationId | None = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+    @field_validator("cursor", mode="before")
+    @classmethod
+    def _blank(cls, value: object) -> object:
+        return value or None
 
 
 @routes.route(
@@ -30,11 +47,9 @@ routes = RouteGroup(tag="notifications")
 async def list_notifications(request: web.Request) -> web.Response:
     """The caller's notifications (same as `notifications:sync`; `cursor` is `after`)."""
     identity = await caller(request)
-    raw = {"after": request.query.get("cursor") or None}
-    if "limit" in request.query:
-        raw["limit"] = request.query["limit"]
-    page = validate(notifications.SyncRequest, raw)
-    return json_response(await notifications.sync(runtime(request), identity.user_id, page))
+    page = query(request, _ListQuery)
+    sync = notifications.SyncRequest(after=page.cursor, limit=page.limit)
+    return json_response(await notifications.sync(runtime(request), identity.user_id, sync))
 
 
 @routes.route(
