@@ -4,41 +4,52 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 
+from backchannel.server.cli import main
 from tests.services import RunServices
 from tests.support import Api
 
 
-async def apikey(
-    services: RunServices, tmp_path: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHANNEL_")}
-    env.update(
-        {
-            "DATABASE_URL": services.database_url,
-            "BACKCHANNEL_DATA_DIR": str(tmp_path),
-            "BACKCHANNEL_MIGRATE_ON_START": "false",
-        }
-    )
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "backchannel", "apikey", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+@dataclass
+class Outcome:
+    """What one CLI run printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(
+    services: RunServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> Callable[..., Awaitable[Outcome]]:
+    """Run `backchannel apikey ...` (in a thread: the CLI runs its own event loop)."""
+    for name in list(os.environ):
+        if name.startswith("BACKCHANNEL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", services.database_url)
+    monkeypatch.setenv("BACKCHANNEL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BACKCHANNEL_MIGRATE_ON_START", "false")
+
+    async def run(*args: str) -> Outcome:
+        code = await asyncio.to_thread(main, ["apikey", *args])
+        out, err = capsys.readouterr()
+        return Outcome(code, out, err)
+
+    return run
 
 
 async def test_an_operator_creates_lists_and_revokes_a_key(
-    api: Api, services: RunServices, tmp_path: Path
+    api: Api, services: RunServices, cli: Callable[..., Awaitable[Outcome]]
 ) -> None:
-    created = await apikey(services, tmp_path, "create", "rewards")
+    created = await cli("create", "rewards")
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
     assert secret.startswith("bck_") and "only time" in created.stderr
@@ -56,17 +67,17 @@ async def test_an_operator_creates_lists_and_revokes_a_key(
     status, _ = await api.call("POST", "/api/v1/publish", json=publish, headers=headers)
     assert status == 202
 
-    again = await apikey(services, tmp_path, "create", "rewards")
+    again = await cli("create", "rewards")
     assert again.returncode == 1 and "revoke it first" in again.stderr
 
-    listed = await apikey(services, tmp_path, "list")
+    listed = await cli("list")
     assert listed.returncode == 0
     assert "rewards" in listed.stdout and secret[:10] in listed.stdout
     assert secret not in listed.stdout and "live" in listed.stdout
 
-    revoked = await apikey(services, tmp_path, "revoke", "rewards")
+    revoked = await cli("revoke", "rewards")
     assert revoked.returncode == 0
     status, _ = await api.call("POST", "/api/v1/publish", json=publish, headers=headers)
     assert status == 401
-    assert (await apikey(services, tmp_path, "revoke", "rewards")).returncode == 1
-    assert "revoked" in (await apikey(services, tmp_path, "list")).stdout
+    assert (await cli("revoke", "rewards")).returncode == 1
+    assert "revoked" in (await cli("list")).stdout
