@@ -94,3 +94,18 @@ async def test_a_large_fan_out_pushes_notifications_but_not_per_user_counts(
     await s.assert_nothing("notifications:unread")
     await notifications.notify(rt, [fans[0].id], "x", "to one")
     assert (await s.wait_for("notifications:unread"))[-1] == {"count": 2}
+
+
+async def test_concurrent_notifications_with_one_collapse_key_leave_one_unread(
+    server: TestServer, api: Api
+) -> None:
+    rt = server.app[RUNTIME]
+    fan = await api.register()
+    await asyncio.gather(
+        *(
+            notifications.notify(rt, [fan.id], "message", f"m{n}", collapse_key="conversation:1")
+            for n in range(6)
+        )
+    )
+    page = await notifications.sync(rt, fan.id, notifications.SyncRequest())
+    assert page.unread_count == 1 and len(page.items) == 1

@@ -178,11 +178,21 @@ on conflict do nothing
 """
 
 
+# Two publishes with one collapse key racing for a user: the later to commit takes the slot.
+INSERT_COLLAPSING_RECEIPTS = """
+insert into notification_receipts (user_id, notification_id, collapse_key)
+select user_id, $1, $3 from unnest($2::text[]) as recipients (user_id)
+on conflict (user_id, collapse_key) where collapse_key is not null and read_at is null
+do update set notification_id = excluded.notification_id
+"""
+
+
 async def insert_receipts(
     conn: Connection, notification_id: int, user_ids: list[str], collapse_key: str | None
 ) -> None:
     """One receipt per recipient, in one statement (`user_ids` must be distinct)."""
-    await conn.execute(INSERT_RECEIPTS, notification_id, user_ids, collapse_key)
+    sql = INSERT_RECEIPTS if collapse_key is None else INSERT_COLLAPSING_RECEIPTS
+    await conn.execute(sql, notification_id, user_ids, collapse_key)
 
 
 SELECT_UNREAD_COUNTS = """
