@@ -9,8 +9,11 @@ import asyncpg
 from aiohttp.test_utils import TestServer
 
 from backchannel.domain import notifications
-from backchannel.domain.notifications import NotificationContent, PublishRequest
+from backchannel.domain.notifications import Audience, NotificationContent, PublishRequest
+from backchannel.rooms.names import Namespace, subscribers_room
+from backchannel.server.app import create_app
 from backchannel.server.keys import RUNTIME
+from backchannel.server.settings import Settings
 from tests.services import RunServices
 from tests.support import Api, Sockets
 
@@ -109,3 +112,46 @@ async def test_concurrent_notifications_with_one_collapse_key_leave_one_unread(
     )
     page = await notifications.sync(rt, fan.id, notifications.SyncRequest())
     assert page.unread_count == 1 and len(page.items) == 1
+
+
+async def test_a_fan_who_subscribes_while_connected_hears_the_next_audience_publish(
+    cluster_settings: Settings, api: Api, services: RunServices
+) -> None:
+    node_a = TestServer(create_app(cluster_settings), host="127.0.0.1")
+    node_b = TestServer(create_app(cluster_settings), host="127.0.0.1")
+    await node_a.start_server()
+    await node_b.start_server()
+    on_b = Sockets(str(node_b.make_url("")).rstrip("/"))
+    rt_a = node_a.app[RUNTIME]
+    try:
+        creator = await api.register(role="creator")
+        fan = await api.register()
+        s = await on_b.connect("/notifications", fan, events=("notification",))
+        conn = await asyncpg.connect(services.database_url)
+        try:
+            await conn.execute(
+                "insert into subscriptions (fan_id, creator_id, status) values ($1, $2, 'active')",
+                fan.id,
+                creator.id,
+            )
+        finally:
+            await conn.close()
+        request = PublishRequest(
+            audience=Audience(creator_id=creator.id, of="subscribers"),
+            notification=NotificationContent(type="content.new", title="New post"),
+        )
+
+        # The payments side, on node A, tells notifications once the subscription committed.
+        await notifications.join_audience(rt_a, fan.id, creator.id)
+        first = await notifications.publish(rt_a, "events", request)
+        assert first.recipients == 1
+        assert (await s.wait_for("notification"))[0]["id"] == first.id
+
+        await notifications.leave_audience(rt_a, fan.id, creator.id)
+        room = subscribers_room(creator.id)
+        await rt_a.emitter.to_room(Namespace.NOTIFICATIONS, room, "notification", {"id": "x"})
+        await s.assert_nothing("notification")
+    finally:
+        await on_b.close_all()
+        await node_a.close()
+        await node_b.close()
