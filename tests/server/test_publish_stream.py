@@ -121,10 +121,13 @@ async def test_poison_entries_go_to_the_dead_letter_stream_and_the_rest_flows(
     )
     await redis.xadd(stream, entry([fan.id], "Still delivered"))
 
-    async with intake_node(settings):
+    async with intake_node(settings) as node:
         (live,) = await s.wait_for("notification")
         assert live["title"] == "Still delivered"
         await wait_until_settled(redis, stream)
+        exported = node.app[RUNTIME].metrics.render().decode()
+    assert 'backchannel_publish_stream_entries_total{outcome="dead"} 5.0' in exported
+    assert 'backchannel_publish_stream_entries_total{outcome="published"} 1.0' in exported
 
     dead = await redis.xrange(f"{settings.redis_prefix}:publish:dead")
     reasons = [fields[b"reason"].decode() for _, fields in dead]

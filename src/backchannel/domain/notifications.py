@@ -199,6 +199,10 @@ class Staged:
 
     async def deliver(self, rt: Runtime) -> None:
         """Push it live to every socket of each recipient; never raises (it is stored)."""
+        rt.metrics.notifications.labels(
+            "deduplicated" if self.notification is None else "stored"
+        ).inc()
+        rt.metrics.notification_receipts.inc(len(self.recipients))
         if self.notification is None or not self.recipients:
             return  # a deduplicated repeat, or nobody to tell
         try:

@@ -186,14 +186,18 @@ class PublishStreamConsumer:
             await self.apply(entry_id, fields)
         except Poison as poison:
             await self.dead_letter(entry_id, fields, str(poison))
+            self.rt.metrics.stream_entries.labels("dead").inc()
             return True
         except Unavailable as exc:
             log.warning("stream entry %s not published yet: %s", entry_id, exc.message)
+            self.rt.metrics.stream_entries.labels("retry").inc()
             return False
         except Exception:
             log.exception("stream entry %s failed; it will be retried", entry_id)
+            self.rt.metrics.stream_entries.labels("retry").inc()
             return False
         await self.redis.xack(self.stream, GROUP, entry_id)
+        self.rt.metrics.stream_entries.labels("published").inc()
         return True
 
     async def apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
