@@ -211,26 +211,39 @@ async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
 async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
     """Prune notifications older than the retention period, periodically."""
     runtime = app[RUNTIME]
+    stopping = asyncio.Event()
 
     async def loop() -> None:
-        while True:
+        while not stopping.is_set():
             try:
                 pruned = await notification_ops.prune(runtime)
                 if pruned:
                     log.info("old notifications pruned", extra={"count": pruned})
             except Exception as exc:
                 log.warning("notification pruning failed: %s", exc)
-            await asyncio.sleep(runtime.settings.notification_prune_interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stopping.wait(), runtime.settings.notification_prune_interval_seconds
+                )
 
     task = asyncio.create_task(loop(), name="notification-retention")
     yield
+    stopping.set()
     await _stop(task)
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
+async def _stop(task: asyncio.Task[None], timeout: float = 5.0) -> None:
+    """Cancel a background task and wait for it, but never hang shutdown on it.
+
+    On Python < 3.12 a library awaiting through `asyncio.wait_for` (redis-py 8 does) can
+    swallow the cancellation; the loops above also watch a stop flag for that reason.
+    """
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.warning("background task %s did not stop within %.0fs", task.get_name(), timeout)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("background task %s failed: %r", task.get_name(), task.exception())
 
 
 async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
