@@ -67,6 +67,8 @@ async def test_an_operator_creates_lists_and_revokes_a_key(
     status, _ = await api.call("POST", "/api/v1/publish", json=publish, headers=headers)
     assert status == 202
 
+    reserved = await cli("create", "stream")
+    assert reserved.returncode == 1 and "reserved" in reserved.stderr
     again = await cli("create", "rewards")
     assert again.returncode == 1 and "revoke it first" in again.stderr
 

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from backchannel.persistence.database import Database
 
 KEY_PREFIX = "bck_"
+# Publishers that are not keys: the server itself and the trusted stream (dedupe scopes).
+RESERVED_NAMES = frozenset({"backchannel", "stream"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -25,6 +27,11 @@ def hash_key(key: str) -> bytes:
 
 def check_name(name: str) -> str:
     """A key name: 1 to 64 of letters, digits, `.`, `_`, `-`, starting with a letter or digit."""
+    if name.lower() in RESERVED_NAMES:
+        raise Invalid(
+            "reserved key name",
+            [{"field": "name", "message": f"{name!r} names a built-in publisher"}],
+        )
     if not _NAME.match(name):
         raise Invalid(
             "invalid key name",
