@@ -224,3 +224,38 @@ async def test_marking_read_over_http(api: Api, key: str) -> None:
     assert answer == {"unread_count": 0}
     status, answer = await api.call("GET", "/api/v1/notifications?cursor=abc", user=fan)
     assert status == 400 and answer["error"]["details"][0]["field"] == "cursor"
+
+
+async def test_an_audience_member_who_muted_the_type_is_not_pushed(
+    api: Api, sockets: Sockets, key: str, services: RunServices
+) -> None:
+    creator = await api.register(role="creator")
+    keen, quiet = await api.register(), await api.register()
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        await conn.executemany(
+            "insert into subscriptions (fan_id, creator_id, status) values ($1, $2, 'active')",
+            [(keen.id, creator.id), (quiet.id, creator.id)],
+        )
+    finally:
+        await conn.close()
+    await api.call(
+        "PUT",
+        "/api/v1/notifications/preferences",
+        json={"muted_types": ["event.reminder"]},
+        user=quiet,
+    )
+    keen_socket = await sockets.connect("/notifications", keen, events=("notification",))
+    quiet_socket = await sockets.connect("/notifications", quiet, events=("notification",))
+
+    status, result = await api.call(
+        "POST",
+        PUBLISH,
+        json=body(audience={"creator_id": creator.id, "of": "subscribers"}),
+        headers=bearer(key),
+    )
+    assert status == 202 and result["recipients"] == 2
+    await keen_socket.wait_for("notification")
+    await quiet_socket.assert_nothing("notification")
+    _, page = await api.call("GET", "/api/v1/notifications", user=quiet)
+    assert page["unread_count"] == 1

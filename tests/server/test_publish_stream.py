@@ -195,3 +195,19 @@ async def test_an_entry_that_keeps_failing_is_dead_lettered_not_retried_forever(
         await second.step()
     dead = await redis.xrange(f"{settings.redis_prefix}:publish:dead")
     assert [f[b"reason"] for _, f in dead] == [b"gave up after 1 failed deliveries"]
+
+
+async def test_in_trusted_mode_an_entry_needs_no_api_key_name(
+    settings: Settings, api: Api, sockets: Sockets, redis: Redis
+) -> None:
+    fan = await api.register()
+    s = await sockets.connect("/notifications", fan, events=("notification",))
+    stream = f"{settings.redis_prefix}:publish"
+    payload = {"user_ids": [fan.id], "notification": {"type": "x", "title": "Trusted"}}
+    await redis.xadd(stream, {"payload": json.dumps(payload)})
+
+    async with intake_node(settings.model_copy(update={"publish_stream_trusted": True})):
+        (live,) = await s.wait_for("notification")
+        assert live["title"] == "Trusted"
+        await wait_until_settled(redis, stream)
+    assert await redis.xlen(f"{settings.redis_prefix}:publish:dead") == 0
