@@ -117,3 +117,31 @@ async def test_a_chat_socket_on_another_node_counts(cluster_settings: Settings, 
         await on_b.close_all()
         await node_a.close()
         await node_b.close()
+
+
+async def test_reading_the_conversation_in_chat_reads_its_notification(
+    api: Api, sockets: Sockets
+) -> None:
+    creator = await api.register(role="creator")
+    fan = await api.register()
+    bell = await sockets.connect(
+        "/notifications", fan, events=("notification", "notifications:unread")
+    )
+    chat = await sockets.connect("/chat", creator)
+    conversation_id = await open_with(chat, fan)
+    await send(chat, conversation_id, "one")
+    last = await send(chat, conversation_id, "two")
+    await bell.wait_for("notification", 2)
+
+    fan_chat = await sockets.connect("/chat", fan)
+    ack = await fan_chat.call("message:read", {"conversation_id": conversation_id, "seq": 1})
+    assert ack["ok"], ack
+    await bell.assert_nothing("notifications:unread", within=0.3)  # one message still unread
+
+    ack = await fan_chat.call(
+        "message:read", {"conversation_id": conversation_id, "seq": last["seq"]}
+    )
+    assert ack["ok"], ack
+    assert (await bell.wait_for("notifications:unread", 2))[-1] == {"count": 0}
+    page = (await bell.call("notifications:sync", {}))["data"]
+    assert page["unread_count"] == 0 and page["items"][0]["read"] is True

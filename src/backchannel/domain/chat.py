@@ -365,6 +365,10 @@ async def mark_read(
                 receipt,
                 skip_sid=origin_sid,
             )
+        if unread == 0:
+            # Caught up: the conversation's `message` notification is read as well.
+            with _best_effort("message notification read"):
+                await notifications.chat_conversation_read(rt, user_id, conversation_id)
     return ReadState(conversation_id=str(conversation_id), seq=after, unread_count=unread)
 
 

@@ -441,8 +441,23 @@ async def notify_chat_message(rt: Runtime, stored: StoredMessage, recipients: li
             "seq": stored.seq,
             "sender_id": stored.sender_id,
         },
-        collapse_key=f"conversation:{stored.conversation_id}",
+        collapse_key=_conversation_key(stored.conversation_id),
     )
+
+
+async def chat_conversation_read(rt: Runtime, user_id: str, conversation_id: int) -> None:
+    """The user read a conversation in `/chat`: its `message` notification is read too."""
+    async with rt.db.transaction() as conn:
+        changed = await store.mark_collapsed_read(conn, user_id, _conversation_key(conversation_id))
+        unread = await store.unread_count(conn, user_id) if changed else 0
+    if changed:
+        await rt.emitter.to_user(
+            Namespace.NOTIFICATIONS, user_id, "notifications:unread", {"count": unread}
+        )
+
+
+def _conversation_key(conversation_id: int) -> str:
+    return f"conversation:{conversation_id}"
 
 
 # -- the recipient's side -------------------------------------------------------------------

@@ -269,6 +269,18 @@ async def mark_read(conn: Connection, user_id: str, ids: list[int] | None) -> in
     return int(status.rsplit(" ", 1)[-1])
 
 
+MARK_COLLAPSED_READ = """
+update notification_receipts set read_at = now()
+where user_id = $1 and collapse_key = $2 and read_at is null
+"""
+
+
+async def mark_collapsed_read(conn: Connection, user_id: str, collapse_key: str) -> int:
+    """Mark the user's unread notification with `collapse_key` read; returns how many (0 or 1)."""
+    status = await conn.execute(MARK_COLLAPSED_READ, user_id, collapse_key)
+    return int(status.rsplit(" ", 1)[-1])
+
+
 SELECT_MUTED_AMONG = """
 select user_id from notification_preferences
 where user_id = any($1::text[]) and $2 = any(muted_types)
