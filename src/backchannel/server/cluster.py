@@ -90,6 +90,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager):  # type: ignore[m
         self.publish_failures = 0
         self.on_restored: Callable[[], Awaitable[None]] | None = None
         self._publisher: Redis | None = None
+        self._closing = False
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -168,7 +169,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager):  # type: ignore[m
     async def _listen(self) -> AsyncIterator[bytes]:
         channel = self.channel.encode()
         delay = 0.1
-        while True:
+        while not self._closing:
             client: Redis | None = None
             try:
                 # No silent reconnects inside redis-py: every gap must surface here, so the
@@ -207,7 +208,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager):  # type: ignore[m
         """Messages as they come; pings an idle link and fails when Redis stops answering."""
         last_heard = time.monotonic()
         pinged_at: float | None = None
-        while True:
+        while not self._closing:
             message = await pubsub.get_message(timeout=self.ping_interval)
             now = time.monotonic()
             if message is not None:
@@ -236,12 +237,14 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager):  # type: ignore[m
             self.link_losses += 1
 
     async def close(self) -> None:
-        """Stop the listener and close the publishing connection."""
+        """Stop the listener and close the publishing connection; never hangs shutdown."""
+        self._closing = True
         listener = getattr(self, "thread", None)
         if isinstance(listener, asyncio.Task) and not listener.done():
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
+            # On Python < 3.12 redis-py's internal `wait_for` can swallow a cancellation; the
+            # loop also checks `_closing`, and shutdown does not wait for it forever.
+            await asyncio.wait({listener}, timeout=2 * self.ping_interval + 1)
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await self._publisher.aclose()
