@@ -133,20 +133,23 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         runtime._limiter = RateLimiter(None, runtime.settings.redis_prefix, refused=_count(runtime))
         yield
         return
-    timeout = runtime.settings.redis_timeout_seconds
+    # No socket_timeout: blocking commands (XREADGROUP BLOCK) share this client; callers that
+    # must not hang on a silent Redis bound their own calls (the rate limiter does).
     runtime.redis = Redis.from_url(
         runtime.settings.redis_url,
         health_check_interval=10,
         socket_keepalive=True,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
+        socket_connect_timeout=runtime.settings.redis_timeout_seconds,
     )
     try:
         await runtime.redis.ping()
     except Exception as exc:
         log.warning("redis not reachable at start-up: %s", exc)
     runtime._limiter = RateLimiter(
-        runtime.redis, runtime.settings.redis_prefix, refused=_count(runtime)
+        runtime.redis,
+        runtime.settings.redis_prefix,
+        refused=_count(runtime),
+        timeout=runtime.settings.redis_timeout_seconds,
     )
     yield
     await runtime.redis.aclose()

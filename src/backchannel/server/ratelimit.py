@@ -7,6 +7,7 @@ GCRA expresses rate plus burst in one stored timestamp and one Lua call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -89,9 +90,11 @@ class RateLimiter:
         prefix: str,
         *,
         refused: Callable[[str], None] | None = None,
+        timeout: float = 1.0,
     ) -> None:
         """`refused(scope)` is told of every refusal; the scope is the bucket name's first part."""
         self._refused = refused
+        self._timeout = timeout
         self._redis = redis
         self._prefix = f"{prefix}:rl:"
         self._local: dict[str, float] = {}
@@ -129,7 +132,8 @@ class RateLimiter:
         self._local.pop(bucket, None)
         if self._redis is not None:
             try:
-                await self._redis.delete(self._prefix + bucket)
+                async with asyncio.timeout(self._timeout):
+                    await self._redis.delete(self._prefix + bucket)
             except Exception as exc:
                 self._warn(exc)
 
@@ -145,9 +149,10 @@ class RateLimiter:
             for _, rate in checks:
                 args.extend((rate.interval_ms, rate.burst))
             try:
-                result = await self._script(
-                    keys=[self._prefix + bucket for bucket, _ in checks], args=args
-                )
+                async with asyncio.timeout(self._timeout):
+                    result = await self._script(
+                        keys=[self._prefix + bucket for bucket, _ in checks], args=args
+                    )
                 return int(float(result))
             except Exception as exc:
                 self._warn(exc)
