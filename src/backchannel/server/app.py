@@ -13,13 +13,25 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from backchannel.domain import delivery
+from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
 from backchannel.handlers.registry import NAMESPACE_CLASSES
-from backchannel.http import auth, health, openapi, profiles
+from backchannel.http import (
+    auth,
+    content,
+    health,
+    openapi,
+    profiles,
+    purchases,
+    subscriptions,
+    webhooks,
+)
 from backchannel.http.middleware import cors, observe
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
+from backchannel.rooms import membership
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.server.embedded import EmbeddedPostgres
@@ -37,6 +49,10 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     openapi.routes,
     auth.routes,
     profiles.routes,
+    content.routes,
+    purchases.routes,
+    subscriptions.routes,
+    webhooks.routes,
 )
 
 
@@ -69,6 +85,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_stripe)
+    app.cleanup_ctx.append(_room_membership)
+    app.cleanup_ctx.append(_outbox_publisher)
     app.on_shutdown.append(_drain)
     return app
 
@@ -133,6 +152,45 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+
+
+async def _stripe(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    runtime._stripe = StripeGateway(runtime.settings)
+    yield
+    await delivery.drain_background(runtime)
+    await runtime._stripe.close()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def _room_membership(app: web.Application) -> AsyncIterator[None]:
+    """Apply room joins/leaves published by any node to this node's sockets."""
+    runtime = app[RUNTIME]
+    if runtime.redis is None:
+        yield
+        return
+    runtime.emitter.use_cluster_membership(
+        runtime.redis, membership.membership_channel(runtime.settings.redis_prefix)
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(membership.listen(runtime, ready))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ready.wait(), timeout=5)
+    yield
+    runtime.emitter.use_cluster_membership(None, "")
+    await _cancel(task)
+
+
+async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
+    """Deliver live events whose request died between commit and emit."""
+    task = asyncio.create_task(delivery.run_publisher(app[RUNTIME]))
+    yield
+    await _cancel(task)
 
 
 async def _drain(app: web.Application) -> None:

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://localhost:8080", description="Public base URL, for Checkout return links"
     )
+    stripe_webhook_tolerance_seconds: int = Field(
+        300, ge=1, description="Oldest Stripe signature timestamp accepted, in seconds"
+    )
+    outbox_poll_seconds: float = Field(
+        1.0, gt=0, description="How often unsent live events (outbox) are retried"
+    )
     platform_fee_percent: int = Field(20, ge=0, le=100, description="Platform fee per sale")
     dev_topup: bool = Field(False, description="Enable POST /dev/wallet/topup (never in prod)")
     cors_origins: str = Field("", description="Comma-separated allowed CORS origins")

@@ -1,0 +1,31 @@
+"""The one call site where money events become user notifications.
+
+The notifications feature stores and delivers notifications; until it is wired in here this
+only logs, and the live `/ppv` events (`ppv:purchased`, `tip:received`,
+`subscription:started`) are what the creator hears.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from backchannel.persistence.database import Connection
+
+if TYPE_CHECKING:
+    from backchannel.domain.delivery import Deliveries
+
+log = logging.getLogger(__name__)
+
+
+async def notify(
+    conn: Connection,
+    fx: Deliveries,
+    user_id: str,
+    type_: str,
+    title: str,
+    data: dict[str, Any],
+) -> None:
+    """Tell `user_id` about `type_` (`subscription.started`, `ppv.purchased`, `tip.received`)."""
+    del conn, fx
+    log.debug("notification %s for %s: %s %s", type_, user_id, title, data)
