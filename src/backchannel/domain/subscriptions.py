@@ -20,7 +20,7 @@ from backchannel.domain.stripe_gateway import NOT_CONFIGURED
 from backchannel.errors import Conflict, Invalid, NotFound, Unavailable
 from backchannel.persistence import subscriptions, users
 from backchannel.persistence.subscriptions import Subscription
-from backchannel.rooms.membership import SUBSCRIBER_NAMESPACES
+from backchannel.rooms.live_rooms import SUBSCRIBER_NAMESPACES
 from backchannel.rooms.names import Namespace, subscribers_room
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from backchannel.errors import (
     Unavailable,
     validation_details,
 )
-from backchannel.rooms.membership import SUBSCRIBER_NAMESPACES
+from backchannel.rooms.live_rooms import SUBSCRIBER_NAMESPACES
 from backchannel.rooms.names import Namespace, user_room
 from backchannel.server.logs import correlation_id
 from backchannel.server.runtime import Runtime

@@ -31,7 +31,7 @@ from backchannel.http.middleware import cors, observe
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
-from backchannel.rooms import membership
+from backchannel.rooms import live_rooms
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.server.embedded import EmbeddedPostgres
@@ -175,10 +175,10 @@ async def _room_membership(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     runtime.emitter.use_cluster_membership(
-        runtime.redis, membership.membership_channel(runtime.settings.redis_prefix)
+        runtime.redis, live_rooms.membership_channel(runtime.settings.redis_prefix)
     )
     ready = asyncio.Event()
-    task = asyncio.create_task(membership.listen(runtime, ready))
+    task = asyncio.create_task(live_rooms.listen(runtime, ready))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ready.wait(), timeout=5)
     yield
