@@ -83,12 +83,20 @@ class Emitter:
         )
 
     async def to_users(
-        self, namespace: Namespace, user_ids: Iterable[str], event: str, data: Any
+        self,
+        namespace: Namespace,
+        user_ids: Iterable[str],
+        event: str,
+        data: Any,
+        *,
+        skip_sid: str | None = None,
     ) -> None:
         """Every socket of each user, as one emit: a socket in several rooms gets it once."""
         rooms = [user_room(uid) for uid in user_ids]
         if rooms:
-            await self._sio.emit(event, to_wire(data), room=rooms, namespace=namespace)
+            await self._sio.emit(
+                event, to_wire(data), room=rooms, namespace=namespace, skip_sid=skip_sid
+            )
 
     async def to_room(
         self,
@@ -119,6 +127,12 @@ class Emitter:
     async def leave(self, namespace: Namespace, sid: str, room: str) -> None:
         """Take a socket out of a room (the socket must be on this node)."""
         await self._sio.leave_room(sid, room, namespace=namespace)
+
+    def socket_alive(self, namespace: str, sid: str) -> bool:
+        """Whether a socket of this node still has its transport (a socket whose transport
+        closed while its connect handler ran is left behind by python-socketio)."""
+        eio_sid = self._sio.manager.eio_sid_from_sid(sid, namespace)
+        return eio_sid is not None and eio_sid in self._sio.eio.sockets
 
     async def disconnect(self, namespace: Namespace, sid: str) -> None:
         """Close one socket's namespace connection."""

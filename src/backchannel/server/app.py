@@ -14,12 +14,15 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from backchannel.domain import delivery
+from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
+from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
     auth,
     content,
+    conversations,
     health,
     openapi,
     profiles,
@@ -34,6 +37,7 @@ from backchannel.persistence.migrations import migrate
 from backchannel.rooms import live_rooms
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
+from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
@@ -53,6 +57,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     purchases.routes,
     subscriptions.routes,
     webhooks.routes,
+    conversations.routes,
 )
 
 
@@ -84,10 +89,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_presence)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_stripe)
     app.cleanup_ctx.append(_room_membership)
     app.cleanup_ctx.append(_outbox_publisher)
+    app.cleanup_ctx.append(_typing_indicators)
     app.on_shutdown.append(_drain)
     return app
 
@@ -143,6 +150,28 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     runtime.redis = None
 
 
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    """Presence in Redis when clustered, else in memory; stops after the sockets have closed."""
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    store: PresenceStore
+    if runtime.redis is not None:
+        store = RedisPresence(
+            runtime.redis,
+            settings.redis_prefix,
+            runtime.node_id,
+            settings.presence_node_ttl_seconds,
+        )
+    else:
+        store = MemoryPresence()
+    tracker = PresenceTracker(runtime, store)
+    await tracker.start()
+    runtime.presence = tracker
+    yield
+    await tracker.stop()
+    runtime.presence = None
+
+
 async def _socketio(app: web.Application) -> AsyncIterator[None]:
     yield
     sio = app[SIO]
@@ -191,6 +220,14 @@ async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(delivery.run_publisher(app[RUNTIME]))
     yield
     await _cancel(task)
+
+
+async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    runtime._typing = TypingIndicators(runtime)
+    yield
+    await runtime._typing.close()
+    runtime._typing = None
 
 
 async def _drain(app: web.Application) -> None:

@@ -12,8 +12,10 @@ if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
 
+    from backchannel.domain.presence import PresenceTracker
     from backchannel.domain.stripe_gateway import StripeGateway
     from backchannel.domain.tokens import TokenService
+    from backchannel.domain.typing_indicators import TypingIndicators
     from backchannel.persistence.database import Database
     from backchannel.rooms.emitter import Emitter
     from backchannel.server.metrics import Metrics
@@ -62,6 +64,8 @@ class Runtime:
     _stripe: StripeGateway | None = None
     # Post-commit deliveries running in the background (kept so they are not collected).
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    presence: PresenceTracker | None = None
+    _typing: TypingIndicators | None = None
 
     @property
     def limiter(self) -> RateLimiter:
@@ -69,6 +73,13 @@ class Runtime:
         if self._limiter is None:
             raise Unavailable("server not ready")
         return self._limiter
+
+    @property
+    def typing(self) -> TypingIndicators:
+        """This node's typing indicators; present once the app has started."""
+        if self._typing is None:
+            raise Unavailable("server not ready")
+        return self._typing
 
     @property
     def has_database(self) -> bool:
