@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from backchannel.server.settings import Settings
-from tests.support import Api, User
+from tests.support import Api, Sockets, User
 
 WEBHOOK_SECRET = "whsec_test_" + "k" * 32
 _ids = itertools.count(1)
@@ -121,6 +121,8 @@ def with_stripe(settings: Settings, fake: FakeStripe) -> Settings:
             "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
             "stripe_api_base": fake.url,
             "dev_topup": True,
+            # The tests send many paid messages quickly; limits are tested elsewhere.
+            "message_rate_limit": "1000/1s:1000",
         }
     )
 
@@ -238,43 +240,39 @@ async def ledger_problems(database_url: str) -> list[str]:
         await conn.close()
 
 
-async def insert_paid_message(
-    database_url: str, sender: User, recipient: User, price_cents: int, body: str = "secret"
-) -> str:
-    """A paid message in the pair's 1:1 conversation (until chat's message:send is merged)."""
-    key = " ".join(sorted([sender.id, recipient.id]))
-    conn = await asyncpg.connect(database_url)
+async def send_paid(
+    sockets: Sockets,
+    sender: User,
+    recipient: User,
+    price_cents: int,
+    body: str = "secret",
+    count: int = 1,
+) -> list[str]:
+    """Paid messages sent with the real `message:send` in the pair's 1:1 conversation."""
+    chat = await sockets.connect("/chat", sender)
     try:
-        async with conn.transaction():
-            conv = await conn.fetchval(
-                "insert into conversations (kind, direct_key, created_by) values ('direct', $1, $2)"
-                " on conflict (direct_key) do update set last_seq = conversations.last_seq"
-                " returning id",
-                key,
-                sender.id,
+        opened = await chat.call("conversation:open", {"participant_ids": [recipient.id]})
+        assert opened["ok"], opened
+        ids = []
+        for _ in range(count):
+            ack = await chat.call(
+                "message:send",
+                {
+                    "conversation_id": opened["data"]["id"],
+                    "client_id": f"paid-{next(_ids)}",
+                    "body": body,
+                    "media": [{"url": "https://cdn.example/p.jpg", "type": "image"}],
+                    "price_cents": price_cents,
+                    "preview_text": "a peek",
+                },
             )
-            await conn.execute(
-                "insert into conversation_members (conversation_id, user_id)"
-                " values ($1, $2), ($1, $3) on conflict do nothing",
-                conv,
-                sender.id,
-                recipient.id,
-            )
-            seq = await conn.fetchval(
-                "update conversations set last_seq = last_seq + 1 where id = $1 returning last_seq",
-                conv,
-            )
-            message_id = await conn.fetchval(
-                "insert into messages (conversation_id, seq, sender_id, client_id, body, media,"
-                ' price_cents, preview_text) values ($1, $2, $3, $4, $5, \'[{"url": '
-                '"https://cdn.example/p.jpg", "type": "image"}]\', $6, \'a peek\') returning id',
-                conv,
-                seq,
-                sender.id,
-                f"c{next(_ids)}",
-                body,
-                price_cents,
-            )
-        return str(message_id)
+            assert ack["ok"], ack
+            ids.append(str(ack["data"]["id"]))
+        return ids
     finally:
-        await conn.close()
+        await chat.disconnect()
+
+
+async def paid_message(sockets: Sockets, sender: User, recipient: User, price_cents: int) -> str:
+    """One paid message from `sender` to `recipient`; returns its id."""
+    return (await send_paid(sockets, sender, recipient, price_cents))[0]

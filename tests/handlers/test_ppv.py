@@ -13,8 +13,9 @@ from tests.stripe_support import (
     FakeStripe,
     Webhooks,
     fake_stripe,
-    insert_paid_message,
     ledger_problems,
+    paid_message,
+    send_paid,
     with_stripe,
 )
 from tests.support import Api, Sockets, User
@@ -45,7 +46,7 @@ async def test_a_fan_unlocks_a_paid_message_from_the_wallet_and_every_device_hea
     api: Api, sockets: Sockets, services: RunServices
 ) -> None:
     creator, fan = await api.register(role="creator"), await api.register()
-    message_id = await insert_paid_message(services.database_url, creator, fan, 500)
+    message_id = await paid_message(sockets, creator, fan, 500)
     await topup(api, fan, 1200)
     phone = await sockets.connect("/ppv", fan, events=("ppv:unlocked", "wallet:balance"))
     laptop = await sockets.connect("/ppv", fan, events=("ppv:unlocked",))
@@ -80,7 +81,7 @@ async def test_buying_what_you_own_is_a_conflict_and_charges_nothing(
     api: Api, sockets: Sockets, services: RunServices
 ) -> None:
     creator, fan = await api.register(role="creator"), await api.register()
-    message_id = await insert_paid_message(services.database_url, creator, fan, 300)
+    message_id = await paid_message(sockets, creator, fan, 300)
     await topup(api, fan, 1000)
     ppv = await sockets.connect("/ppv", fan)
     assert (await ppv.call("ppv:unlock", {"message_id": message_id}))["ok"]
@@ -95,7 +96,7 @@ async def test_not_enough_balance_asks_for_payment_and_says_how_to_pay_by_card(
     api: Api, sockets: Sockets, services: RunServices
 ) -> None:
     creator, fan = await api.register(role="creator"), await api.register()
-    message_id = await insert_paid_message(services.database_url, creator, fan, 900)
+    message_id = await paid_message(sockets, creator, fan, 900)
     await topup(api, fan, 100)
     ppv = await sockets.connect("/ppv", fan)
 
@@ -119,7 +120,7 @@ async def test_twenty_concurrent_unlocks_against_a_balance_for_three_unlock_exac
     api: Api, sockets: Sockets, services: RunServices
 ) -> None:
     creator, fan = await api.register(role="creator"), await api.register()
-    ids = [await insert_paid_message(services.database_url, creator, fan, 250) for _ in range(20)]
+    ids = await send_paid(sockets, creator, fan, 250, count=20)
     await topup(api, fan, 800)
     ppv = await sockets.connect("/ppv", fan)
 
@@ -134,7 +135,7 @@ async def test_the_same_message_unlocked_concurrently_is_charged_once(
     api: Api, sockets: Sockets, services: RunServices
 ) -> None:
     creator, fan = await api.register(role="creator"), await api.register()
-    message_id = await insert_paid_message(services.database_url, creator, fan, 200)
+    message_id = await paid_message(sockets, creator, fan, 200)
     await topup(api, fan, 1000)
     ppv = await sockets.connect("/ppv", fan)
 
@@ -155,7 +156,7 @@ async def test_strangers_senders_and_free_messages_cannot_be_bought(
         await api.register(),
         await api.register(),
     )
-    message_id = await insert_paid_message(services.database_url, creator, fan, 200)
+    message_id = await paid_message(sockets, creator, fan, 200)
     await topup(api, stranger, 1000)
     assert (
         await (await sockets.connect("/ppv", stranger)).call(

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backchannel.domain import delivery, notices
+from backchannel.domain.chat import get_message_for
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import Split, split_reversal, split_sale
-from backchannel.domain.rendering import render_message
 from backchannel.domain.stripe_gateway import NOT_CONFIGURED
 from backchannel.errors import Conflict, Invalid, NotFound, PaymentRequired, Unavailable
 from backchannel.persistence import content as content_store
@@ -241,7 +241,7 @@ async def _sale_effects(
     if purchase.kind == "ppv_message" and purchase.target_id is not None:
         message = await unlocks.message_for_viewer(conn, int(purchase.target_id), buyer)
         assert message is not None
-        whole = render_message(message, whole=True)
+        whole = await _view(rt, conn, message.id, buyer)
         await fx.to_user(
             Namespace.PPV,
             buyer,
@@ -294,6 +294,12 @@ async def _grant(conn: Connection, purchase: Purchase) -> bool:
     if purchase.kind == "content" and purchase.target_id is not None:
         return await unlocks.unlock_content(conn, int(purchase.target_id), purchase.buyer_id)
     return True
+
+
+async def _view(rt: Runtime, conn: Connection, message_id: str, viewer_id: str) -> dict[str, Any]:
+    """The message as the viewer sees it now, through chat's one per-viewer rendering."""
+    view = await get_message_for(rt, conn, message_id, viewer_id)
+    return view.model_dump(mode="json")
 
 
 def _sale_legs(source: str, purchase: Purchase, split: Split) -> list[tuple[str, int]]:
@@ -600,7 +606,7 @@ async def reverse_card_payment(
     if found.status == "completed" and found.kind == "ppv_message" and found.target_id:
         await unlocks.relock_message(conn, int(found.target_id), found.buyer_id)
         message = await unlocks.message_for_viewer(conn, int(found.target_id), found.buyer_id)
-        if message is not None:
+        if message is not None and message.is_member:
             await fx.to_user(
                 Namespace.PPV,
                 found.buyer_id,
@@ -609,7 +615,7 @@ async def reverse_card_payment(
                     "message_id": message.id,
                     "conversation_id": message.conversation_id,
                     "reason": reason,
-                    "message": render_message(message, whole=False),
+                    "message": await _view(rt, conn, message.id, found.buyer_id),
                 },
             )
     if found.status == "completed" and found.kind == "content" and found.target_id:
