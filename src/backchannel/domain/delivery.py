@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_jsonable_python
+
 from backchannel.persistence import outbox
 from backchannel.persistence.database import Connection
-from backchannel.rooms.emitter import to_wire
 from backchannel.rooms.names import Namespace
 
 if TYPE_CHECKING:
@@ -41,14 +42,16 @@ class Deliveries:
         """`event` to every socket of a user in one namespace."""
         self.ids.append(
             await outbox.add(
-                self.conn, "emit_user", [namespace.value], user_id, event, to_wire(data)
+                self.conn, "emit_user", [namespace.value], user_id, event, to_jsonable_python(data)
             )
         )
 
     async def to_room(self, namespace: Namespace, room: str, event: str, data: Any) -> None:
         """`event` to a room, as one cluster-wide emit."""
         self.ids.append(
-            await outbox.add(self.conn, "emit_room", [namespace.value], room, event, to_wire(data))
+            await outbox.add(
+                self.conn, "emit_room", [namespace.value], room, event, to_jsonable_python(data)
+            )
         )
 
     async def join(self, namespaces: Iterable[Namespace], user_id: str, room: str) -> None:
