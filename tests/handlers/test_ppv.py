@@ -231,3 +231,41 @@ async def _broadcast_rows(database_url: str, broadcast_id: str) -> list[tuple[st
         return [(row["user_id"], row["seq"]) for row in rows]
     finally:
         await conn.close()
+
+
+async def test_a_broadcast_to_hundreds_of_subscribers_is_one_set_based_write(
+    api: Api, sockets: Sockets, services: RunServices
+) -> None:
+    import asyncpg
+
+    creator = await api.register(role="creator")
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        # Subscribers made directly: registering 300 users through argon2 would take minutes.
+        await conn.execute(
+            "insert into users (id, display_name) select 'bulk-' || n, 'Fan ' || n"
+            " from generate_series(1, 300) n"
+        )
+        await conn.execute(
+            "insert into subscriptions (fan_id, creator_id, status)"
+            " select 'bulk-' || n, $1, 'active' from generate_series(1, 300) n",
+            creator.id,
+        )
+        studio = await sockets.connect("/ppv", creator)
+        ack = await studio.call(
+            "ppv:broadcast", {"client_id": "bulk", "body": "hi all", "price_cents": 500}
+        )
+        assert ack["ok"], ack
+        assert ack["data"]["recipients"] == 300
+        counts = await conn.fetchrow(
+            "select count(*) as messages, count(distinct conversation_id) as conversations,"
+            " max(seq) as top from messages where broadcast_id = $1",
+            int(ack["data"]["broadcast_id"]),
+        )
+        assert dict(counts) == {"messages": 300, "conversations": 300, "top": 1}
+        members = await conn.fetchval(
+            "select count(*) from conversation_members where user_id like 'bulk-%'"
+        )
+        assert members == 300
+    finally:
+        await conn.close()

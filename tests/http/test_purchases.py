@@ -287,3 +287,19 @@ async def test_dev_top_ups_are_refused_unless_enabled(settings: Settings) -> Non
         )
     assert status == 404
     assert "BACKCHANNEL_DEV_TOPUP" in answer["error"]["message"]
+
+
+async def test_a_card_payment_for_something_bought_meanwhile_goes_to_the_wallet(
+    api: Api, sockets: Sockets, fake_stripe: FakeStripe
+) -> None:
+    creator, fan = await api.register(role="creator"), await api.register()
+    message_id = await paid_message(sockets, creator, fan, 400)
+    checkout = await _buy_by_card(api, fan, kind="ppv_message", target_id=message_id)
+    await api.call("POST", "/api/v1/dev/wallet/topup", json={"amount_cents": 400}, user=fan)
+    ppv = await sockets.connect("/ppv", fan, events=("wallet:balance",))
+    assert (await ppv.call("ppv:unlock", {"message_id": message_id}))["ok"]
+
+    await Webhooks(api).pay_session(fake_stripe.sessions[str(checkout["session_id"])])
+
+    balances = await ppv.wait_for("wallet:balance", 2)
+    assert balances[-1]["balance_cents"] == 400

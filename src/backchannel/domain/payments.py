@@ -231,7 +231,6 @@ async def _sale_effects(
     rt: Runtime,
     fx: Deliveries,
     purchase: Purchase,
-    target_conversation: str | None,
     balances: dict[str, int],
 ) -> dict[str, Any] | None:
     """Unlock what was bought and queue the live events; returns the whole message if any."""
@@ -283,7 +282,6 @@ async def _sale_effects(
             "wallet:balance",
             {"balance_cents": balance, "currency": ledger.WALLET_CURRENCY},
         )
-    del target_conversation
     return whole
 
 
@@ -360,7 +358,7 @@ async def pay_from_wallet(
                 card_details(rt, target, wallet.balance_cents),
             )
         fx = Deliveries(conn)
-        whole = await _sale_effects(rt, fx, purchase, target.conversation_id, balances)
+        whole = await _sale_effects(rt, fx, purchase, balances)
     await delivery.publish(rt, fx.ids)
     return purchase, whole
 
@@ -471,7 +469,7 @@ async def dev_topup(rt: Runtime, user_id: str, request: TopupRequest) -> WalletB
         )
         assert balances is not None
         fx = Deliveries(conn)
-        await _sale_effects(rt, fx, done, None, balances)
+        await _sale_effects(rt, fx, done, balances)
     await delivery.publish(rt, fx.ids)
     return WalletBalance(balance_cents=balances[user_id], currency=ledger.WALLET_CURRENCY)
 
@@ -519,17 +517,20 @@ async def complete_card_payment(
         completed = await purchases.set_status(
             conn, pk, "credited", payment_intent_id=payment_intent_id
         )
-        legs = [
-            (ledger.STRIPE_CLEARING, -found.amount_cents),
-            (ledger.wallet_account(found.buyer_id), found.amount_cents),
-        ]
-        outcome = "credited_to_wallet"
+        # A wallet holds one currency; money in another waits for an operator's refund.
+        holder = (
+            ledger.wallet_account(found.buyer_id)
+            if found.currency == ledger.WALLET_CURRENCY
+            else ledger.REFUNDS_DUE
+        )
+        legs = [(ledger.STRIPE_CLEARING, -found.amount_cents), (holder, found.amount_cents)]
+        outcome = "credited_to_wallet" if holder != ledger.REFUNDS_DUE else "refund_due"
     balances = await ledger.post(
         conn, legs, currency=found.currency, memo=f"card {found.kind}", purchase_id=pk
     )
     assert balances is not None
     if granted:
-        await _sale_effects(rt, fx, completed, None, balances)
+        await _sale_effects(rt, fx, completed, balances)
     else:
         for user_id, balance in balances.items():
             await fx.to_user(
@@ -576,9 +577,14 @@ async def reverse_card_payment(
     )
     balances: dict[str, int] | None
     if found.status == "credited" or found.kind == "wallet_topup":
+        holder = (
+            ledger.wallet_account(found.buyer_id)
+            if found.currency == ledger.WALLET_CURRENCY
+            else ledger.REFUNDS_DUE
+        )
         balances = await ledger.post(
             conn,
-            [(ledger.wallet_account(found.buyer_id), -amount), (ledger.STRIPE_CLEARING, amount)],
+            [(holder, -amount), (ledger.STRIPE_CLEARING, amount)],
             currency=found.currency,
             memo=f"{reason} {found.kind}",
             purchase_id=found.pk,

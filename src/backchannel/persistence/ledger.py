@@ -18,6 +18,8 @@ from backchannel.persistence.database import Connection
 PLATFORM_FEE = "platform:fee"
 STRIPE_CLEARING = "stripe:clearing"
 DEV_GRANTS = "platform:dev_grants"
+# Paid by card for something already owned, in a currency the wallet does not hold.
+REFUNDS_DUE = "platform:refunds_due"
 WALLET_CURRENCY = "usd"
 
 

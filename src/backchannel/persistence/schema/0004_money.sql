@@ -8,6 +8,7 @@
 --   platform:fee          the platform's revenue
 --   stripe:clearing       money that came in (negative) or went back out through Stripe
 --   platform:dev_grants   dev-mode top-ups (BACKCHANNEL_DEV_TOPUP), never in production
+--   platform:refunds_due  card money for something already owned, in a non-wallet currency
 -- An account's balance is the sum of its entries.
 create table ledger_entries (
     id bigint generated always as identity primary key,
