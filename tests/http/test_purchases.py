@@ -303,3 +303,24 @@ async def test_a_card_payment_for_something_bought_meanwhile_goes_to_the_wallet(
 
     balances = await ppv.wait_for("wallet:balance", 2)
     assert balances[-1]["balance_cents"] == 400
+
+
+async def test_a_payment_confirmed_on_one_node_unlocks_on_the_fans_devices_on_another(
+    cluster_settings: Settings, fake_stripe: FakeStripe
+) -> None:
+    stripe_settings = with_stripe(cluster_settings, fake_stripe)
+    async with node(stripe_settings) as a, node(stripe_settings) as b:
+        creator, fan = await a.api.register(role="creator"), await a.api.register()
+        message_id = await paid_message(a.sockets, creator, fan, 500)
+        on_a = await a.sockets.connect("/ppv", fan, events=("ppv:unlocked",))
+        on_b = await b.sockets.connect("/ppv", fan, events=("ppv:unlocked",))
+        studio_b = await b.sockets.connect("/ppv", creator, events=("ppv:purchased",))
+        checkout = await _buy_by_card(b.api, fan, kind="ppv_message", target_id=message_id)
+
+        await Webhooks(a.api).pay_session(fake_stripe.sessions[str(checkout["session_id"])])
+
+        for device in (on_a, on_b):
+            (unlocked,) = await device.wait_for("ppv:unlocked")
+            assert unlocked["message"]["body"] == "secret"
+        await studio_b.wait_for("ppv:purchased")
+        await on_b.assert_nothing("ppv:unlocked", within=0.3)

@@ -87,5 +87,5 @@ async def ppv_broadcast(
             await fx.to_room(
                 Namespace.CHAT, subscribers_room(creator_id), "message:broadcast", payload
             )
-    await delivery.publish(rt, fx.ids)
+    await delivery.finish(rt, fx)
     return BroadcastResult(broadcast_id=str(broadcast_id), recipients=count)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +31,16 @@ LEASE_SECONDS = 30.0
 STALE_AFTER_SECONDS = 2.0
 
 
+AfterCommit = Callable[["Runtime"], Awaitable[None]]
+
+
 @dataclass
 class Deliveries:
-    """The outbox rows one transaction wrote."""
+    """The outbox rows one transaction wrote, and what else must run once it has committed."""
 
     conn: Connection
     ids: list[int] = field(default_factory=list)
+    after_commit: list[AfterCommit] = field(default_factory=list)
 
     async def to_user(self, namespace: Namespace, user_id: str, event: str, data: Any) -> None:
         """`event` to every socket of a user in one namespace."""
@@ -112,11 +116,21 @@ async def publish(rt: Runtime, ids: list[int]) -> None:
         log.exception("outbox publish failed; the background publisher will retry")
 
 
-def publish_soon(rt: Runtime, ids: list[int]) -> None:
-    """Deliver these rows in the background (the caller answers without waiting)."""
-    if not ids:
+async def finish(rt: Runtime, fx: Deliveries) -> None:
+    """After commit: publish the transaction's outbox rows, then run its after-commit steps."""
+    await publish(rt, fx.ids)
+    for step in fx.after_commit:
+        try:
+            await step(rt)
+        except Exception:
+            log.exception("after-commit step failed")
+
+
+def finish_soon(rt: Runtime, fx: Deliveries) -> None:
+    """`finish` in the background (the caller answers without waiting)."""
+    if not fx.ids and not fx.after_commit:
         return
-    task = asyncio.create_task(publish(rt, ids))
+    task = asyncio.create_task(finish(rt, fx))
     rt.background.add(task)
     task.add_done_callback(rt.background.discard)
 

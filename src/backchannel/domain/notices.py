@@ -1,8 +1,10 @@
 """The one call site where money events become user notifications.
 
-The notifications feature stores and delivers notifications; until it is wired in here this
+The notifications feature stores and delivers notifications. Until it is on this branch this
 only logs, and the live `/ppv` events (`ppv:purchased`, `tip:received`,
-`subscription:started`) are what the creator hears.
+`subscription:started`) are what the creator hears. Wiring it in: store with
+`notifications.notify_in(conn, [user_id], type_, title, data=data, dedupe_key=...)` inside the
+caller's transaction and append `staged.deliver` to `fx.after_commit`.
 """
 
 from __future__ import annotations

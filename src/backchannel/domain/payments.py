@@ -359,7 +359,7 @@ async def pay_from_wallet(
             )
         fx = Deliveries(conn)
         whole = await _sale_effects(rt, fx, purchase, balances)
-    await delivery.publish(rt, fx.ids)
+    await delivery.finish(rt, fx)
     return purchase, whole
 
 
@@ -470,7 +470,7 @@ async def dev_topup(rt: Runtime, user_id: str, request: TopupRequest) -> WalletB
         assert balances is not None
         fx = Deliveries(conn)
         await _sale_effects(rt, fx, done, balances)
-    await delivery.publish(rt, fx.ids)
+    await delivery.finish(rt, fx)
     return WalletBalance(balance_cents=balances[user_id], currency=ledger.WALLET_CURRENCY)
 
 

@@ -121,7 +121,7 @@ async def receive(rt: Runtime, raw: bytes, signature: str | None) -> WebhookAnsw
         await stripe_events.set_outcome(conn, event_id, outcome)
     log.info("stripe event %s %s: %s", event_type, event_id, outcome)
     # Answer Stripe at once; sockets are told in the background (and by the outbox task).
-    delivery.publish_soon(rt, fx.ids)
+    delivery.finish_soon(rt, fx)
     return WebhookAnswer(outcome=outcome)
 
 
