@@ -58,5 +58,10 @@ async def listen(rt: Runtime, ready: asyncio.Event) -> None:
                 log.debug("pubsub close failed", exc_info=True)
 
 
-# Namespaces whose sockets sit in `subscribers_room(creator)` while the fan subscribes.
-SUBSCRIBER_NAMESPACES: tuple[Namespace, ...] = (Namespace.CHAT, Namespace.PPV)
+# Namespaces whose sockets sit in `subscribers_room(creator)` while the fan subscribes:
+# broadcasts reach /chat, money events /ppv, audience notifications /notifications.
+SUBSCRIBER_NAMESPACES: tuple[Namespace, ...] = (
+    Namespace.CHAT,
+    Namespace.PPV,
+    Namespace.NOTIFICATIONS,
+)
