@@ -341,3 +341,33 @@ async def test_without_a_webhook_secret_events_are_refused_as_unavailable(
         status, answer = await Webhooks(bare.api).post_raw(body, sign(body))
     assert status == 503
     assert "BACKCHANNEL_STRIPE_WEBHOOK_SECRET" in answer["error"]["message"]
+
+
+async def test_a_refunded_subscription_payment_is_reversed_in_the_ledger(
+    api: Api, services: RunServices
+) -> None:
+    hooks = Webhooks(api)
+    fan, creator = await api.register(), await api.register(role="creator")
+    await hooks.subscribe(fan, creator, sub_id="sub_r")
+    paid = _invoice_paid("sub_r", fan.id, creator.id, 1000)
+    paid["data"]["object"]["payments"] = {  # type: ignore[index]
+        "data": [{"payment": {"type": "payment_intent", "payment_intent": "pi_sub_r"}}]
+    }
+    await hooks.send(paid)
+
+    refund = await hooks.send(
+        event(
+            "charge.refunded", {"id": "ch_r", "payment_intent": "pi_sub_r", "amount_refunded": 1000}
+        )
+    )
+
+    assert refund["outcome"] == "refund_reversed"
+    rows = await _fetch(
+        services.database_url,
+        "select account, sum(amount_cents) as total from ledger_entries group by account",
+    )
+    assert {r["account"]: r["total"] for r in rows} == {
+        f"earnings:{creator.id}": 0,
+        "platform:fee": 0,
+        "stripe:clearing": 0,
+    }

@@ -287,6 +287,7 @@ async def _record_invoice_payment(
         fee_cents=split.fee_cents,
         currency=currency,
         invoice_id=invoice_id,
+        payment_intent_id=_invoice_payment_intent(obj),
     )
     if recorded is None:
         return
@@ -301,6 +302,12 @@ async def _record_invoice_payment(
         memo="subscription invoice",
         purchase_id=recorded.pk,
     )
+
+
+def _invoice_payment_intent(obj: Obj) -> str | None:
+    """The PaymentIntent that paid an invoice: `payments` in current API versions."""
+    payment = _dict(_first(obj.get("payments")).get("payment"))
+    return _id(payment.get("payment_intent")) or _id(obj.get("payment_intent"))
 
 
 async def _invoice_paid(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:

@@ -89,8 +89,8 @@ async def insert(
 
 INSERT_INVOICE_PURCHASE = f"""
 insert into purchases (buyer_id, kind, target_id, creator_id, amount_cents, fee_cents,
-    currency, pay_with, status, completed_at, stripe_invoice_id)
-values ($1, 'subscription', $2, $2, $3, $4, $5, 'card', 'completed', now(), $6)
+    currency, pay_with, status, completed_at, stripe_invoice_id, stripe_payment_intent_id)
+values ($1, 'subscription', $2, $2, $3, $4, $5, 'card', 'completed', now(), $6, $7)
 on conflict (stripe_invoice_id) do nothing
 returning {_COLUMNS}
 """
@@ -105,10 +105,18 @@ async def insert_invoice_payment(
     fee_cents: int,
     currency: str,
     invoice_id: str,
+    payment_intent_id: str | None,
 ) -> Purchase | None:
     """Record a paid subscription invoice once; None if this invoice was already recorded."""
     row = await conn.fetchrow(
-        INSERT_INVOICE_PURCHASE, buyer_id, creator_id, amount_cents, fee_cents, currency, invoice_id
+        INSERT_INVOICE_PURCHASE,
+        buyer_id,
+        creator_id,
+        amount_cents,
+        fee_cents,
+        currency,
+        invoice_id,
+        payment_intent_id,
     )
     return Purchase.model_validate(dict(row)) if row else None
 
