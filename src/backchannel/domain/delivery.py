@@ -141,6 +141,7 @@ async def publish_stale_once(rt: Runtime, limit: int = 200) -> int:
         rows = await outbox.claim_stale(conn, limit, LEASE_SECONDS, STALE_AFTER_SECONDS)
     if rows:
         log.info("publishing %d outbox rows left unsent", len(rows))
+        rt.metrics.outbox_redelivered.inc(len(rows))
         await _publish_rows(rt, rows)
     return len(rows)
 

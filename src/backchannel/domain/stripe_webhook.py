@@ -114,12 +114,16 @@ async def receive(rt: Runtime, raw: bytes, signature: str | None) -> WebhookAnsw
     obj: Obj = event["data"]["object"]
     async with rt.db.transaction() as conn:
         if not await stripe_events.claim(conn, event_id, event_type, created):
+            label = event_type if event_type in HANDLERS else "other"
+            rt.metrics.stripe_events.labels(label, "duplicate").inc()
             return WebhookAnswer(duplicate=True, outcome="duplicate")
         fx = Deliveries(conn)
         handler = HANDLERS.get(event_type)
         outcome = await handler(rt, fx, event, obj) if handler else "ignored"
         await stripe_events.set_outcome(conn, event_id, outcome)
     log.info("stripe event %s %s: %s", event_type, event_id, outcome)
+    label = event_type if event_type in HANDLERS else "other"
+    rt.metrics.stripe_events.labels(label, outcome).inc()
     # Answer Stripe at once; sockets are told in the background (and by the outbox task).
     delivery.finish_soon(rt, fx)
     return WebhookAnswer(outcome=outcome)
