@@ -123,6 +123,8 @@ def with_stripe(settings: Settings, fake: FakeStripe) -> Settings:
             "dev_topup": True,
             # The tests send many paid messages quickly; limits are tested elsewhere.
             "message_rate_limit": "1000/1s:1000",
+            "checkout_rate_limit": "1000/1s:1000",
+            "broadcast_rate_limit": "1000/1s:1000",
         }
     )
 

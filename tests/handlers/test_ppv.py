@@ -269,3 +269,24 @@ async def test_a_broadcast_to_hundreds_of_subscribers_is_one_set_based_write(
         assert members == 300
     finally:
         await conn.close()
+
+
+async def test_broadcasts_and_checkouts_are_rate_limited_but_retries_are_free(
+    settings: Settings,
+) -> None:
+    from tests.chat_support import node
+
+    async with node(settings, broadcast_rate_limit="2/60s:2", checkout_rate_limit="1/60s:1") as n:
+        creator, fan = await n.api.register(role="creator"), await n.api.register()
+        studio = await n.sockets.connect("/ppv", creator)
+        first = {"client_id": "one", "body": "x", "price_cents": 100}
+        assert (await studio.call("ppv:broadcast", first))["ok"]
+        second = await studio.call("ppv:broadcast", {**first, "client_id": "two"})
+        assert second["ok"], second
+        assert (await studio.call("ppv:broadcast", first))["ok"]
+        limited = await studio.call("ppv:broadcast", {**first, "client_id": "three"})
+        assert limited["error"]["code"] == "rate_limited"
+        assert limited["error"]["details"]["retry_after_ms"] > 0
+        body = {"kind": "wallet_topup", "amount_cents": 500, "pay_with": "card"}
+        assert (await n.api.call("POST", "/api/v1/purchases", json=body, user=fan))[0] == 201
+        assert (await n.api.call("POST", "/api/v1/purchases", json=body, user=fan))[0] == 429

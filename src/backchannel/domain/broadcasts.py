@@ -21,6 +21,7 @@ from backchannel.domain.payments import Cents
 from backchannel.errors import Forbidden, Invalid
 from backchannel.persistence import broadcasts
 from backchannel.rooms.names import Namespace, subscribers_room
+from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -59,6 +60,11 @@ async def ppv_broadcast(
         if not created:
             count = await broadcasts.recipients(conn, creator_id, request.client_id)
             return BroadcastResult(broadcast_id=str(broadcast_id), recipients=count)
+        # Only a new broadcast counts against the limit (a retry returns the first result);
+        # refusing here rolls the claim back.
+        await rt.limiter.hit(
+            f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
+        )
         count, created_at = await broadcasts.fan_out(
             conn,
             broadcast_id=broadcast_id,

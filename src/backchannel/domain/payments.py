@@ -25,6 +25,7 @@ from backchannel.persistence.database import Connection
 from backchannel.persistence.ledger import LedgerEntry
 from backchannel.persistence.purchases import Purchase
 from backchannel.rooms.names import Namespace
+from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -378,6 +379,7 @@ async def start_card_payment(rt: Runtime, buyer_id: str, request: PurchaseReques
     """A pending purchase and a Stripe Checkout Session for it."""
     if not rt.stripe.configured:
         raise Unavailable(NOT_CONFIGURED)
+    await rt.limiter.hit(f"checkout:{buyer_id}", Rate.parse(rt.settings.checkout_rate_limit))
     async with rt.db.transaction() as conn:
         target = await resolve_target(conn, buyer_id, request)
         if target.amount_cents < MIN_CARD_CENTS:

@@ -22,6 +22,7 @@ from backchannel.persistence import subscriptions, users
 from backchannel.persistence.subscriptions import Subscription
 from backchannel.rooms.live_rooms import SUBSCRIBER_NAMESPACES
 from backchannel.rooms.names import Namespace, subscribers_room
+from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -174,6 +175,7 @@ async def start_checkout(rt: Runtime, fan_id: str, creator_id: str) -> Subscript
         raise Conflict("this creator has not set a subscription price")
     if not rt.stripe.configured:
         raise Unavailable(NOT_CONFIGURED)
+    await rt.limiter.hit(f"checkout:{fan_id}", Rate.parse(rt.settings.checkout_rate_limit))
     metadata = {"bc_kind": "subscription", "bc_user_id": fan_id, "bc_creator_id": creator_id}
     session = await rt.stripe.checkout_subscription(
         price_cents=creator.subscription_price_cents,

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     message_rate_limit: str = Field(
         "20/10s:10", description="message:send per user: COUNT/SECONDSs[:BURST]"
     )
+    checkout_rate_limit: str = Field(
+        "20/60s:10", description="Stripe checkouts started per user: COUNT/SECONDSs[:BURST]"
+    )
+    broadcast_rate_limit: str = Field(
+        "10/60s:5", description="ppv:broadcast per creator: COUNT/SECONDSs[:BURST]"
+    )
     group_max_members: int = Field(1000, ge=2, description="Largest group conversation")
     typing_timeout_seconds: float = Field(
         6.0, gt=0, description="A typing:start expires this long after the last one"
