@@ -371,3 +371,25 @@ async def test_a_refunded_subscription_payment_is_reversed_in_the_ledger(
         "platform:fee": 0,
         "stripe:clearing": 0,
     }
+
+
+async def test_an_expired_checkout_fails_its_pending_purchase(
+    api: Api, sockets: Sockets, services: RunServices, fake_stripe: FakeStripe
+) -> None:
+    hooks = Webhooks(api)
+    creator, fan = await api.register(role="creator"), await api.register()
+    message_id = await paid_message(sockets, creator, fan, 400)
+    _, checkout = await api.call(
+        "POST",
+        "/api/v1/purchases",
+        json={"kind": "ppv_message", "target_id": message_id, "pay_with": "card"},
+        user=fan,
+    )
+    session = dict(fake_stripe.sessions[checkout["session_id"]])
+    session.pop("params")
+
+    expired = await hooks.send(event("checkout.session.expired", {**session, "status": "expired"}))
+
+    assert expired["outcome"] == "purchase_expired"
+    (purchase,) = await _fetch(services.database_url, "select status from purchases")
+    assert purchase["status"] == "failed"

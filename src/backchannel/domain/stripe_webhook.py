@@ -148,6 +148,20 @@ async def _session_completed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) 
     )
 
 
+async def _session_expired(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+    """An abandoned Checkout: its pending purchase will never be paid."""
+    purchase_id = _str(_dict(obj.get("metadata")).get("bc_purchase_id"))
+    if obj.get("mode") != "payment" or purchase_id is None or not purchase_id.isdigit():
+        return "ignored"
+    found = await purchases.lock(fx.conn, int(purchase_id))
+    if found is None:
+        return "unknown_purchase"
+    if found.status != "pending":
+        return f"purchase_already_{found.status}"
+    await purchases.set_status(fx.conn, found.pk, "failed")
+    return "purchase_expired"
+
+
 async def _payment_intent_succeeded(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
     metadata = _dict(obj.get("metadata"))
     if not _str(metadata.get("bc_purchase_id")):
@@ -325,6 +339,7 @@ async def _invoice_failed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> 
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": _session_completed,
     "checkout.session.async_payment_succeeded": _session_completed,
+    "checkout.session.expired": _session_expired,
     "payment_intent.succeeded": _payment_intent_succeeded,
     "charge.refunded": _charge_refunded,
     "charge.dispute.created": _dispute_created,
