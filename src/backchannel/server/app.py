@@ -14,6 +14,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from backchannel.domain import delivery
+from backchannel.domain import notifications as notification_ops
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
@@ -24,6 +25,7 @@ from backchannel.http import (
     content,
     conversations,
     health,
+    notifications,
     openapi,
     profiles,
     purchases,
@@ -38,9 +40,11 @@ from backchannel.rooms import live_rooms
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
+from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
+from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import RateLimiter
 from backchannel.server.realtime import build_socketio
 from backchannel.server.runtime import Runtime
@@ -58,6 +62,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     subscriptions.routes,
     webhooks.routes,
     conversations.routes,
+    notifications.routes,
 )
 
 
@@ -90,10 +95,13 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_presence)
+    app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_stripe)
     app.cleanup_ctx.append(_room_membership)
     app.cleanup_ctx.append(_outbox_publisher)
+    app.cleanup_ctx.append(_publish_stream)
+    app.cleanup_ctx.append(_notification_retention)
     app.cleanup_ctx.append(_typing_indicators)
     app.on_shutdown.append(_drain)
     return app
@@ -181,6 +189,82 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+    # python-socketio never closes the client it publishes emits with.
+    publisher = getattr(sio.manager, "redis", None)
+    if isinstance(publisher, Redis):
+        with contextlib.suppress(Exception):
+            await publisher.aclose()
+
+
+async def _socket_counts(app: web.Application) -> AsyncIterator[None]:
+    """Per-namespace socket counts (is this user on `/chat` anywhere?), for notifications."""
+    runtime = app[RUNTIME]
+    store = runtime.presence.store if runtime.presence is not None else None
+    counts = SocketCounts(
+        runtime.redis,
+        runtime.settings.redis_prefix,
+        runtime.node_id,
+        # A node's sockets count while presence's heartbeat says the node is alive.
+        alive_key=store._alive_key if isinstance(store, RedisPresence) else None,
+    )
+    runtime.socket_counts = counts
+    yield
+    with contextlib.suppress(Exception):
+        await counts.forget_node()
+    runtime.socket_counts = None
+
+
+async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
+    """Consume the Redis publish stream, when Redis is configured and intake is enabled."""
+    runtime = app[RUNTIME]
+    if runtime.redis is None or not runtime.settings.publish_stream_enabled:
+        yield
+        return
+    consumer = PublishStreamConsumer(runtime, runtime.redis, runtime.node_id)
+    task = asyncio.create_task(consumer.run(), name="publish-stream")
+    yield
+    consumer.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), timeout=consumer.block_ms / 1000 + 2)
+    await _stop(task)
+
+
+async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
+    """Prune notifications older than the retention period, periodically."""
+    runtime = app[RUNTIME]
+    stopping = asyncio.Event()
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            try:
+                pruned = await notification_ops.prune(runtime)
+                if pruned:
+                    log.info("old notifications pruned", extra={"count": pruned})
+            except Exception as exc:
+                log.warning("notification pruning failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stopping.wait(), runtime.settings.notification_prune_interval_seconds
+                )
+
+    task = asyncio.create_task(loop(), name="notification-retention")
+    yield
+    stopping.set()
+    await _stop(task)
+
+
+async def _stop(task: asyncio.Task[None], timeout: float = 5.0) -> None:
+    """Cancel a background task and wait for it, but never hang shutdown on it.
+
+    On Python < 3.12 a library awaiting through `asyncio.wait_for` (redis-py 8 does) can
+    swallow the cancellation; the loops above also watch a stop flag for that reason.
+    """
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.warning("background task %s did not stop within %.0fs", task.get_name(), timeout)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("background task %s failed: %r", task.get_name(), task.exception())
 
 
 async def _stripe(app: web.Application) -> AsyncIterator[None]:
@@ -189,12 +273,6 @@ async def _stripe(app: web.Application) -> AsyncIterator[None]:
     yield
     await delivery.drain_background(runtime)
     await runtime._stripe.close()
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
 
 
 async def _room_membership(app: web.Application) -> AsyncIterator[None]:
@@ -212,14 +290,14 @@ async def _room_membership(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(ready.wait(), timeout=5)
     yield
     runtime.emitter.use_cluster_membership(None, "")
-    await _cancel(task)
+    await _stop(task)
 
 
 async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """Deliver live events whose request died between commit and emit."""
     task = asyncio.create_task(delivery.run_publisher(app[RUNTIME]))
     yield
-    await _cancel(task)
+    await _stop(task)
 
 
 async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:

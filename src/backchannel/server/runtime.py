@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from backchannel.domain.typing_indicators import TypingIndicators
     from backchannel.persistence.database import Database
     from backchannel.rooms.emitter import Emitter
+    from backchannel.rooms.socket_counts import SocketCounts
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
     from backchannel.server.settings import Settings
@@ -65,6 +66,7 @@ class Runtime:
     # Post-commit deliveries running in the background (kept so they are not collected).
     background: set[asyncio.Task[None]] = field(default_factory=set)
     presence: PresenceTracker | None = None
+    socket_counts: SocketCounts | None = None
     _typing: TypingIndicators | None = None
 
     @property
