@@ -55,6 +55,7 @@ async def test_a_fan_subscribes_unlocks_by_wallet_and_card_and_a_refund_relocks_
         "/ppv", creator, events=("subscription:started", "ppv:purchased")
     )
     studio_chat = await sockets.connect("/chat", creator)
+    studio_inbox = await sockets.connect("/notifications", creator, events=("notification",))
     events = ("ppv:unlocked", "ppv:locked", "wallet:balance")
     phone, laptop = [await sockets.connect("/ppv", fan, events=events) for _ in range(2)]
     fan_chat = await sockets.connect("/chat", fan, events=("message:new", "message:broadcast"))
@@ -97,6 +98,8 @@ async def test_a_fan_subscribes_unlocks_by_wallet_and_card_and_a_refund_relocks_
     )
     (started,) = await studio.wait_for("subscription:started")
     assert started["fan_id"] == fan.id
+    (note,) = await studio_inbox.wait_for("notification")
+    assert note["type"] == "subscription.started" and note["data"]["fan_id"] == fan.id
     status, opened = await api.call("GET", f"/api/v1/content/{post['id']}", user=fan)
     assert status == 200 and opened["body"] == "the whole story"
 
@@ -149,6 +152,12 @@ async def test_a_fan_subscribes_unlocks_by_wallet_and_card_and_a_refund_relocks_
         assert unlocked_all[1]["message"]["body"] == "for everyone"
     sales = await studio.wait_for("ppv:purchased", 2)
     assert sorted(s["amount_cents"] for s in sales) == [500, 700]
+    notes = await studio_inbox.wait_for("notification", 3)
+    assert [n["type"] for n in notes[1:]] == ["ppv.purchased", "ppv.purchased"]
+    assert sorted(n["body"] for n in notes[1:]) == [
+        "A fan unlocked your message for 5.00 USD",
+        "A fan unlocked your message for 7.00 USD",
+    ]
     synced = await fan_chat.call(
         "messages:sync", {"conversation_id": conversation_id, "after_seq": 0}
     )

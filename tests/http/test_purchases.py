@@ -149,6 +149,7 @@ async def test_tips_by_wallet_and_by_card_reach_the_creator_live(
 ) -> None:
     creator, fan = await api.register(role="creator"), await api.register()
     studio = await sockets.connect("/ppv", creator, events=("tip:received",))
+    inbox = await sockets.connect("/notifications", creator, events=("notification",))
     await api.call("POST", "/api/v1/dev/wallet/topup", json={"amount_cents": 1000}, user=fan)
 
     status, tip = await api.call(
@@ -164,6 +165,12 @@ async def test_tips_by_wallet_and_by_card_reach_the_creator_live(
     tips = await studio.wait_for("tip:received", 2)
     assert sorted(t["amount_cents"] for t in tips) == [250, 333]
     assert {t["from_user_id"] for t in tips} == {fan.id}
+    notes = await inbox.wait_for("notification", 2)
+    assert {n["type"] for n in notes} == {"tip.received"}
+    assert sorted(n["body"] for n in notes) == [
+        "A fan tipped you 2.50 USD",
+        "A fan tipped you 3.33 USD",
+    ]
     conn = await asyncpg.connect(services.database_url)
     try:
         earned = await conn.fetchval(

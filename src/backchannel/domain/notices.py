@@ -1,23 +1,22 @@
-"""The one call site where money events become user notifications.
+"""The one call site where money events become stored notifications.
 
-The notifications feature stores and delivers notifications. Until it is on this branch this
-only logs, and the live `/ppv` events (`ppv:purchased`, `tip:received`,
-`subscription:started`) are what the creator hears. Wiring it in: store with
-`notifications.notify_in(conn, [user_id], type_, title, data=data, dedupe_key=...)` inside the
-caller's transaction and append `staged.deliver` to `fx.after_commit`.
+Each is stored by the notifications feature inside the caller's transaction (so it exists
+exactly when the payment does) and pushed live after commit; a user who was offline reads it
+from `notifications:sync`. The live `/ppv` events (`ppv:purchased`, `tip:received`,
+`subscription:started`) are sent as well, for clients that only watch `/ppv`.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_jsonable_python
+
+from backchannel.domain import notifications
 from backchannel.persistence.database import Connection
 
 if TYPE_CHECKING:
     from backchannel.domain.delivery import Deliveries
-
-log = logging.getLogger(__name__)
 
 
 async def notify(
@@ -27,7 +26,17 @@ async def notify(
     type_: str,
     title: str,
     data: dict[str, Any],
+    *,
+    body: str | None = None,
+    dedupe_key: str | None = None,
 ) -> None:
     """Tell `user_id` about `type_` (`subscription.started`, `ppv.purchased`, `tip.received`)."""
-    del conn, fx
-    log.debug("notification %s for %s: %s %s", type_, user_id, title, data)
+    staged = await notifications.notify_in(
+        conn, [user_id], type_, title, body, to_jsonable_python(data), dedupe_key=dedupe_key
+    )
+    fx.after_commit.append(staged.deliver)
+
+
+def money(amount_cents: int, currency: str) -> str:
+    """`12.50 USD`, from integer cents (display only)."""
+    return f"{amount_cents // 100}.{amount_cents % 100:02d} {currency.upper()}"

@@ -262,7 +262,18 @@ async def _sale_effects(
             "purchase_id": purchase.id,
         }
         await fx.to_user(Namespace.PPV, purchase.creator_id, "ppv:purchased", event)
-        await notices.notify(conn, fx, purchase.creator_id, "ppv.purchased", "New purchase", event)
+        what = "message" if purchase.kind == "ppv_message" else "content"
+        await notices.notify(
+            conn,
+            fx,
+            purchase.creator_id,
+            "ppv.purchased",
+            "New purchase",
+            event,
+            body=f"A fan unlocked your {what} for "
+            f"{notices.money(purchase.amount_cents, purchase.currency)}",
+            dedupe_key=f"purchase:{purchase.id}",
+        )
     if purchase.kind == "content" and purchase.target_id is not None:
         await fx.to_user(
             Namespace.PPV, buyer, "content:unlocked", {"content_id": purchase.target_id}
@@ -275,7 +286,16 @@ async def _sale_effects(
             "currency": purchase.currency,
         }
         await fx.to_user(Namespace.PPV, purchase.creator_id, "tip:received", event)
-        await notices.notify(conn, fx, purchase.creator_id, "tip.received", "New tip", event)
+        await notices.notify(
+            conn,
+            fx,
+            purchase.creator_id,
+            "tip.received",
+            "New tip",
+            event,
+            body=f"A fan tipped you {notices.money(purchase.amount_cents, purchase.currency)}",
+            dedupe_key=f"purchase:{purchase.id}",
+        )
     for user_id, balance in balances.items():
         await fx.to_user(
             Namespace.PPV,

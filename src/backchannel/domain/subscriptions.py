@@ -147,7 +147,13 @@ async def apply_stripe_state(rt: Runtime, fx: Deliveries, state: StripeState) ->
             Namespace.PPV, state.fan_id, "subscription:updated", SubscriptionView.of(updated)
         )
         await notices.notify(
-            conn, fx, state.creator_id, "subscription.started", "New subscriber", event
+            conn,
+            fx,
+            state.creator_id,
+            "subscription.started",
+            "New subscriber",
+            event,
+            dedupe_key=f"subscription:{state.stripe_subscription_id}:{state.version.isoformat()}",
         )
         return "subscription_started"
     if current.active and not updated.active:

@@ -65,3 +65,7 @@ SUBSCRIBER_NAMESPACES: tuple[Namespace, ...] = (
     Namespace.PPV,
     Namespace.NOTIFICATIONS,
 )
+
+# The namespaces whose sockets `AuthenticatedNamespace` puts in those rooms on connect
+# (/notifications does it in its own connect hook).
+JOIN_ON_CONNECT: tuple[Namespace, ...] = (Namespace.CHAT, Namespace.PPV)
