@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from backchannel.domain import delivery, notices
 from backchannel.domain.chat import get_message_for
 from backchannel.domain.delivery import Deliveries
-from backchannel.domain.fees import Split, split_reversal, split_sale
+from backchannel.domain.fees import Split, split_sale
 from backchannel.domain.stripe_gateway import NOT_CONFIGURED
 from backchannel.errors import Conflict, Invalid, NotFound, PaymentRequired, Unavailable
 from backchannel.persistence import content as content_store
-from backchannel.persistence import ledger, purchases, stripe_events, unlocks, users
+from backchannel.persistence import ledger, purchases, unlocks, users
 from backchannel.persistence.database import Connection
 from backchannel.persistence.ledger import LedgerEntry
 from backchannel.persistence.purchases import Purchase
@@ -122,7 +122,8 @@ class Target:
     conversation_id: str | None = None
 
 
-def _int_id(value: str | None, field: str) -> int:
+def parse_id(value: str | None, field: str) -> int:
+    """A numeric id, or `not_found` naming `field`."""
     try:
         number = int(value or "")
     except ValueError:
@@ -136,7 +137,7 @@ async def resolve_target(conn: Connection, buyer_id: str, request: PurchaseReque
     """What the buyer asks to pay for, or the error explaining why they cannot."""
     if request.kind == "ppv_message":
         message = await unlocks.message_for_viewer(
-            conn, _int_id(request.target_id, "message"), buyer_id
+            conn, parse_id(request.target_id, "message"), buyer_id
         )
         if message is None or not message.is_member:
             raise NotFound("no such message")
@@ -156,7 +157,7 @@ async def resolve_target(conn: Connection, buyer_id: str, request: PurchaseReque
             message.conversation_id,
         )
     if request.kind == "content":
-        item = await content_store.get(conn, _int_id(request.target_id, "content"))
+        item = await content_store.get(conn, parse_id(request.target_id, "content"))
         if item is None:
             raise NotFound("no such content")
         if item.visibility != "ppv" or item.price_cents is None:
@@ -228,7 +229,7 @@ def card_details(rt: Runtime, target: Target, balance_cents: int | None = None) 
     return details
 
 
-async def _sale_effects(
+async def sale_effects(
     rt: Runtime,
     fx: Deliveries,
     purchase: Purchase,
@@ -241,7 +242,7 @@ async def _sale_effects(
     if purchase.kind == "ppv_message" and purchase.target_id is not None:
         message = await unlocks.message_for_viewer(conn, int(purchase.target_id), buyer)
         assert message is not None
-        whole = await _view(rt, conn, message.id, buyer)
+        whole = await message_view(rt, conn, message.id, buyer)
         await fx.to_user(
             Namespace.PPV,
             buyer,
@@ -306,7 +307,7 @@ async def _sale_effects(
     return whole
 
 
-async def _grant(conn: Connection, purchase: Purchase) -> bool:
+async def grant(conn: Connection, purchase: Purchase) -> bool:
     """Give the buyer what they paid for; False if they already had it."""
     if purchase.kind == "ppv_message" and purchase.target_id is not None:
         return await unlocks.unlock_message(conn, int(purchase.target_id), purchase.buyer_id)
@@ -315,13 +316,16 @@ async def _grant(conn: Connection, purchase: Purchase) -> bool:
     return True
 
 
-async def _view(rt: Runtime, conn: Connection, message_id: str, viewer_id: str) -> dict[str, Any]:
+async def message_view(
+    rt: Runtime, conn: Connection, message_id: str, viewer_id: str
+) -> dict[str, Any]:
     """The message as the viewer sees it now, through chat's one per-viewer rendering."""
     view = await get_message_for(rt, conn, message_id, viewer_id)
     return view.model_dump(mode="json")
 
 
-def _sale_legs(source: str, purchase: Purchase, split: Split) -> list[tuple[str, int]]:
+def sale_legs(source: str, purchase: Purchase, split: Split) -> list[tuple[str, int]]:
+    """The ledger legs of a sale paid from `source` (a wallet, Stripe clearing, dev grants)."""
     if purchase.kind == "wallet_topup":
         return [
             (source, -split.amount_cents),
@@ -363,11 +367,11 @@ async def pay_from_wallet(
             pay_with="wallet",
             status="completed",
         )
-        if not await _grant(conn, purchase):
+        if not await grant(conn, purchase):
             raise Conflict("you already unlocked this")
         balances = await ledger.post(
             conn,
-            _sale_legs(ledger.wallet_account(buyer_id), purchase, split),
+            sale_legs(ledger.wallet_account(buyer_id), purchase, split),
             currency=target.currency,
             memo=f"{target.kind} {target.target_id or ''}".strip(),
             purchase_id=purchase.pk,
@@ -379,7 +383,7 @@ async def pay_from_wallet(
                 card_details(rt, target, wallet.balance_cents),
             )
         fx = Deliveries(conn)
-        whole = await _sale_effects(rt, fx, purchase, balances)
+        whole = await sale_effects(rt, fx, purchase, balances)
     await delivery.finish(rt, fx)
     return purchase, whole
 
@@ -484,181 +488,13 @@ async def dev_topup(rt: Runtime, user_id: str, request: TopupRequest) -> WalletB
         )
         balances = await ledger.post(
             conn,
-            _sale_legs(ledger.DEV_GRANTS, done, Split(request.amount_cents, 0, 0)),
+            sale_legs(ledger.DEV_GRANTS, done, Split(request.amount_cents, 0, 0)),
             currency=ledger.WALLET_CURRENCY,
             memo="dev top-up",
             purchase_id=done.pk,
         )
         assert balances is not None
         fx = Deliveries(conn)
-        await _sale_effects(rt, fx, done, balances)
+        await sale_effects(rt, fx, done, balances)
     await delivery.finish(rt, fx)
     return WalletBalance(balance_cents=balances[user_id], currency=ledger.WALLET_CURRENCY)
-
-
-# -- what Stripe webhooks do to purchases --------------------------------------------------
-
-
-async def complete_card_payment(
-    rt: Runtime,
-    fx: Deliveries,
-    *,
-    purchase_id: str | None,
-    payment_intent_id: str | None,
-    amount_paid: int | None,
-    currency: str | None,
-) -> str:
-    """A card payment succeeded: unlock or credit, once. Returns the outcome to record."""
-    conn = fx.conn
-    try:
-        pk = _int_id(purchase_id, "purchase")
-    except NotFound:
-        return "unknown_purchase"
-    found = await purchases.lock(conn, pk)
-    if found is None:
-        return "unknown_purchase"
-    if found.status != "pending":
-        return f"purchase_already_{found.status}"
-    if payment_intent_id and await stripe_events.reversal(conn, payment_intent_id):
-        await purchases.set_status(conn, pk, "refunded", payment_intent_id=payment_intent_id)
-        return "reversed_before_payment"
-    paid = found.amount_cents if amount_paid is None else amount_paid
-    if (currency or found.currency).lower() != found.currency or paid != found.amount_cents:
-        log.warning("payment for purchase %s does not match its price", found.id)
-        return "amount_mismatch"
-    split = split_sale(found.amount_cents, rt.settings.platform_fee_percent)
-    granted = await _grant(conn, found)
-    if granted:
-        completed = await purchases.set_status(
-            conn, pk, "completed", fee_cents=split.fee_cents, payment_intent_id=payment_intent_id
-        )
-        legs = _sale_legs(ledger.STRIPE_CLEARING, completed, split)
-        outcome = "completed"
-    else:
-        # Paid by card for something the buyer meanwhile got another way: the money is theirs.
-        completed = await purchases.set_status(
-            conn, pk, "credited", payment_intent_id=payment_intent_id
-        )
-        # A wallet holds one currency; money in another waits for an operator's refund.
-        holder = (
-            ledger.wallet_account(found.buyer_id)
-            if found.currency == ledger.WALLET_CURRENCY
-            else ledger.REFUNDS_DUE
-        )
-        legs = [(ledger.STRIPE_CLEARING, -found.amount_cents), (holder, found.amount_cents)]
-        outcome = "credited_to_wallet" if holder != ledger.REFUNDS_DUE else "refund_due"
-    balances = await ledger.post(
-        conn, legs, currency=found.currency, memo=f"card {found.kind}", purchase_id=pk
-    )
-    assert balances is not None
-    if granted:
-        await _sale_effects(rt, fx, completed, balances)
-    else:
-        for user_id, balance in balances.items():
-            await fx.to_user(
-                Namespace.PPV,
-                user_id,
-                "wallet:balance",
-                {"balance_cents": balance, "currency": ledger.WALLET_CURRENCY},
-            )
-    return outcome
-
-
-async def reverse_card_payment(
-    rt: Runtime,
-    fx: Deliveries,
-    *,
-    event_id: str,
-    payment_intent_id: str | None,
-    purchase_id: str | None,
-    reversed_cents: int | None,
-    reason: str,
-) -> str:
-    """A refund or dispute: take the unlock back and reverse the ledger, once."""
-    conn = fx.conn
-    found: Purchase | None = None
-    if payment_intent_id:
-        found = await purchases.lock_by_payment_intent(conn, payment_intent_id)
-    if found is None and purchase_id:
-        try:
-            found = await purchases.lock(conn, _int_id(purchase_id, "purchase"))
-        except NotFound:
-            found = None
-    if found is None or found.status == "pending":
-        if payment_intent_id:
-            await stripe_events.add_reversal(conn, payment_intent_id, event_id, reason)
-        if found is not None:
-            await purchases.set_status(
-                conn, found.pk, "refunded", payment_intent_id=payment_intent_id
-            )
-        return "reversal_recorded_before_payment"
-    if found.status not in ("completed", "credited"):
-        return f"purchase_already_{found.status}"
-    amount = (
-        found.amount_cents if reversed_cents is None else min(reversed_cents, found.amount_cents)
-    )
-    balances: dict[str, int] | None
-    if found.status == "credited" or found.kind == "wallet_topup":
-        holder = (
-            ledger.wallet_account(found.buyer_id)
-            if found.currency == ledger.WALLET_CURRENCY
-            else ledger.REFUNDS_DUE
-        )
-        balances = await ledger.post(
-            conn,
-            [(holder, -amount), (ledger.STRIPE_CLEARING, amount)],
-            currency=found.currency,
-            memo=f"{reason} {found.kind}",
-            purchase_id=found.pk,
-            allow_overdraft=True,
-        )
-    else:
-        assert found.creator_id is not None
-        back = split_reversal(
-            Split(found.amount_cents, found.fee_cents, found.amount_cents - found.fee_cents), amount
-        )
-        balances = await ledger.post(
-            conn,
-            [
-                (ledger.STRIPE_CLEARING, back.amount_cents),
-                (ledger.earnings_account(found.creator_id), -back.creator_cents),
-                (ledger.PLATFORM_FEE, -back.fee_cents),
-            ],
-            currency=found.currency,
-            memo=f"{reason} {found.kind}",
-            purchase_id=found.pk,
-            allow_overdraft=True,
-        )
-    assert balances is not None
-    await purchases.set_status(conn, found.pk, "refunded")
-    if found.status == "completed" and found.kind == "ppv_message" and found.target_id:
-        await unlocks.relock_message(conn, int(found.target_id), found.buyer_id)
-        message = await unlocks.message_for_viewer(conn, int(found.target_id), found.buyer_id)
-        if message is not None and message.is_member:
-            await fx.to_user(
-                Namespace.PPV,
-                found.buyer_id,
-                "ppv:locked",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "reason": reason,
-                    "message": await _view(rt, conn, message.id, found.buyer_id),
-                },
-            )
-    if found.status == "completed" and found.kind == "content" and found.target_id:
-        await unlocks.relock_content(conn, int(found.target_id), found.buyer_id)
-        await fx.to_user(
-            Namespace.PPV,
-            found.buyer_id,
-            "content:locked",
-            {"content_id": found.target_id, "reason": reason},
-        )
-    for user_id, balance in balances.items():
-        await fx.to_user(
-            Namespace.PPV,
-            user_id,
-            "wallet:balance",
-            {"balance_cents": balance, "currency": ledger.WALLET_CURRENCY},
-        )
-    return f"{reason}_reversed"

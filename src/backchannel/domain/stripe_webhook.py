@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from pydantic import BaseModel
 
-from backchannel.domain import delivery, payments
+from backchannel.domain import card_settlement, delivery
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import split_sale
 from backchannel.domain.subscriptions import StripeState, apply_stripe_state
@@ -138,7 +138,7 @@ async def _session_completed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) 
         return await _session_subscription(rt, fx, event, obj, metadata)
     if obj.get("payment_status") != "paid":
         return "unpaid_session"
-    return await payments.complete_card_payment(
+    return await card_settlement.complete_card_payment(
         rt,
         fx,
         purchase_id=_str(metadata.get("bc_purchase_id")),
@@ -166,7 +166,7 @@ async def _payment_intent_succeeded(rt: Runtime, fx: Deliveries, event: Obj, obj
     metadata = _dict(obj.get("metadata"))
     if not _str(metadata.get("bc_purchase_id")):
         return "not_a_purchase"
-    return await payments.complete_card_payment(
+    return await card_settlement.complete_card_payment(
         rt,
         fx,
         purchase_id=_str(metadata.get("bc_purchase_id")),
@@ -177,7 +177,7 @@ async def _payment_intent_succeeded(rt: Runtime, fx: Deliveries, event: Obj, obj
 
 
 async def _charge_refunded(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
-    return await payments.reverse_card_payment(
+    return await card_settlement.reverse_card_payment(
         rt,
         fx,
         event_id=str(event["id"]),
@@ -189,7 +189,7 @@ async def _charge_refunded(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) ->
 
 
 async def _dispute_created(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
-    return await payments.reverse_card_payment(
+    return await card_settlement.reverse_card_payment(
         rt,
         fx,
         event_id=str(event["id"]),
