@@ -36,7 +36,6 @@ from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
-from backchannel.rooms import live_rooms
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
@@ -107,7 +106,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_stripe)
-    app.cleanup_ctx.append(_room_membership)
     app.cleanup_ctx.append(_outbox_publisher)
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
@@ -306,24 +304,6 @@ async def _stripe(app: web.Application) -> AsyncIterator[None]:
     yield
     await delivery.drain_background(runtime)
     await runtime._stripe.close()
-
-
-async def _room_membership(app: web.Application) -> AsyncIterator[None]:
-    """Apply room joins/leaves published by any node to this node's sockets."""
-    runtime = app[RUNTIME]
-    if runtime.redis is None:
-        yield
-        return
-    runtime.emitter.use_cluster_membership(
-        runtime.redis, live_rooms.membership_channel(runtime.settings.redis_prefix)
-    )
-    ready = asyncio.Event()
-    task = asyncio.create_task(live_rooms.listen(runtime, ready))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(ready.wait(), timeout=5)
-    yield
-    runtime.emitter.use_cluster_membership(None, "")
-    await _stop(task)
 
 
 async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
