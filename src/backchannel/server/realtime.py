@@ -9,6 +9,7 @@ from aiohttp import web
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 
 from backchannel.rooms.names import Namespace
+from backchannel.server.cluster import ClusterManager, LocalManager
 from backchannel.server.settings import Settings
 
 
@@ -32,13 +33,17 @@ class _WebSocketWithoutDeflate(engineio_aiohttp.WebSocket):  # type: ignore[misc
 
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
     """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set."""
-    manager: socketio.AsyncManager | None = None
+    manager: socketio.AsyncManager
     if settings.redis_url:
-        manager = socketio.AsyncRedisManager(
+        manager = ClusterManager(
             settings.redis_url,
             channel=f"{settings.redis_prefix}:socketio",
-            redis_options={"health_check_interval": 10, "socket_keepalive": True},
+            ping_interval=settings.redis_ping_interval_seconds,
+            retry_max=settings.redis_retry_max_seconds,
+            socket_timeout=settings.redis_timeout_seconds,
         )
+    else:
+        manager = LocalManager()
     origins: str | list[str] | None = settings.cors_origin_list or None
     if origins is None and settings.env == "dev":
         origins = "*"
