@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from backchannel.server.settings import Settings
+from tests.services import RunServices
 from tests.support import Api, Sockets, User
 
 WEBHOOK_SECRET = "whsec_test_" + "k" * 32
@@ -278,3 +279,16 @@ async def send_paid(
 async def paid_message(sockets: Sockets, sender: User, recipient: User, price_cents: int) -> str:
     """One paid message from `sender` to `recipient`; returns its id."""
     return (await send_paid(sockets, sender, recipient, price_cents))[0]
+
+
+@pytest.fixture(name="settings")
+def stripe_settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
+    """Stripe pointed at the fake; dev top-ups on. Import it to use it in a test module."""
+    return with_stripe(settings, fake_stripe)
+
+
+@pytest.fixture
+async def balanced_ledger(services: RunServices) -> AsyncIterator[None]:
+    """After the test, every movement balances and every wallet equals its ledger sum."""
+    yield
+    assert await ledger_problems(services.database_url) == []

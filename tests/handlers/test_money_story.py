@@ -4,36 +4,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
-from backchannel.server.settings import Settings
-from tests.services import RunServices
 from tests.stripe_support import (
     FakeStripe,
     Webhooks,
+    balanced_ledger,
     event,
     fake_stripe,
-    ledger_problems,
     sign,
-    with_stripe,
+    stripe_settings,
 )
 from tests.support import Api, Sockets
 
-__all__ = ["fake_stripe"]
+__all__ = ["balanced_ledger", "fake_stripe", "stripe_settings"]
 
-
-@pytest.fixture
-def settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
-    """Stripe pointed at the fake; dev top-ups on."""
-    return with_stripe(settings, fake_stripe)
-
-
-@pytest.fixture(autouse=True)
-async def _ledger_balances(services: RunServices) -> AsyncIterator[None]:
-    yield
-    assert await ledger_problems(services.database_url) == []
+pytestmark = pytest.mark.usefixtures("balanced_ledger")
 
 
 async def test_a_fan_subscribes_unlocks_by_wallet_and_card_and_a_refund_relocks_live(

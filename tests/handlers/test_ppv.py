@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from backchannel.server.settings import Settings
 from tests.services import RunServices
 from tests.stripe_support import (
-    FakeStripe,
     Webhooks,
+    balanced_ledger,
     fake_stripe,
-    ledger_problems,
     paid_message,
     send_paid,
-    with_stripe,
+    stripe_settings,
 )
 from tests.support import Api, Sockets, User
 
-__all__ = ["fake_stripe"]
+__all__ = ["balanced_ledger", "fake_stripe", "stripe_settings"]
 
-
-@pytest.fixture
-def settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
-    """Stripe pointed at the fake; dev top-ups on."""
-    return with_stripe(settings, fake_stripe)
-
-
-@pytest.fixture(autouse=True)
-async def _ledger_balances(services: RunServices) -> AsyncIterator[None]:
-    yield
-    assert await ledger_problems(services.database_url) == []
+pytestmark = pytest.mark.usefixtures("balanced_ledger")
 
 
 async def topup(api: Api, user: User, cents: int) -> None:

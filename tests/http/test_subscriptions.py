@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from backchannel.server.settings import Settings
 from tests.chat_support import node
-from tests.services import RunServices
 from tests.stripe_support import (
     FakeStripe,
     Webhooks,
+    balanced_ledger,
     event,
     fake_stripe,
-    ledger_problems,
+    stripe_settings,
     subscription,
     with_stripe,
 )
 from tests.support import Api, Socket, Sockets, User
 
-__all__ = ["fake_stripe"]
+__all__ = ["balanced_ledger", "fake_stripe", "stripe_settings"]
 
-
-@pytest.fixture
-def settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
-    """Stripe pointed at the fake."""
-    return with_stripe(settings, fake_stripe)
-
-
-@pytest.fixture(autouse=True)
-async def _ledger_balances(services: RunServices) -> AsyncIterator[None]:
-    yield
-    assert await ledger_problems(services.database_url) == []
+pytestmark = pytest.mark.usefixtures("balanced_ledger")
 
 
 async def _priced_creator(api: Api, cents: int = 900) -> User:

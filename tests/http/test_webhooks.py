@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -16,29 +15,19 @@ from tests.services import RunServices
 from tests.stripe_support import (
     FakeStripe,
     Webhooks,
+    balanced_ledger,
     event,
     fake_stripe,
-    ledger_problems,
     paid_message,
     sign,
+    stripe_settings,
     subscription,
-    with_stripe,
 )
 from tests.support import Api, Sockets
 
-__all__ = ["fake_stripe"]
+__all__ = ["balanced_ledger", "fake_stripe", "stripe_settings"]
 
-
-@pytest.fixture
-def settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
-    """Stripe pointed at the fake."""
-    return with_stripe(settings, fake_stripe)
-
-
-@pytest.fixture(autouse=True)
-async def _ledger_balances(services: RunServices) -> AsyncIterator[None]:
-    yield
-    assert await ledger_problems(services.database_url) == []
+pytestmark = pytest.mark.usefixtures("balanced_ledger")
 
 
 async def _fetch(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:

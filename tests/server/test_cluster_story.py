@@ -6,22 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from backchannel.domain import api_keys
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
 from tests.nodes import node
-from tests.stripe_support import FakeStripe, Webhooks, fake_stripe, with_stripe
+from tests.stripe_support import FakeStripe, Webhooks, fake_stripe, stripe_settings
 from tests.support import Socket
 
-__all__ = ["fake_stripe"]
-
-
-@pytest.fixture
-def settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
-    """Stripe pointed at the fake (cluster_settings builds on this)."""
-    return with_stripe(settings, fake_stripe)
+__all__ = ["fake_stripe", "stripe_settings"]
 
 
 async def once(socket: Socket, event: str, count: int = 1) -> list[Any]:
