@@ -8,37 +8,51 @@ import socketio
 from aiohttp import web
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 
+from backchannel.rooms.fanout import WS_ATTRIBUTE, FanoutManager, RedisFanoutManager
 from backchannel.rooms.names import Namespace
 from backchannel.server.settings import Settings
 
 
-class _WebSocketWithoutDeflate(engineio_aiohttp.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp websocket, declining permessage-deflate.
+class _WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
+    """python-engineio's aiohttp websocket, declining permessage-deflate unless configured.
 
     Browsers always offer deflate and aiohttp accepts it by default; its compressor state costs
-    about 130 kB per connection and makes connects several times slower.
+    about 130 kB per connection and makes connects several times slower. The response is also
+    recorded on the Engine.IO socket, where the broadcast fast path (`rooms.fanout`) finds it.
     """
+
+    compress = False
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
         self._sock = web.WebSocketResponse(
-            max_msg_size=self.server.max_http_buffer_size, compress=False
+            max_msg_size=self.server.max_http_buffer_size, compress=self.compress
         )
         await self._sock.prepare(request)
         self.environ = environ
+        eio_socket = getattr(self.handler, "__self__", None)
+        if eio_socket is not None:
+            setattr(eio_socket, WS_ATTRIBUTE, self._sock)
         await self.handler(self)
         return self._sock
+
+
+class _WebSocketWithDeflate(_WebSocket):
+    compress = True
 
 
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
     """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set."""
     manager: socketio.AsyncManager | None = None
     if settings.redis_url:
-        manager = socketio.AsyncRedisManager(
+        redis_manager = RedisFanoutManager if settings.fast_fanout else socketio.AsyncRedisManager
+        manager = redis_manager(
             settings.redis_url,
             channel=f"{settings.redis_prefix}:socketio",
             redis_options={"health_check_interval": 10, "socket_keepalive": True},
         )
+    elif settings.fast_fanout:
+        manager = FanoutManager()
     origins: str | list[str] | None = settings.cors_origin_list or None
     if origins is None and settings.env == "dev":
         origins = "*"
@@ -56,6 +70,6 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
-    if not settings.ws_compression:
-        sio.eio._async = {**sio.eio._async, "websocket": _WebSocketWithoutDeflate}
+    websocket = _WebSocketWithDeflate if settings.ws_compression else _WebSocket
+    sio.eio._async = {**sio.eio._async, "websocket": websocket}
     return sio
