@@ -264,10 +264,24 @@ async function fanout() {
       last = 0;
       const all = new Promise((res) => (resolveAll = res));
       let ackAt = null;
+      let refused = null;
+      let onRefused = null;
+      const failed = new Promise((res) => (onRefused = res));
       const cpu0 = cpuMicros(pid);
       const t0 = now();
-      sender.emit(spec.trigger, spec.payload(rep, n), () => (ackAt = now()));
-      const timedOut = await Promise.race([all.then(() => false), sleep(spec.timeoutMs || 15000).then(() => true)]);
+      sender.emit(spec.trigger, spec.payload(rep, n), (ack) => {
+        ackAt = now();
+        if (!ack || ack.ok !== true) {
+          refused = ack;
+          onRefused();
+        }
+      });
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        failed.then(() => true),
+        sleep(spec.timeoutMs || 15000).then(() => true),
+      ]);
+      if (refused) throw new Error(`${spec.trigger} failed: ${JSON.stringify(refused)}`);
       const t1 = timedOut ? now() : last;
       // let the server finish the ack and whatever it does after the last write
       const ackDeadline = now() + 5000;

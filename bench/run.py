@@ -452,6 +452,7 @@ def main() -> int:
     report: dict[str, Any] = {
         "timestamp": stamp,
         "scale": args.scale,
+        "params": scale,
         "machine": machine(),
         "versions": versions(),
         "scenarios": {},
