@@ -23,7 +23,13 @@ run: $(VENV)/.installed  ## serve on :8080 (embedded Postgres unless DATABASE_UR
 migrate: $(VENV)/.installed
 	$(BIN)/backchannel migrate
 
-test: $(VENV)/.installed-dev  ## lint, type-check, and run the whole suite
+# The JS client test needs socket.io-client; without npm it is skipped, never faked.
+tests/js/node_modules/.installed: tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/js --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the socket.io-client test will be skipped"; fi
+
+test: $(VENV)/.installed-dev tests/js/node_modules/.installed  ## lint, type-check, run the suite
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest

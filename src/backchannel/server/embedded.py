@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return its DSN; blocking, run it in a thread."""
-        import pgserver
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for XDG_RUNTIME_DIR, which containers rarely set.
+            warnings.simplefilter("ignore")
+            import pgserver
 
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log.info("starting embedded postgres", extra={"data_dir": str(self.data_dir)})
-        self._server = pgserver.get_server(  # type: ignore[attr-defined]
-            self.data_dir.resolve(), cleanup_mode="stop"
-        )
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            log.info("starting embedded postgres", extra={"data_dir": str(self.data_dir)})
+            self._server = pgserver.get_server(  # type: ignore[attr-defined]
+                self.data_dir.resolve(), cleanup_mode="stop"
+            )
         dsn: str = self._server.get_uri()
         return dsn
 

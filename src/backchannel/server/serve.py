@@ -69,6 +69,10 @@ def serve(settings: Settings, app: web.Application | None = None) -> int:
     except Unavailable as exc:
         print(f"backchannel: {exc.message}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        log.exception("start-up failed")
+        print(f"backchannel: could not start: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,52 @@
+"""The reference JavaScript client, socket.io-client 4.x, works against Backchannel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support import Api
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+
+
+@pytest.fixture
+def node() -> str:
+    """The node binary, with the client installed by `make test` (npm ci in tests/js)."""
+    binary = shutil.which("node")
+    if binary is None or not (JS_DIR / "node_modules" / "socket.io-client").exists():
+        pytest.skip("node and tests/js/node_modules are needed (make test installs them)")
+    return binary
+
+
+async def test_a_js_client_connects_with_a_login_token_and_is_refused_without(
+    api: Api, base_url: str, node: str
+) -> None:
+    creator = await api.register(role="creator")
+    status, login = await api.call(
+        "POST", "/api/v1/auth/login", json={"email": creator.email, "password": creator.password}
+    )
+    assert status == 200
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(JS_DIR / "connect_check.mjs"),
+        base_url,
+        login["access_token"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    result = json.loads(stdout.decode().strip().splitlines()[-1])
+
+    assert result["withToken"]["outcome"] == "connected"
+    assert result["withToken"]["ack"]["ok"] is False  # every event is acked, even unknown ones
+    assert result["withoutToken"] == {
+        "outcome": "connect_error",
+        "message": "an access token is required",
+        "data": {"code": "unauthorized", "message": "an access token is required"},
+    }
