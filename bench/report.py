@@ -1,6 +1,6 @@
 """Turn a bench/results/<timestamp>.json into a Markdown table and one PNG overview.
 
-    python bench/report.py bench/results/<timestamp>.json
+python bench/report.py bench/results/<timestamp>.json
 """
 
 from __future__ import annotations
@@ -115,10 +115,18 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, dict[str, float | None]
                 lambda r, n=n: _step(r.get("steps"), "receivers", "server_cpu_us_per_delivery", n),
                 variant,
             )
-    add("2 nodes on Redis: cross-node p50 overhead (ms)", "lower",
-        lambda r: r.get("overhead_p50_ms"), "cluster")
-    add("2 nodes on Redis: cross-node p99 overhead (ms)", "lower",
-        lambda r: r.get("overhead_p99_ms"), "cluster")
+    add(
+        "2 nodes on Redis: cross-node p50 overhead (ms)",
+        "lower",
+        lambda r: r.get("overhead_p50_ms"),
+        "cluster",
+    )
+    add(
+        "2 nodes on Redis: cross-node p99 overhead (ms)",
+        "lower",
+        lambda r: r.get("overhead_p99_ms"),
+        "cluster",
+    )
     return out
 
 
@@ -158,7 +166,7 @@ def _fmt(value: float | None) -> str:
 def _ratio(ours: float | None, theirs: float | None) -> str:
     if ours is None or theirs is None or theirs == 0:
         return "—"
-    return f"{ours / theirs:.2f}×"
+    return f"{ours / theirs:.2f}\u00d7"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -255,14 +263,21 @@ def chart(report: dict[str, Any], path: Path) -> None:
     width = 0.8 / len(SERVERS)
     for j, kind in enumerate(SERVERS):
         r = _get(sc, "latency", kind) or {}
-        for i, rate in enumerate(rates):
+        for i in range(len(rates)):
             p50, p99 = _get(r, "rates", i, "p50_ms"), _get(r, "rates", i, "p99_ms")
             if p50 is None or p99 is None:
                 continue
             x = i + (j - 1) * width
-            ax.bar(x, p99, width, color=COLORS[kind], alpha=0.45,
-                   label=f"{LABELS[kind]} p99" if i == 0 else None)
-            ax.bar(x, p50, width, color=COLORS[kind], label=f"{LABELS[kind]} p50" if i == 0 else None)
+            ax.bar(
+                x,
+                p99,
+                width,
+                color=COLORS[kind],
+                alpha=0.45,
+                label=f"{LABELS[kind]} p99" if i == 0 else None,
+            )
+            label = f"{LABELS[kind]} p50" if i == 0 else None
+            ax.bar(x, p50, width, color=COLORS[kind], label=label)
     ax.set_xticks(range(len(rates)), [f"{r:,} msg/s" for r in rates])
     ax.set_yscale("log")
     ax.set_title("1:1 send → receive latency (lower is better)")
