@@ -8,7 +8,10 @@ from the environment exactly as for `backchannel serve`.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from backchannel.rooms.names import Namespace, subscribers_room
@@ -40,7 +43,26 @@ def main() -> int:
         )
         return {"ok": True, "data": None}
 
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        _dump_allocations_on_sigusr1(Path(os.environ["BENCH_TRACEMALLOC"]))
     return serve(settings, app)
+
+
+def _dump_allocations_on_sigusr1(path: Path) -> None:
+    """Profiling aid: `kill -USR1 <pid>` writes the biggest live allocation sites to `path`."""
+    import tracemalloc
+
+    tracemalloc.start(8)
+
+    def dump(*_: Any) -> None:
+        snapshot = tracemalloc.take_snapshot()
+        lines = []
+        for stat in snapshot.statistics("traceback")[:40]:
+            lines.append(f"{stat.size / 1024:10.1f} kB {stat.count:8d} blocks")
+            lines += [f"    {frame}" for frame in stat.traceback.format()[-8:]]
+        path.write_text("\n".join(lines))
+
+    signal.signal(signal.SIGUSR1, dump)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,7 @@ async function idle() {
       failures: r.failures,
     });
   }
+  if (spec.holdMs) await sleep(spec.holdMs);
   for (const c of clients) c.close();
   return { base_rss_bytes: base, steps };
 }

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from backchannel.rooms.fanout import FanoutMixin, websocket_frame
 from backchannel.rooms.names import Namespace, user_room
 from backchannel.server.app import create_app
-from backchannel.server.keys import RUNTIME
+from backchannel.server.keys import RUNTIME, SIO
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings
 from tests.support import Api, Sockets
@@ -198,3 +198,31 @@ async def test_a_broadcast_on_one_node_reaches_sockets_on_the_other(
             await on_b.close_all()
     finally:
         await node_a.close()
+
+
+async def test_a_disconnected_socket_leaves_every_room_and_its_other_devices_still_hear(
+    server: TestServer, api: Api, sockets: Sockets
+) -> None:
+    rt = runtime(server)
+    manager = server.app[SIO].manager
+    fan = await api.register()
+    phone = await sockets.connect("/chat", fan, events=("news",))
+    laptop = await sockets.connect("/chat", fan, events=("news",))
+    phone_sid = phone.client.get_sid("/chat")
+    await rt.emitter.join(Namespace.CHAT, phone_sid, ROOM)
+    assert sorted(manager.get_rooms(phone_sid, "/chat")) == sorted(
+        [phone_sid, user_room(fan.id), ROOM]
+    )
+
+    await phone.disconnect()
+    for _ in range(50):
+        if not manager.is_connected(phone_sid, "/chat"):
+            break
+        await asyncio.sleep(0.05)
+
+    rooms = manager.rooms["/chat"]
+    assert ROOM not in rooms and phone_sid not in rooms
+    assert all(phone_sid not in members for members in rooms.values())
+    assert manager.get_rooms(phone_sid, "/chat") == []
+    await rt.emitter.to_user(Namespace.CHAT, fan.id, "news", {"still": "here"})
+    assert await laptop.wait_for("news") == [{"still": "here"}]
