@@ -50,3 +50,30 @@ async def test_a_js_client_connects_with_a_login_token_and_is_refused_without(
         "message": "an access token is required",
         "data": {"code": "unauthorized", "message": "an access token is required"},
     }
+
+
+async def test_a_js_client_sends_and_receives_messages_paid_ones_locked(
+    api: Api, base_url: str, node: str
+) -> None:
+    creator, fan = await api.register(role="creator"), await api.register()
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(JS_DIR / "chat_check.mjs"),
+        base_url,
+        creator.access_token,
+        fan.id,
+        fan.access_token,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    result = json.loads(stdout.decode().strip().splitlines()[-1])
+
+    assert result["free"]["ok"] and result["paid"]["ok"]
+    assert result["paid"]["data"]["body"] == "JS-SECRET"
+    free, paid = result["received"]
+    assert free == result["free"]["data"]
+    assert paid["locked"] is True and paid["body"] is None
+    assert paid["preview"] == {"text": "peek", "media_count": 0}
+    assert "JS-SECRET" not in json.dumps(result["received"])

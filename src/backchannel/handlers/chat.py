@@ -1,12 +1,76 @@
-"""The `/chat` namespace: messaging: conversations, messages, read state and sync."""
+"""The `/chat` namespace: conversations, messages, read state and sync."""
 
 from __future__ import annotations
 
-from backchannel.handlers.base import AuthenticatedNamespace
+import asyncio
+import logging
+from typing import Any
+
+from backchannel.domain import chat
+from backchannel.domain.auth import Identity
+from backchannel.domain.chat_views import (
+    Conversation,
+    ConversationPage,
+    Message,
+    ReadState,
+    SyncPage,
+)
+from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
+from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class ChatNamespace(AuthenticatedNamespace):
     """Messaging: conversations, messages, read state and sync."""
 
     path = Namespace.CHAT
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self._replays: set[asyncio.Task[None]] = set()
+
+    async def on_authenticated(self, sid: str, identity: Identity, auth: Any) -> None:
+        """With `auth.last_seq`, replay what the socket missed once its connect is acked."""
+        positions = chat.replay_positions(auth)
+        if positions:
+            # A task: the replay must follow the CONNECT packet, which is sent after this returns.
+            task = asyncio.create_task(self._replay(sid, identity.user_id, positions))
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+
+    async def _replay(self, sid: str, user_id: str, positions: dict[int, int]) -> None:
+        try:
+            await chat.replay_missed(self.rt, user_id, sid, positions)
+        except Exception:
+            log.warning("replay on connect failed; the client can still sync", exc_info=True)
+
+    @event("conversation:open", chat.OpenConversation)
+    async def open_conversation(
+        self, ctx: EventContext, payload: chat.OpenConversation
+    ) -> Conversation:
+        """Open a DM or a group."""
+        return await chat.open_conversation(self.rt, ctx.user_id, payload, origin_sid=ctx.sid)
+
+    @event("conversation:list", chat.ListConversations)
+    async def list_conversations(
+        self, ctx: EventContext, payload: chat.ListConversations
+    ) -> ConversationPage:
+        """The caller's conversations with last message and unread count."""
+        return await chat.list_conversations(self.rt, ctx.user_id, payload)
+
+    @event("message:send", chat.SendMessage)
+    async def send(self, ctx: EventContext, payload: chat.SendMessage) -> Message:
+        """Send (or idempotently re-send) a message."""
+        return await chat.send_message(self.rt, ctx.user_id, ctx.role, payload)
+
+    @event("message:read", chat.MarkRead)
+    async def read(self, ctx: EventContext, payload: chat.MarkRead) -> ReadState:
+        """Move the read pointer forward."""
+        return await chat.mark_read(self.rt, ctx.user_id, payload, origin_sid=ctx.sid)
+
+    @event("messages:sync", chat.SyncMessages)
+    async def sync(self, ctx: EventContext, payload: chat.SyncMessages) -> SyncPage:
+        """What the caller missed after a seq."""
+        return await chat.sync_messages(self.rt, ctx.user_id, payload)

@@ -143,3 +143,12 @@ SOFT_DELETE_USER = "update users set deleted_at = now() where id = $1 and delete
 async def soft_delete_user(conn: Connection, user_id: str) -> None:
     """Mark a user deleted: their tokens stop working at once."""
     await conn.execute(SOFT_DELETE_USER, user_id)
+
+
+SELECT_ACTIVE_IDS = "select id from users where id = any($1::text[]) and deleted_at is null"
+
+
+async def active_user_ids(conn: Connection, user_ids: list[str]) -> set[str]:
+    """Which of these ids are active users."""
+    rows = await conn.fetch(SELECT_ACTIVE_IDS, user_ids)
+    return {row["id"] for row in rows}

@@ -42,12 +42,20 @@ class Emitter:
         )
 
     async def to_users(
-        self, namespace: Namespace, user_ids: Iterable[str], event: str, data: Any
+        self,
+        namespace: Namespace,
+        user_ids: Iterable[str],
+        event: str,
+        data: Any,
+        *,
+        skip_sid: str | None = None,
     ) -> None:
         """Every socket of each user, as one emit: a socket in several rooms gets it once."""
         rooms = [user_room(uid) for uid in user_ids]
         if rooms:
-            await self._sio.emit(event, to_wire(data), room=rooms, namespace=namespace)
+            await self._sio.emit(
+                event, to_wire(data), room=rooms, namespace=namespace, skip_sid=skip_sid
+            )
 
     async def to_room(
         self,

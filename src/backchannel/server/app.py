@@ -14,8 +14,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from backchannel.domain.tokens import TokenService
+from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
-from backchannel.http import auth, health, openapi, profiles
+from backchannel.http import auth, conversations, health, openapi, profiles
 from backchannel.http.middleware import cors, observe
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
@@ -37,6 +38,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     openapi.routes,
     auth.routes,
     profiles.routes,
+    conversations.routes,
 )
 
 
@@ -69,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_typing_indicators)
     app.on_shutdown.append(_drain)
     return app
 
@@ -133,6 +136,14 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+
+
+async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    runtime._typing = TypingIndicators(runtime)
+    yield
+    await runtime._typing.close()
+    runtime._typing = None
 
 
 async def _drain(app: web.Application) -> None:

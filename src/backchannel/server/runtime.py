@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from backchannel.domain.tokens import TokenService
+    from backchannel.domain.typing_indicators import TypingIndicators
     from backchannel.persistence.database import Database
     from backchannel.rooms.emitter import Emitter
     from backchannel.server.metrics import Metrics
@@ -58,6 +59,7 @@ class Runtime:
     redis: Redis | None = None
     http: aiohttp.ClientSession | None = None
     _limiter: RateLimiter | None = None
+    _typing: TypingIndicators | None = None
 
     @property
     def limiter(self) -> RateLimiter:
@@ -65,6 +67,13 @@ class Runtime:
         if self._limiter is None:
             raise Unavailable("server not ready")
         return self._limiter
+
+    @property
+    def typing(self) -> TypingIndicators:
+        """This node's typing indicators; present once the app has started."""
+        if self._typing is None:
+            raise Unavailable("server not ready")
+        return self._typing
 
     @property
     def has_database(self) -> bool:

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         "20/10s:10", description="message:send per user: COUNT/SECONDSs[:BURST]"
     )
     group_max_members: int = Field(1000, ge=2, description="Largest group conversation")
+    typing_timeout_seconds: float = Field(
+        6.0, gt=0, description="A typing:start expires this long after the last one"
+    )
+    typing_throttle_seconds: float = Field(
+        2.0, ge=0, description="Repeated typing:start broadcast at most once per this interval"
+    )
 
     @field_validator("message_rate_limit")
     @classmethod

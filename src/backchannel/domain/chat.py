@@ -1,0 +1,438 @@
+"""Messaging: open and list conversations, send, read, sync and page through history.
+
+Both transports call these. Every operation checks membership itself; every live event is
+emitted after the transaction that it announces has committed, and every message that leaves
+goes through `render_for_viewer`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+
+from backchannel.domain.chat_views import (
+    Conversation,
+    ConversationPage,
+    ConversationSummary,
+    HistoryPage,
+    Message,
+    ReadState,
+    SyncPage,
+    render_for_viewer,
+)
+from backchannel.errors import Conflict, Invalid, NotFound
+from backchannel.persistence import conversations, messages, users
+from backchannel.persistence.conversations import ConversationRow
+from backchannel.persistence.database import Connection
+from backchannel.persistence.messages import StoredMessage
+from backchannel.rooms.membership import check_price, others, plan_participants, require_member
+from backchannel.rooms.names import Namespace
+from backchannel.server.ratelimit import Rate
+
+if TYPE_CHECKING:
+    from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_CHARS = 4000
+MAX_MEDIA = 10
+SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX = 100, 200
+HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX = 50, 200
+LIST_PAGE_DEFAULT, LIST_PAGE_MAX = 50, 100
+
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
+Title = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, max_length=200)]
+Seq = Annotated[StrictInt, Field(ge=0)]
+
+
+class OpenConversation(BaseModel):
+    """`conversation:open`: one other participant makes a DM, more make a group."""
+
+    model_config = ConfigDict(extra="forbid")
+    participant_ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)]
+    title: Title | None = None
+
+
+class ListConversations(BaseModel):
+    """`conversation:list` and `GET /conversations`."""
+
+    model_config = ConfigDict(extra="forbid")
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    limit: Annotated[int, Field(ge=1, le=LIST_PAGE_MAX)] = LIST_PAGE_DEFAULT
+
+
+class MediaIn(BaseModel):
+    """An attachment: an http(s) URL and a type such as `image` or `video/mp4`."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[AnyHttpUrl, Field(max_length=2048)]
+    type: Annotated[
+        str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9.+/-]{0,63}$")
+    ]
+
+
+class SendMessage(BaseModel):
+    """`message:send`. `preview_text` (an extension) is the teaser a paid message shows."""
+
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: Id
+    client_id: Id
+    body: (
+        Annotated[
+            str, StringConstraints(strict=True, strip_whitespace=True, max_length=MAX_BODY_CHARS)
+        ]
+        | None
+    ) = None
+    media: Annotated[list[MediaIn], Field(max_length=MAX_MEDIA)] = []
+    price_cents: StrictInt | None = None
+    currency: Annotated[
+        str, StringConstraints(strict=True, to_lower=True, pattern=r"^[A-Za-z]{3}$")
+    ] = "usd"
+    preview_text: Annotated[str, StringConstraints(strict=True, max_length=280)] | None = None
+
+
+class MarkRead(BaseModel):
+    """`message:read`."""
+
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: Id
+    seq: Seq
+
+
+class SyncMessages(BaseModel):
+    """`messages:sync`."""
+
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: Id
+    after_seq: Seq
+    limit: Annotated[StrictInt, Field(ge=1, le=SYNC_PAGE_MAX)] = SYNC_PAGE_DEFAULT
+
+
+class HistoryQuery(BaseModel):
+    """`GET /conversations/{id}/messages?before_seq=&limit=` (newest first)."""
+
+    model_config = ConfigDict(extra="forbid")
+    before_seq: Annotated[int, Field(ge=1)] | None = None
+    limit: Annotated[int, Field(ge=1, le=HISTORY_PAGE_MAX)] = HISTORY_PAGE_DEFAULT
+
+
+@contextmanager
+def _best_effort(event: str) -> Iterator[None]:
+    """Live delivery after a commit: a failure (Redis down) is logged, never a failed ack.
+
+    What was committed stays committed; clients catch up with `messages:sync`.
+    """
+    try:
+        yield
+    except Exception:
+        log.warning("live delivery of %s failed", event, exc_info=True)
+
+
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
+
+
+def parse_id(value: str | int, what: str = "conversation") -> int:
+    """A stored id from its wire form; anything that cannot be one is simply not found."""
+    text = str(value)
+    if not _DIGITS.match(text):
+        raise NotFound(f"no such {what}")
+    return int(text)
+
+
+async def member_conversation(
+    conn: Connection, conversation_id: int, user_id: str
+) -> ConversationRow:
+    """The conversation, if `user_id` is in it: `not_found` / `forbidden` otherwise."""
+    row = await conversations.get_conversation(conn, conversation_id)
+    require_member(row is not None, row.participant_ids if row else (), user_id)
+    assert row is not None
+    return row
+
+
+# -- conversations ---------------------------------------------------------------------------
+
+
+async def open_conversation(
+    rt: Runtime, user_id: str, request: OpenConversation, *, origin_sid: str | None = None
+) -> Conversation:
+    """Open a DM (the same one for a pair, every time) or a new group."""
+    plan = plan_participants(user_id, request.participant_ids, rt.settings.group_max_members)
+    async with rt.db.transaction() as conn:
+        active = await users.active_user_ids(conn, list(plan.member_ids))
+        if any(uid not in active for uid in plan.member_ids):
+            raise NotFound(
+                "no such user", [{"field": "participant_ids", "message": "unknown user"}]
+            )
+        if plan.direct_key is not None:
+            conversation_id, created = await conversations.insert_direct(
+                conn, title=request.title, direct_key=plan.direct_key, created_by=user_id
+            )
+        else:
+            conversation_id = await conversations.insert_group(
+                conn, title=request.title, created_by=user_id
+            )
+            created = True
+        if created:
+            await conversations.add_members(conn, conversation_id, list(plan.member_ids))
+        row = await conversations.get_conversation(conn, conversation_id)
+    assert row is not None
+    conversation = Conversation.of(row)
+    if created:
+        # Everyone in it hears, the opener's other devices included; not the opening socket.
+        with _best_effort("conversation:new"):
+            await rt.emitter.to_users(
+                Namespace.CHAT,
+                row.participant_ids,
+                "conversation:new",
+                conversation,
+                skip_sid=origin_sid,
+            )
+    return conversation
+
+
+def _encode_cursor(activity_at: datetime, conversation_id: int) -> str:
+    raw = f"{activity_at.isoformat()}|{conversation_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, conversation_id = base64.urlsafe_b64decode(padded).decode().split("|")
+        return datetime.fromisoformat(stamp), int(conversation_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Invalid(
+            "bad cursor", [{"field": "cursor", "message": "use a next_cursor you were given"}]
+        ) from None
+
+
+async def list_conversations(
+    rt: Runtime, user_id: str, request: ListConversations
+) -> ConversationPage:
+    """The caller's conversations, most recently active first, with last message and unread."""
+    before = _decode_cursor(request.cursor) if request.cursor else None
+    async with rt.db.transaction() as conn:
+        rows = await conversations.page_for_member(
+            conn, user_id, before=before, limit=request.limit + 1
+        )
+        page = rows[: request.limit]
+        last = await messages.at_seqs(
+            conn,
+            user_id,
+            [(r.conversation.id, r.conversation.last_seq) for r in page if r.conversation.last_seq],
+        )
+    items = [
+        ConversationSummary(
+            **Conversation.of(r.conversation).model_dump(),
+            last_message=(
+                render_for_viewer(last[r.conversation.id], user_id)
+                if r.conversation.id in last
+                else None
+            ),
+            unread_count=r.unread_count,
+            last_read_seq=r.last_read_seq,
+            last_seq=r.conversation.last_seq,
+        )
+        for r in page
+    ]
+    next_cursor = (
+        _encode_cursor(page[-1].activity_at, page[-1].conversation.id)
+        if len(rows) > request.limit
+        else None
+    )
+    return ConversationPage(items=items, next_cursor=next_cursor)
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessage) -> Message:
+    """Store a message with the next seq, then deliver it; a retried `client_id` replays."""
+    body = request.body or None
+    if body is None and not request.media:
+        raise Invalid("a message needs a body or media", [{"field": "body", "message": "empty"}])
+    check_price(role, request.price_cents)
+    conversation_id = parse_id(request.conversation_id)
+    await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
+
+    async with rt.db.connection() as conn:
+        conversation = await member_conversation(conn, conversation_id, user_id)
+        earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
+    if earlier is not None:
+        return _replay(earlier, conversation_id, user_id)
+
+    try:
+        async with rt.db.transaction() as conn:
+            seq = await conversations.next_seq(conn, conversation_id)
+            stored = await messages.insert_message(
+                conn,
+                conversation_id=conversation_id,
+                seq=seq,
+                sender_id=user_id,
+                client_id=request.client_id,
+                body=body,
+                media=[{"url": str(m.url), "type": m.type} for m in request.media],
+                price_cents=request.price_cents,
+                currency=request.currency,
+                preview_text=request.preview_text if request.price_cents is not None else None,
+            )
+    except Conflict:
+        # A concurrent retry of the same client_id committed first: its message is the answer.
+        async with rt.db.connection() as conn:
+            earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
+        if earlier is None:
+            raise
+        return _replay(earlier, conversation_id, user_id)
+
+    await _after_send(rt, stored, conversation.participant_ids)
+    return render_for_viewer(stored, user_id)
+
+
+def _replay(earlier: StoredMessage, conversation_id: int, user_id: str) -> Message:
+    if earlier.conversation_id != conversation_id:
+        raise Conflict(
+            "client_id already used for a message in another conversation",
+            [{"field": "client_id", "message": "use a new client_id for a new message"}],
+        )
+    return render_for_viewer(earlier, user_id)
+
+
+async def _after_send(rt: Runtime, stored: StoredMessage, participant_ids: list[str]) -> None:
+    """Everything that follows a committed send; the one place to hook further deliveries."""
+    with _best_effort("message:new"):
+        await _deliver_message(rt, stored, participant_ids)
+
+
+async def _deliver_message(rt: Runtime, stored: StoredMessage, participant_ids: list[str]) -> None:
+    sender_view = render_for_viewer(stored, stored.sender_id)
+    if stored.price_cents is None:
+        # Every socket of every participant, the sending one included, in one emit.
+        await rt.emitter.to_users(Namespace.CHAT, participant_ids, "message:new", sender_view)
+    else:
+        await rt.emitter.to_user(Namespace.CHAT, stored.sender_id, "message:new", sender_view)
+        # A message just stored has no unlocks: every recipient gets the same locked view
+        # (rendered for no one in particular, which is never the sender).
+        locked = render_for_viewer(stored, viewer_id="")
+        recipients = others(participant_ids, stored.sender_id)
+        await rt.emitter.to_users(Namespace.CHAT, recipients, "message:new", locked)
+
+
+async def get_message_for(
+    rt: Runtime, conn: Connection, message_id: str | int, viewer_id: str
+) -> Message:
+    """One message as `viewer_id` sees it now (whole once unlocked); for other domains."""
+    stored = await messages.get_for_viewer(conn, parse_id(message_id, "message"), viewer_id)
+    if stored is None:
+        raise NotFound("no such message")
+    await member_conversation(conn, stored.conversation_id, viewer_id)
+    return render_for_viewer(stored, viewer_id)
+
+
+async def mark_read(
+    rt: Runtime, user_id: str, request: MarkRead, *, origin_sid: str | None = None
+) -> ReadState:
+    """Move the reader's pointer forward and tell the other participants."""
+    conversation_id = parse_id(request.conversation_id)
+    async with rt.db.transaction() as conn:
+        conversation = await member_conversation(conn, conversation_id, user_id)
+        moved = await conversations.advance_read(conn, conversation_id, user_id, request.seq)
+        if moved is None:
+            raise NotFound("no such conversation")
+        before, after = moved
+        unread = await messages.count_unread(conn, conversation_id, after, user_id)
+    if after > before:
+        receipt = {"conversation_id": str(conversation_id), "user_id": user_id, "seq": after}
+        # The other participants, and the reader's other devices (so their badges clear).
+        with _best_effort("message:read"):
+            await rt.emitter.to_users(
+                Namespace.CHAT,
+                conversation.participant_ids,
+                "message:read",
+                receipt,
+                skip_sid=origin_sid,
+            )
+    return ReadState(conversation_id=str(conversation_id), seq=after, unread_count=unread)
+
+
+async def sync_messages(rt: Runtime, user_id: str, request: SyncMessages) -> SyncPage:
+    """Everything after `after_seq`, oldest first, a page at a time."""
+    conversation_id = parse_id(request.conversation_id)
+    async with rt.db.connection() as conn:
+        await member_conversation(conn, conversation_id, user_id)
+        rows = await messages.after_seq(
+            conn, conversation_id, user_id, request.after_seq, request.limit + 1
+        )
+    page = rows[: request.limit]
+    return SyncPage(
+        items=[render_for_viewer(m, user_id) for m in page], has_more=len(rows) > request.limit
+    )
+
+
+async def history(
+    rt: Runtime, user_id: str, conversation_id_text: str, request: HistoryQuery
+) -> HistoryPage:
+    """Messages before `before_seq` (or the newest), newest first."""
+    conversation_id = parse_id(conversation_id_text)
+    before = request.before_seq if request.before_seq is not None else 2**62
+    async with rt.db.connection() as conn:
+        await member_conversation(conn, conversation_id, user_id)
+        rows = await messages.before_seq(conn, conversation_id, user_id, before, request.limit + 1)
+    page = rows[: request.limit]
+    next_cursor = str(page[-1].seq) if len(rows) > request.limit else None
+    return HistoryPage(items=[render_for_viewer(m, user_id) for m in page], next_cursor=next_cursor)
+
+
+# -- replay on connect -----------------------------------------------------------------------
+
+REPLAY_MAX_CONVERSATIONS = 100
+
+
+def replay_positions(auth: Any) -> dict[int, int]:
+    """`auth.last_seq` of a handshake as {conversation: seq}; malformed entries are ignored.
+
+    A bad entry never refuses the connection: the client can still sync by hand.
+    """
+    raw = auth.get("last_seq") if isinstance(auth, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    positions: dict[int, int] = {}
+    for key, seq in raw.items():
+        if len(positions) >= REPLAY_MAX_CONVERSATIONS:
+            break
+        if isinstance(key, str) and _DIGITS.match(key) and type(seq) is int and seq >= 0:
+            positions[int(key)] = seq
+    return positions
+
+
+async def replay_missed(rt: Runtime, user_id: str, sid: str, positions: dict[int, int]) -> None:
+    """Send one socket what it missed after each position, then `messages:replayed` for each.
+
+    Conversations the user is not in are skipped silently; more than one sync page is left to
+    `messages:sync` (`has_more: true`).
+    """
+    for conversation_id, after in positions.items():
+        async with rt.db.connection() as conn:
+            row = await conversations.get_conversation(conn, conversation_id)
+            if row is None or user_id not in row.participant_ids:
+                continue
+            rows = await messages.after_seq(
+                conn, conversation_id, user_id, after, SYNC_PAGE_DEFAULT + 1
+            )
+        page = rows[:SYNC_PAGE_DEFAULT]
+        for stored in page:
+            message = render_for_viewer(stored, user_id)
+            await rt.emitter.to_socket(Namespace.CHAT, sid, "message:new", message)
+        done = {
+            "conversation_id": str(conversation_id),
+            "up_to_seq": page[-1].seq if page else after,
+            "has_more": len(rows) > SYNC_PAGE_DEFAULT,
+        }
+        await rt.emitter.to_socket(Namespace.CHAT, sid, "messages:replayed", done)

@@ -1,0 +1,186 @@
+"""Messages: insert with an assigned seq, idempotency look-ups, and per-viewer reads.
+
+Every read that returns messages also says, for one viewer, whether a `message_unlocks` row
+exists for them (`unlocked`), so an unlock changes what that viewer sees on the next read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backchannel.persistence.database import Connection
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message row as stored, plus whether one viewer has unlocked it."""
+
+    id: int
+    conversation_id: int
+    seq: int
+    sender_id: str
+    client_id: str
+    body: str | None
+    media: list[dict[str, Any]]
+    price_cents: int | None
+    currency: str
+    preview_text: str | None
+    broadcast_id: int | None
+    created_at: datetime
+    unlocked: bool = False
+
+
+_COLUMNS = (
+    "m.id, m.conversation_id, m.seq, m.sender_id, m.client_id, m.body, m.media, m.price_cents, "
+    "m.currency, m.preview_text, m.broadcast_id, m.created_at"
+)
+# $1 is always the viewer in the queries that use this.
+_UNLOCKED = (
+    "exists (select 1 from message_unlocks u where u.message_id = m.id and u.user_id = $1)"
+    " as unlocked"
+)
+
+
+def _message(row: Any) -> StoredMessage:
+    data = dict(row.items())
+    media = data["media"]
+    data["media"] = json.loads(media) if isinstance(media, str) else list(media)
+    data.setdefault("unlocked", False)
+    return StoredMessage(**data)
+
+
+INSERT_MESSAGE = f"""
+insert into messages as m
+    (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
+     preview_text, broadcast_id)
+values ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
+returning {_COLUMNS}
+"""
+
+
+async def insert_message(
+    conn: Connection,
+    *,
+    conversation_id: int,
+    seq: int,
+    sender_id: str,
+    client_id: str,
+    body: str | None,
+    media: list[dict[str, Any]],
+    price_cents: int | None,
+    currency: str,
+    preview_text: str | None,
+    broadcast_id: int | None = None,
+) -> StoredMessage:
+    """Store a message with the seq the caller assigned in this transaction.
+
+    A second (sender, client_id) outside a broadcast raises `Conflict` at the unit-of-work
+    boundary (unique index), which is how a concurrent retry is detected.
+    """
+    row = await conn.fetchrow(
+        INSERT_MESSAGE,
+        conversation_id,
+        seq,
+        sender_id,
+        client_id,
+        body,
+        json.dumps(media),
+        price_cents,
+        currency,
+        preview_text,
+        broadcast_id,
+    )
+    return _message(row)
+
+
+# The predicate matches messages_sender_client_idx's, so the partial unique index is used.
+SELECT_BY_CLIENT_ID = f"""
+select {_COLUMNS} from messages m
+where m.sender_id = $1 and m.client_id = $2 and m.broadcast_id is null
+"""
+
+
+async def find_by_client_id(
+    conn: Connection, sender_id: str, client_id: str
+) -> StoredMessage | None:
+    """The message this sender already stored under `client_id`, if any (seen by its sender)."""
+    row = await conn.fetchrow(SELECT_BY_CLIENT_ID, sender_id, client_id)
+    return _message(row) if row else None
+
+
+SELECT_FOR_VIEWER = f"""
+select {_COLUMNS}, {_UNLOCKED} from messages m where m.id = $2
+"""
+
+
+async def get_for_viewer(conn: Connection, message_id: int, viewer_id: str) -> StoredMessage | None:
+    """One message, with whether `viewer_id` has unlocked it."""
+    row = await conn.fetchrow(SELECT_FOR_VIEWER, viewer_id, message_id)
+    return _message(row) if row else None
+
+
+SELECT_AFTER_SEQ = f"""
+select {_COLUMNS}, {_UNLOCKED} from messages m
+where m.conversation_id = $2 and m.seq > $3
+order by m.seq
+limit $4
+"""
+
+
+async def after_seq(
+    conn: Connection, conversation_id: int, viewer_id: str, after: int, limit: int
+) -> list[StoredMessage]:
+    """Messages after `after`, oldest first (sync)."""
+    rows = await conn.fetch(SELECT_AFTER_SEQ, viewer_id, conversation_id, after, limit)
+    return [_message(row) for row in rows]
+
+
+SELECT_BEFORE_SEQ = f"""
+select {_COLUMNS}, {_UNLOCKED} from messages m
+where m.conversation_id = $2 and m.seq < $3
+order by m.seq desc
+limit $4
+"""
+
+
+async def before_seq(
+    conn: Connection, conversation_id: int, viewer_id: str, before: int, limit: int
+) -> list[StoredMessage]:
+    """Messages before `before`, newest first (history)."""
+    rows = await conn.fetch(SELECT_BEFORE_SEQ, viewer_id, conversation_id, before, limit)
+    return [_message(row) for row in rows]
+
+
+SELECT_AT_SEQS = f"""
+select {_COLUMNS}, {_UNLOCKED}
+from unnest($2::bigint[], $3::bigint[]) as t (conversation_id, seq)
+join messages m on m.conversation_id = t.conversation_id and m.seq = t.seq
+"""
+
+
+async def at_seqs(
+    conn: Connection, viewer_id: str, positions: list[tuple[int, int]]
+) -> dict[int, StoredMessage]:
+    """The message at each (conversation, seq), keyed by conversation (last messages)."""
+    if not positions:
+        return {}
+    rows = await conn.fetch(
+        SELECT_AT_SEQS, viewer_id, [p[0] for p in positions], [p[1] for p in positions]
+    )
+    found = [_message(row) for row in rows]
+    return {m.conversation_id: m for m in found}
+
+
+COUNT_UNREAD = """
+select count(*) from messages m
+where m.conversation_id = $1 and m.seq > $2 and m.sender_id <> $3
+"""
+
+
+async def count_unread(conn: Connection, conversation_id: int, after: int, reader_id: str) -> int:
+    """Messages after the reader's pointer that someone else sent."""
+    count: int = await conn.fetchval(COUNT_UNREAD, conversation_id, after, reader_id)
+    return count
