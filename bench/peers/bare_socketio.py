@@ -66,7 +66,7 @@ async def send(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         "locked": False,
     }
     rooms = [f"user:{m}" for m in str(data["conversation_id"]).split(" ")]
-    await sio.emit("message:new", message, room=rooms, skip_sid=sid, namespace="/chat")
+    await sio.emit("message:new", message, room=rooms, namespace="/chat")
     return {"ok": True, "data": message}
 
 

@@ -40,7 +40,7 @@ chat.on("connection", (socket) => {
       currency: "usd",
       locked: false,
     };
-    chat.to(members.map((m) => `user:${m}`)).except(socket.id).emit("message:new", message);
+    chat.to(members.map((m) => `user:${m}`)).emit("message:new", message);
     if (typeof ack === "function") ack({ ok: true, data: message });
   });
   socket.on("bench:broadcast", (data, ack) => {

@@ -107,8 +107,19 @@ async def open_database(
         max_size=max_size,
         server_settings={"statement_timeout": str(statement_timeout_ms)},
         command_timeout=statement_timeout_ms / 1000 + 1,
+        reset=_keep_session,
     )
     return Database(pool)
+
+
+async def _keep_session(conn: Connection) -> None:
+    """Release without asyncpg's `RESET ALL; UNLISTEN *; CLOSE ALL; ...` round trip.
+
+    Nothing run on a pooled connection sets session state (no SET, LISTEN, cursors or session
+    advisory locks; migrations use their own connection), and asyncpg still rolls back a
+    transaction left open before calling this. It saves one round trip per unit of work: two
+    of the eight a `message:send` made.
+    """
 
 
 def record_to_dict(record: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import socketio
@@ -41,6 +42,39 @@ class _WebSocketWithDeflate(_WebSocket):
     compress = True
 
 
+class _Waiters(list[Any]):
+    """The futures waiting on a queue: a list with the one deque method asyncio calls."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
+class LeanQueue(asyncio.Queue[Any]):
+    """Engine.IO's per-socket send queue, about 2.4 kB lighter than `asyncio.Queue`.
+
+    An empty `collections.deque` costs ~600 bytes and an asyncio.Queue holds four (items,
+    getters, putters, and its Event's waiters); at most a few packets and one waiting writer
+    ever sit in this one, so plain lists serve.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._getters = _Waiters()
+        self._putters = _Waiters()
+        self._finished._waiters = []  # type: ignore[attr-defined]
+
+    def _init(self, maxsize: int) -> None:
+        self._queue: list[Any] = []
+
+    def _get(self) -> Any:
+        return self._queue.pop(0)
+
+    def _put(self, item: Any) -> None:
+        self._queue.append(item)
+
+
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
     """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set."""
     manager: socketio.AsyncManager | None = None
@@ -72,4 +106,5 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
     )
     websocket = _WebSocketWithDeflate if settings.ws_compression else _WebSocket
     sio.eio._async = {**sio.eio._async, "websocket": websocket}
+    sio.eio.create_queue = LeanQueue
     return sio
