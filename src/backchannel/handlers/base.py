@@ -142,6 +142,8 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 error.message, error.to_dict()
             ) from exc
         self._schedule_expiry(sid, identity.expires_at)
+        if self.rt.presence is not None:
+            self.rt.presence.socket_opened(self.path.value, sid, identity.user_id)
         metrics.connects.labels(self.path.value, "ok").inc()
         metrics.connections.labels(self.path.value).inc()
         return True
@@ -151,6 +153,8 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if timer is None:
             return  # never finished connecting
         timer.cancel()
+        if self.rt.presence is not None:
+            self.rt.presence.socket_closed(self.path.value, sid)
         self.rt.metrics.connections.labels(self.path.value).dec()
         identity = await self._identity(sid)
         if identity is not None:

@@ -87,6 +87,12 @@ class Emitter:
         """Take a socket out of a room (the socket must be on this node)."""
         await self._sio.leave_room(sid, room, namespace=namespace)
 
+    def socket_alive(self, namespace: str, sid: str) -> bool:
+        """Whether a socket of this node still has its transport (a socket whose transport
+        closed while its connect handler ran is left behind by python-socketio)."""
+        eio_sid = self._sio.manager.eio_sid_from_sid(sid, namespace)
+        return eio_sid is not None and eio_sid in self._sio.eio.sockets
+
     async def disconnect(self, namespace: Namespace, sid: str) -> None:
         """Close one socket's namespace connection."""
         await self._sio.disconnect(sid, namespace=namespace)

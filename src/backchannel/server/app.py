@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
@@ -23,6 +24,7 @@ from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
+from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_presence)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_typing_indicators)
     app.on_shutdown.append(_drain)
@@ -125,6 +128,28 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     yield
     await runtime.redis.aclose()
     runtime.redis = None
+
+
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    """Presence in Redis when clustered, else in memory; stops after the sockets have closed."""
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    store: PresenceStore
+    if runtime.redis is not None:
+        store = RedisPresence(
+            runtime.redis,
+            settings.redis_prefix,
+            runtime.node_id,
+            settings.presence_node_ttl_seconds,
+        )
+    else:
+        store = MemoryPresence()
+    tracker = PresenceTracker(runtime, store)
+    await tracker.start()
+    runtime.presence = tracker
+    yield
+    await tracker.stop()
+    runtime.presence = None
 
 
 async def _socketio(app: web.Application) -> AsyncIterator[None]:

@@ -35,6 +35,12 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.presence_changes = Counter(
+            "backchannel_presence_changes_total",
+            "Presence changes announced by this node, by new status",
+            ["status"],
+            registry=self.registry,
+        )
         self.http_requests = Counter(
             "backchannel_http_requests_total",
             "HTTP requests by route and status",

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
 
+    from backchannel.domain.presence import PresenceTracker
     from backchannel.domain.tokens import TokenService
     from backchannel.domain.typing_indicators import TypingIndicators
     from backchannel.persistence.database import Database
@@ -59,6 +60,7 @@ class Runtime:
     redis: Redis | None = None
     http: aiohttp.ClientSession | None = None
     _limiter: RateLimiter | None = None
+    presence: PresenceTracker | None = None
     _typing: TypingIndicators | None = None
 
     @property

@@ -107,13 +107,38 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Repeated typing:start broadcast at most once per this interval"
     )
 
-    @field_validator("message_rate_limit")
+    presence_offline_debounce_seconds: float = Field(
+        5.0, ge=0, description="A user goes offline this long after their last socket closes"
+    )
+    presence_heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a node refreshes its presence heartbeat in Redis"
+    )
+    presence_node_ttl_seconds: float = Field(
+        15.0, gt=0, description="A node silent this long is dead; its users go offline"
+    )
+    presence_set_rate_limit: str = Field(
+        "30/60s:10", description="presence:set per user: COUNT/SECONDSs[:BURST]"
+    )
+    presence_sweep_seconds: float = Field(
+        1.0, gt=0, description="How often due offlines and dead nodes are looked for"
+    )
+
+    @field_validator("message_rate_limit", "presence_set_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from backchannel.server.ratelimit import Rate
 
         Rate.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_presence(self) -> Settings:
+        if self.presence_node_ttl_seconds <= self.presence_heartbeat_seconds:
+            raise ValueError(
+                "BACKCHANNEL_PRESENCE_NODE_TTL_SECONDS must exceed "
+                "BACKCHANNEL_PRESENCE_HEARTBEAT_SECONDS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
