@@ -263,19 +263,17 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     conversation_id = parse_id(request.conversation_id)
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
 
-    async with rt.db.connection() as conn:
-        conversation = await member_conversation(conn, conversation_id, user_id)
-        earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
-    if earlier is not None:
-        return _replay(earlier, conversation_id, user_id)
-
     try:
-        async with rt.db.transaction() as conn:
-            seq = await conversations.next_seq(conn, conversation_id)
-            stored = await messages.insert_message(
+        # One connection, three statements: membership, the idempotency look-up, and the append
+        # (seq and row in one statement, no transaction round trips).
+        async with rt.db.connection() as conn:
+            conversation = await member_conversation(conn, conversation_id, user_id)
+            earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
+            if earlier is not None:
+                return _replay(earlier, conversation_id, user_id)
+            appended = await messages.append_message(
                 conn,
                 conversation_id=conversation_id,
-                seq=seq,
                 sender_id=user_id,
                 client_id=request.client_id,
                 body=body,
@@ -292,6 +290,9 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
             raise
         return _replay(earlier, conversation_id, user_id)
 
+    if appended is None:
+        raise NotFound("no such conversation")
+    stored = appended
     await _after_send(rt, stored, conversation.participant_ids)
     return render_for_viewer(stored, user_id)
 

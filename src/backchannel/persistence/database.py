@@ -51,10 +51,12 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        """One connection without a transaction, for single reads."""
+        """One connection without a transaction: single reads, or single-statement writes."""
         try:
             async with self.pool.acquire() as conn:
                 yield conn
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("already exists") from exc
         except _UNAVAILABLE_ERRORS as exc:
             log.warning("database unavailable: %s", exc.__class__.__name__)
             raise Unavailable() from exc

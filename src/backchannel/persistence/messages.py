@@ -96,6 +96,54 @@ async def insert_message(
     return _message(row)
 
 
+# One statement, so one round trip and its own transaction: the update row-locks the
+# conversation until the insert commits (seqs stay gapless and ordered), and a failed insert
+# (a concurrent retry of the same client_id) rolls the bump back with it.
+APPEND_MESSAGE = f"""
+with bumped as (
+    update conversations set last_seq = last_seq + 1, last_message_at = now()
+    where id = $1
+    returning id, last_seq
+)
+insert into messages as m
+    (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
+     preview_text, broadcast_id)
+select bumped.id, bumped.last_seq, $2, $3, $4, $5::jsonb, $6, $7, $8, null from bumped
+returning {_COLUMNS}
+"""
+
+
+async def append_message(
+    conn: Connection,
+    *,
+    conversation_id: int,
+    sender_id: str,
+    client_id: str,
+    body: str | None,
+    media: list[dict[str, Any]],
+    price_cents: int | None,
+    currency: str,
+    preview_text: str | None,
+) -> StoredMessage | None:
+    """Assign the next seq and store the message in one statement (no transaction needed).
+
+    None when the conversation does not exist; a second (sender, client_id) raises `Conflict`
+    at the unit-of-work boundary, as `insert_message` does.
+    """
+    row = await conn.fetchrow(
+        APPEND_MESSAGE,
+        conversation_id,
+        sender_id,
+        client_id,
+        body,
+        json.dumps(media),
+        price_cents,
+        currency,
+        preview_text,
+    )
+    return _message(row) if row else None
+
+
 # The predicate matches messages_sender_client_idx's, so the partial unique index is used.
 SELECT_BY_CLIENT_ID = f"""
 select {_COLUMNS} from messages m
