@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 
@@ -28,21 +27,6 @@ def _loop_factory() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-async def _tune_gc(app: web.Application) -> None:
-    """Move start-up objects out of the collector's sight and make full passes rarer.
-
-    Every socket, session and frame is long-lived or freed by reference counting; the cyclic
-    collector's full passes over tens of thousands of live sockets were a large share of a
-    broadcast's CPU (docs/performance.md).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLDS[0], GC_THRESHOLDS[1], GC_THRESHOLDS[2])
-
-
-GC_THRESHOLDS = (50_000, 50, 100)
-
-
 def serve(settings: Settings, app: web.Application | None = None) -> int:
     """Serve until SIGINT or SIGTERM; aiohttp then runs the graceful shutdown."""
     configure_logging(settings.log_level)
@@ -53,8 +37,6 @@ def serve(settings: Settings, app: web.Application | None = None) -> int:
         return 2
     if app is None:
         app = create_app(settings)
-    if settings.gc_tuning:
-        app.on_startup.append(_tune_gc)
     log.info("serving", extra={"host": settings.host, "port": settings.port})
     try:
         web.run_app(

@@ -80,9 +80,6 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("backchannel", description="Prefix of every Redis key and channel")
     msgpack: bool = Field(False, description="Use the msgpack Socket.IO serializer")
     ws_compression: bool = Field(False, description="Accept permessage-deflate (~130 kB/socket)")
-    gc_tuning: bool = Field(
-        True, description="gc.freeze() after start-up and rarer full GC passes (`serve`)"
-    )
     fast_fanout: bool = Field(
         True, description="Write each broadcast frame once to idle local websockets"
     )
