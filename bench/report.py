@@ -238,7 +238,7 @@ def chart(report: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("open connections")
     ax.set_ylabel("kB per connection")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    _legend(ax, 8)
 
     ax = axes[0][1]
     lines(ax, "fanout_room", "receivers", "deliveries_per_second", 1 / 1000)
@@ -247,7 +247,7 @@ def chart(report: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("receivers")
     ax.set_ylabel("thousand deliveries/s")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    _legend(ax, 8)
 
     ax = axes[1][0]
     lines(ax, "fanout_room", "receivers", "server_cpu_us_per_delivery")
@@ -256,7 +256,7 @@ def chart(report: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("receivers")
     ax.set_ylabel("µs per delivery")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    _legend(ax, 8)
 
     ax = axes[1][1]
     rates = _rates(sc)
@@ -282,11 +282,16 @@ def chart(report: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_title("1:1 send → receive latency (lower is better)")
     ax.set_ylabel("ms (log)")
-    ax.legend(fontsize=7, ncol=2)
+    _legend(ax, 7, ncol=2)
 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _legend(ax: Any, size: int, ncol: int = 1) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=size, ncol=ncol)
 
 
 def write_report(json_path: Path) -> tuple[Path, Path]:
@@ -299,6 +304,22 @@ def write_report(json_path: Path) -> tuple[Path, Path]:
     return md, png
 
 
+def update_readme(json_path: Path, readme: Path) -> None:
+    """Put the run's table and chart between README's bench markers."""
+    md, png = write_report(json_path)
+    text = readme.read_text()
+    begin, end = "<!-- bench:begin -->\n", "<!-- bench:end -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    chart_path = png.resolve().relative_to(readme.resolve().parent)
+    block = f"![benchmark chart]({chart_path})\n\n{md.read_text()}"
+    readme.write_text(head + begin + block + end + tail)
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        print(*write_report(Path(arg)))
+    args = sys.argv[1:]
+    if args and args[0] == "--readme":
+        update_readme(Path(args[1]), Path(__file__).resolve().parent.parent / "README.md")
+    else:
+        for arg in args:
+            print(*write_report(Path(arg)))
