@@ -264,13 +264,10 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
 
     try:
-        # One connection, three statements: membership, the idempotency look-up, and the append
-        # (seq and row in one statement, no transaction round trips).
+        # One connection, two statements: membership, then the append, which also checks that
+        # `client_id` is new (seq and row in one statement, no transaction round trips).
         async with rt.db.connection() as conn:
             conversation = await member_conversation(conn, conversation_id, user_id)
-            earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
-            if earlier is not None:
-                return _replay(earlier, conversation_id, user_id)
             appended = await messages.append_message(
                 conn,
                 conversation_id=conversation_id,
@@ -282,14 +279,17 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
                 currency=request.currency,
                 preview_text=request.preview_text if request.price_cents is not None else None,
             )
+            earlier = None
+            if appended is None:
+                earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
     except Conflict:
         # A concurrent retry of the same client_id committed first: its message is the answer.
         async with rt.db.connection() as conn:
             earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
         if earlier is None:
             raise
+    if earlier is not None:
         return _replay(earlier, conversation_id, user_id)
-
     if appended is None:
         raise NotFound("no such conversation")
     stored = appended

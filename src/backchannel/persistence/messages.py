@@ -97,12 +97,17 @@ async def insert_message(
 
 
 # One statement, so one round trip and its own transaction: the update row-locks the
-# conversation until the insert commits (seqs stay gapless and ordered), and a failed insert
-# (a concurrent retry of the same client_id) rolls the bump back with it.
+# conversation until the insert commits (seqs stay gapless and ordered). Nothing is bumped when
+# the sender already used `client_id` (a retry), and a concurrent retry that slips past that
+# check fails the insert on the unique index, which rolls the bump back with it.
 APPEND_MESSAGE = f"""
 with bumped as (
     update conversations set last_seq = last_seq + 1, last_message_at = now()
     where id = $1
+      and not exists (
+          select 1 from messages
+          where sender_id = $2 and client_id = $3 and broadcast_id is null
+      )
     returning id, last_seq
 )
 insert into messages as m
@@ -127,8 +132,9 @@ async def append_message(
 ) -> StoredMessage | None:
     """Assign the next seq and store the message in one statement (no transaction needed).
 
-    None when the conversation does not exist; a second (sender, client_id) raises `Conflict`
-    at the unit-of-work boundary, as `insert_message` does.
+    None when the conversation does not exist or the sender already used `client_id` (look
+    it up with `find_by_client_id`); a concurrent duplicate raises `Conflict` at the
+    unit-of-work boundary, as `insert_message` does.
     """
     row = await conn.fetchrow(
         APPEND_MESSAGE,
