@@ -184,3 +184,20 @@ class FanoutManager(FanoutMixin):
 
 class RedisFanoutManager(socketio.AsyncRedisManager, FanoutMixin):  # type: ignore[misc]
     """The Redis manager: publishes as the library does; each node's local delivery is fast."""
+
+
+class FanoutServer(socketio.AsyncServer):  # type: ignore[misc]
+    """`AsyncServer` whose single packets (acks, connect replies) take the same fast path."""
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        encoded = pkt.encode()
+        if isinstance(encoded, list):
+            await super()._send_packet(eio_sid, pkt)
+            return
+        eio_socket = self.eio.sockets.get(eio_sid)
+        transport = _idle_transport(eio_socket) if eio_socket is not None else None
+        if transport is None:
+            await self.eio.send(eio_sid, encoded)
+            return
+        transport.write(websocket_frame(eio_packet.Packet(eio_packet.MESSAGE, encoded).encode()))
+        FanoutMixin.fast_writes += 1

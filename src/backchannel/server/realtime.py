@@ -9,7 +9,12 @@ import socketio
 from aiohttp import web
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 
-from backchannel.rooms.fanout import WS_ATTRIBUTE, FanoutManager, RedisFanoutManager
+from backchannel.rooms.fanout import (
+    WS_ATTRIBUTE,
+    FanoutManager,
+    FanoutServer,
+    RedisFanoutManager,
+)
 from backchannel.rooms.names import Namespace
 from backchannel.server.settings import Settings
 
@@ -90,7 +95,8 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
     origins: str | list[str] | None = settings.cors_origin_list or None
     if origins is None and settings.env == "dev":
         origins = "*"
-    sio = socketio.AsyncServer(
+    server_class = FanoutServer if settings.fast_fanout else socketio.AsyncServer
+    sio = server_class(
         async_mode="aiohttp",
         client_manager=manager,
         # Only our namespaces connect; python-socketio would otherwise accept "/" unauthenticated.
