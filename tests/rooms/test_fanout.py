@@ -36,6 +36,21 @@ async def node_b(cluster_settings: Settings) -> AsyncIterator[TestServer]:
     await test_server.close()
 
 
+def test_events_encode_as_the_library_encodes_them() -> None:
+    from socketio import packet
+
+    from backchannel.rooms.fanout import _encode_event
+
+    for namespace, data in (
+        ("/chat", ["news", {"a": [1, "é", None], "b": True}]),
+        ("/", ["hello"]),
+        ("/ppv", ["x", 1, "two"]),
+        ("/chat", ["bin", {"blob": b"\x00\x01"}]),
+    ):
+        expected = packet.Packet(packet.EVENT, namespace=namespace, data=data).encode()
+        assert _encode_event(packet.Packet, namespace, data) == expected
+
+
 def test_frames_use_the_shortest_length_encoding() -> None:
     assert websocket_frame("42") == b"\x81\x0242"
     assert websocket_frame(b"\x01" * 200)[:4] == b"\x82\x7e\x00\xc8"

@@ -71,6 +71,23 @@ def _idle_transport(eio_socket: Any) -> Any:
     return transport
 
 
+def _encode_event(packet_class: Any, namespace: str, data: list[Any]) -> Any:
+    """The encoded Socket.IO EVENT packet: str, bytes (msgpack), or a list (binary attachments).
+
+    With the JSON serializer the library first walks the whole payload looking for bytes; JSON
+    refuses bytes anyway, so try the JSON text first and let a TypeError send the payload the
+    library's way (as a binary event with attachments).
+    """
+    if packet_class is sio_packet.Packet:
+        try:
+            body = packet_class.json.dumps(data, separators=(",", ":"))
+        except TypeError:
+            pass
+        else:
+            return ("2" if namespace == "/" else f"2{namespace},") + body
+    return packet_class(sio_packet.EVENT, namespace=namespace, data=data).encode()
+
+
 class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
     """The local side of the manager: write-once broadcasts and a room index per socket.
 
@@ -148,9 +165,7 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
         else:
             args = []
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
-        encoded = self.server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
+        encoded = _encode_event(self.server.packet_class, namespace, [event, *args])
         if isinstance(encoded, list):  # binary attachments: several frames, the library's way
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, to=to)
             return
