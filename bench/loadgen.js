@@ -355,14 +355,22 @@ async function pairs() {
     });
   }
   let seq = 0;
+  let pendingAcks = 0;
+  // An overloaded step leaves a backlog on the server: let it drain before the next one.
+  const drain = async (ms) => {
+    const deadline = now() + ms;
+    while (pendingAcks > 0 && now() < deadline) await sleep(20);
+  };
   const send = (onAck) => {
     const p = senders[seq % senders.length];
     const clientId = `${process.pid}-${seq++}`;
     sentAt.set(clientId, now());
+    pendingAcks++;
     p.c.emit(
       "message:send",
       { conversation_id: p.conv, client_id: clientId, body: "hello, this is a benchmark message" },
       (ack) => {
+        pendingAcks--;
         if (!ack || ack.ok !== true) errors++;
         if (onAck) onAck();
       },
@@ -408,6 +416,7 @@ async function pairs() {
     const grace = now() + 2000;
     while (sentAt.size > 0 && now() < grace) await sleep(10);
     results.rates.push(summary(rate, spec.seconds));
+    await drain(30000);
     await sleep(300);
   }
   // Closed loop: `window` messages always in flight; the completion rate is the saturation rate.
