@@ -413,10 +413,10 @@ async function pairs() {
       sentCount = due - sentCount > cap ? due : sentCount + Math.max(owed, 0);
       await sleep(2);
     }
+    await drain(30000);
     const grace = now() + 2000;
     while (sentAt.size > 0 && now() < grace) await sleep(10);
     results.rates.push(summary(rate, spec.seconds));
-    await drain(30000);
     await sleep(300);
   }
   // Closed loop: `window` messages always in flight; the completion rate is the saturation rate.
