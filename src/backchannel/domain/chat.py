@@ -264,10 +264,9 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
 
     try:
-        # One connection, two statements: membership, then the append, which also checks that
-        # `client_id` is new (seq and row in one statement, no transaction round trips).
+        # One statement in the common case: membership, the client_id check, the seq and the row
+        # (no transaction round trips). Anything else takes the slow path below.
         async with rt.db.connection() as conn:
-            conversation = await member_conversation(conn, conversation_id, user_id)
             appended = await messages.append_message(
                 conn,
                 conversation_id=conversation_id,
@@ -281,7 +280,11 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
             )
             earlier = None
             if appended is None:
+                # Unknown conversation or not a member (raises), else a retried client_id.
+                await member_conversation(conn, conversation_id, user_id)
                 earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
+                if earlier is None:
+                    raise Conflict("the message could not be stored; retry it")
     except Conflict:
         # A concurrent retry of the same client_id committed first: its message is the answer.
         async with rt.db.connection() as conn:
@@ -290,10 +293,9 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
             raise
     if earlier is not None:
         return _replay(earlier, conversation_id, user_id)
-    if appended is None:
-        raise NotFound("no such conversation")
-    stored = appended
-    await _after_send(rt, stored, conversation.participant_ids)
+    assert appended is not None
+    stored, participant_ids = appended
+    await _after_send(rt, stored, participant_ids)
     return render_for_viewer(stored, user_id)
 
 

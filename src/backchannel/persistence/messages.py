@@ -96,25 +96,36 @@ async def insert_message(
     return _message(row)
 
 
-# One statement, so one round trip and its own transaction: the update row-locks the
-# conversation until the insert commits (seqs stay gapless and ordered). Nothing is bumped when
-# the sender already used `client_id` (a retry), and a concurrent retry that slips past that
-# check fails the insert on the unique index, which rolls the bump back with it.
+# One statement, so one round trip and its own transaction. The update row-locks the
+# conversation until the insert commits (seqs stay gapless and ordered) and bumps nothing when
+# the sender is not a member or already used `client_id` (a retry); a concurrent duplicate that
+# slips past that check fails the insert on the unique index, which rolls the bump back. The
+# participants come back with the row, for delivery.
 APPEND_MESSAGE = f"""
 with bumped as (
     update conversations set last_seq = last_seq + 1, last_message_at = now()
     where id = $1
+      and exists (
+          select 1 from conversation_members
+          where conversation_id = $1 and user_id = $2
+      )
       and not exists (
           select 1 from messages
           where sender_id = $2 and client_id = $3 and broadcast_id is null
       )
     returning id, last_seq
+), m as (
+    insert into messages
+        (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
+         preview_text, broadcast_id)
+    select bumped.id, bumped.last_seq, $2, $3, $4, $5::jsonb, $6, $7, $8, null from bumped
+    returning *
 )
-insert into messages as m
-    (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
-     preview_text, broadcast_id)
-select bumped.id, bumped.last_seq, $2, $3, $4, $5::jsonb, $6, $7, $8, null from bumped
-returning {_COLUMNS}
+select {_COLUMNS},
+    array(select pm.user_id from conversation_members pm
+          where pm.conversation_id = m.conversation_id
+          order by pm.joined_at, pm.user_id) as participant_ids
+from m
 """
 
 
@@ -129,12 +140,12 @@ async def append_message(
     price_cents: int | None,
     currency: str,
     preview_text: str | None,
-) -> StoredMessage | None:
-    """Assign the next seq and store the message in one statement (no transaction needed).
+) -> tuple[StoredMessage, list[str]] | None:
+    """Check membership, assign the next seq and store the message, in one statement.
 
-    None when the conversation does not exist or the sender already used `client_id` (look
-    it up with `find_by_client_id`); a concurrent duplicate raises `Conflict` at the
-    unit-of-work boundary, as `insert_message` does.
+    Returns the message and the conversation's participants; None when the conversation does
+    not exist, the sender is not in it, or the sender already used `client_id` (the caller
+    tells which). A concurrent duplicate raises `Conflict` at the unit-of-work boundary.
     """
     row = await conn.fetchrow(
         APPEND_MESSAGE,
@@ -147,7 +158,11 @@ async def append_message(
         currency,
         preview_text,
     )
-    return _message(row) if row else None
+    if row is None:
+        return None
+    data = dict(row.items())
+    participants = list(data.pop("participant_ids"))
+    return _message(data), participants
 
 
 # The predicate matches messages_sender_client_idx's, so the partial unique index is used.
