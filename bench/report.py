@@ -169,6 +169,11 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}\u00d7"
 
 
+def _first_line(error: str) -> str:
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return (lines[0] if lines else "?")[:300].replace("|", "/")
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The results table, with Backchannel's ratio to each peer."""
     m = report["machine"]
@@ -191,7 +196,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_ratio(ours, v.get('node'))} |"
         )
     errors = [
-        f"- {name} / {LABELS.get(kind, kind)}: {r['error'].splitlines()[-1][:300]}"
+        f"- {name} / {LABELS.get(kind, kind)}: {_first_line(r['error'])}"
         for name, per in report["scenarios"].items()
         for kind, r in per.items()
         if "error" in r
