@@ -317,7 +317,7 @@ def scenario_fanout(b: Bench, kind: str, variant: str) -> dict[str, Any]:
                 "sender": CREATOR,
                 "senderNs": "/ppv" if ppv else "/chat",
                 "trigger": "ppv:broadcast" if ppv else "bench:broadcast",
-                "event": "message:new" if ppv else "bench:news",
+                "event": "message:broadcast" if ppv else "bench:news",
                 "payload": variant,
                 "steps": b.scale["fanout_steps"],
                 "repeats": b.scale["fanout_repeats"],

@@ -80,12 +80,11 @@ async def room_broadcast(sid: str, data: Any) -> dict[str, Any]:
 
 @sio.on("ppv:broadcast", namespace="/ppv")
 async def ppv_broadcast(sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    # What Backchannel sends: one locked rendering to the creator's subscribers room.
     session = await sio.get_session(sid, namespace="/ppv")
-    n = next(ids)
-    message = {
-        "id": str(n),
-        "conversation_id": "0",
-        "seq": 1,
+    n = str(next(ids))
+    payload = {
+        "broadcast_id": n,
         "sender_id": session["user_id"],
         "client_id": data["client_id"],
         "created_at": datetime.now(UTC).isoformat(),
@@ -94,11 +93,11 @@ async def ppv_broadcast(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         "price_cents": data["price_cents"],
         "currency": data.get("currency", "usd"),
         "locked": True,
-        "preview": {"text": data.get("preview_text", ""), "media_count": 0},
+        "preview": {"text": data.get("preview_text"), "media_count": 0},
     }
     room = f"subscribers:{session['user_id']}"
-    await sio.emit("message:new", message, room=room, namespace="/chat")
-    return {"ok": True, "data": {"broadcast_id": str(n), "recipients": 0}}
+    await sio.emit("message:broadcast", payload, room=room, namespace="/chat")
+    return {"ok": True, "data": {"broadcast_id": n, "recipients": 0}}
 
 
 if __name__ == "__main__":

@@ -52,10 +52,10 @@ chat.on("connection", (socket) => {
 io.of("/ppv").on("connection", (socket) => {
   join(socket);
   socket.on("ppv:broadcast", (data, ack) => {
-    const message = {
-      id: String(nextId++),
-      conversation_id: "0",
-      seq: 1,
+    // What Backchannel sends: one locked rendering to the creator's subscribers room.
+    const id = String(nextId++);
+    const payload = {
+      broadcast_id: id,
       sender_id: socket.data.userId,
       client_id: data.client_id,
       created_at: new Date().toISOString(),
@@ -64,10 +64,10 @@ io.of("/ppv").on("connection", (socket) => {
       price_cents: data.price_cents,
       currency: data.currency || "usd",
       locked: true,
-      preview: { text: data.preview_text || "", media_count: 0 },
+      preview: { text: data.preview_text ?? null, media_count: 0 },
     };
-    chat.to(CREATOR_ROOM(socket.data.userId)).emit("message:new", message);
-    if (typeof ack === "function") ack({ ok: true, data: { broadcast_id: message.id, recipients: 0 } });
+    chat.to(CREATOR_ROOM(socket.data.userId)).emit("message:broadcast", payload);
+    if (typeof ack === "function") ack({ ok: true, data: { broadcast_id: id, recipients: 0 } });
   });
 });
 
