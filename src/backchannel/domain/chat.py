@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from backchannel.domain import notifications
 from backchannel.domain.chat_views import (
     Conversation,
     ConversationPage,
@@ -312,6 +313,11 @@ async def _after_send(rt: Runtime, stored: StoredMessage, participant_ids: list[
     """Everything that follows a committed send; the one place to hook further deliveries."""
     with _best_effort("message:new"):
         await _deliver_message(rt, stored, participant_ids)
+    with _best_effort("message notification"):
+        # Recipients with no /chat socket open anywhere get (or have updated) a notification.
+        await notifications.notify_chat_message(
+            rt, stored, others(participant_ids, stored.sender_id)
+        )
 
 
 async def _deliver_message(rt: Runtime, stored: StoredMessage, participant_ids: list[str]) -> None:
@@ -362,6 +368,10 @@ async def mark_read(
                 receipt,
                 skip_sid=origin_sid,
             )
+        if unread == 0:
+            # Caught up: the conversation's `message` notification is read as well.
+            with _best_effort("message notification read"):
+                await notifications.chat_conversation_read(rt, user_id, conversation_id)
     return ReadState(conversation_id=str(conversation_id), seq=after, unread_count=unread)
 
 

@@ -86,6 +86,7 @@ class PresenceTracker:
         self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._registered = False
+        self._stopping = False
 
     # -- socket hooks: synchronous, so connect and disconnect cannot interleave them -------
 
@@ -127,6 +128,10 @@ class PresenceTracker:
 
     async def stop(self) -> None:
         """Stop the task, send the last counts, and leave; users left with nothing go offline."""
+        # The flag, not only the cancel: on Python < 3.12 a redis-py 8 command (it times out
+        # through asyncio.wait_for) can swallow a CancelledError, and the loop would go on.
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -143,7 +148,7 @@ class PresenceTracker:
         next_beat = time.monotonic() + settings.presence_heartbeat_seconds
         next_sweep = time.monotonic() + settings.presence_sweep_seconds
         next_audit = time.monotonic() + AUDIT_SECONDS
-        while True:
+        while not self._stopping:
             timeout = max(0.0, min(next_beat, next_sweep) - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):

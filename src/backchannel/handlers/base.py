@@ -34,6 +34,10 @@ from backchannel.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# Namespaces whose open sockets are counted per user across the cluster: a chat message to a
+# user with no `/chat` socket anywhere becomes a notification.
+COUNTED_NAMESPACES = frozenset({Namespace.CHAT})
+
 Handler = Callable[[Any, "EventContext", Any], Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
 
@@ -144,6 +148,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._schedule_expiry(sid, identity.expires_at)
         if self.rt.presence is not None:
             self.rt.presence.socket_opened(self.path.value, sid, identity.user_id)
+        await self._count_socket(identity.user_id, opened=True)
         metrics.connects.labels(self.path.value, "ok").inc()
         metrics.connections.labels(self.path.value).inc()
         return True
@@ -158,10 +163,24 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.rt.metrics.connections.labels(self.path.value).dec()
         identity = await self._identity(sid)
         if identity is not None:
+            await self._count_socket(identity.user_id, opened=False)
             try:
                 await self.on_disconnected(sid, identity)
             except Exception:
                 log.exception("disconnect hook failed", extra={"namespace": self.path.value})
+
+    async def _count_socket(self, user_id: str, *, opened: bool) -> None:
+        """Keep the cluster-wide count of this user's sockets on namespaces that need one."""
+        counts = self.rt.socket_counts
+        if counts is None or self.path not in COUNTED_NAMESPACES:
+            return
+        try:
+            if opened:
+                await counts.opened(self.path.value, user_id)
+            else:
+                await counts.closed(self.path.value, user_id)
+        except Exception as exc:
+            log.warning("socket count not updated: %s", exc)
 
     def _schedule_expiry(self, sid: str, expires_at: float) -> None:
         loop = asyncio.get_running_loop()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from backchannel.handlers.base import AuthenticatedNamespace
+from typing import Any
+
+from backchannel.domain import notifications
+from backchannel.domain.auth import Identity
+from backchannel.domain.notifications import ReadRequest, SyncPage, SyncRequest, UnreadCount
+from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 
 
@@ -10,3 +15,21 @@ class NotificationsNamespace(AuthenticatedNamespace):
     """Stored notifications, delivered live and synced on return."""
 
     path = Namespace.NOTIFICATIONS
+
+    async def on_authenticated(self, sid: str, identity: Identity, auth: Any) -> None:
+        """Join the subscriber room of each creator the user subscribes to (audience emits)."""
+        await notifications.join_audience_rooms(self.rt, sid, identity.user_id)
+
+    async def on_disconnected(self, sid: str, identity: Identity) -> None:
+        """Forget the socket (audience joins after connect look sockets up)."""
+        await notifications.forget_socket(self.rt, sid, identity.user_id)
+
+    @event("notifications:sync", SyncRequest)
+    async def sync(self, ctx: EventContext, payload: SyncRequest) -> SyncPage:
+        """What the user missed after a cursor, with the unread count."""
+        return await notifications.sync(self.rt, ctx.user_id, payload)
+
+    @event("notifications:read", ReadRequest)
+    async def read(self, ctx: EventContext, payload: ReadRequest) -> UnreadCount:
+        """Mark some or all read."""
+        return await notifications.mark_read(self.rt, ctx.user_id, payload)

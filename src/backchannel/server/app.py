@@ -13,11 +13,12 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from backchannel.domain import notifications as notification_ops
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
-from backchannel.http import auth, conversations, health, openapi, profiles
+from backchannel.http import auth, conversations, health, notifications, openapi, profiles
 from backchannel.http.middleware import cors, observe
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
@@ -25,9 +26,11 @@ from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
+from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
+from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import RateLimiter
 from backchannel.server.realtime import build_socketio
 from backchannel.server.runtime import Runtime
@@ -41,6 +44,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     auth.routes,
     profiles.routes,
     conversations.routes,
+    notifications.routes,
 )
 
 
@@ -73,7 +77,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_presence)
+    app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_publish_stream)
+    app.cleanup_ctx.append(_notification_retention)
     app.cleanup_ctx.append(_typing_indicators)
     app.on_shutdown.append(_drain)
     return app
@@ -161,6 +168,82 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+    # python-socketio never closes the client it publishes emits with.
+    publisher = getattr(sio.manager, "redis", None)
+    if isinstance(publisher, Redis):
+        with contextlib.suppress(Exception):
+            await publisher.aclose()
+
+
+async def _socket_counts(app: web.Application) -> AsyncIterator[None]:
+    """Per-namespace socket counts (is this user on `/chat` anywhere?), for notifications."""
+    runtime = app[RUNTIME]
+    store = runtime.presence.store if runtime.presence is not None else None
+    counts = SocketCounts(
+        runtime.redis,
+        runtime.settings.redis_prefix,
+        runtime.node_id,
+        # A node's sockets count while presence's heartbeat says the node is alive.
+        alive_key=store._alive_key if isinstance(store, RedisPresence) else None,
+    )
+    runtime.socket_counts = counts
+    yield
+    with contextlib.suppress(Exception):
+        await counts.forget_node()
+    runtime.socket_counts = None
+
+
+async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
+    """Consume the Redis publish stream, when Redis is configured and intake is enabled."""
+    runtime = app[RUNTIME]
+    if runtime.redis is None or not runtime.settings.publish_stream_enabled:
+        yield
+        return
+    consumer = PublishStreamConsumer(runtime, runtime.redis, runtime.node_id)
+    task = asyncio.create_task(consumer.run(), name="publish-stream")
+    yield
+    consumer.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), timeout=consumer.block_ms / 1000 + 2)
+    await _stop(task)
+
+
+async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
+    """Prune notifications older than the retention period, periodically."""
+    runtime = app[RUNTIME]
+    stopping = asyncio.Event()
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            try:
+                pruned = await notification_ops.prune(runtime)
+                if pruned:
+                    log.info("old notifications pruned", extra={"count": pruned})
+            except Exception as exc:
+                log.warning("notification pruning failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stopping.wait(), runtime.settings.notification_prune_interval_seconds
+                )
+
+    task = asyncio.create_task(loop(), name="notification-retention")
+    yield
+    stopping.set()
+    await _stop(task)
+
+
+async def _stop(task: asyncio.Task[None], timeout: float = 5.0) -> None:
+    """Cancel a background task and wait for it, but never hang shutdown on it.
+
+    On Python < 3.12 a library awaiting through `asyncio.wait_for` (redis-py 8 does) can
+    swallow the cancellation; the loops above also watch a stop flag for that reason.
+    """
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.warning("background task %s did not stop within %.0fs", task.get_name(), timeout)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("background task %s failed: %r", task.get_name(), task.exception())
 
 
 async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:

@@ -24,6 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply pending database migrations")
     commands.add_parser("check-config", help="print the effective settings, secrets redacted")
     commands.add_parser("version", help="print the version")
+    apikey = commands.add_parser("apikey", help="manage server API keys (POST /publish)")
+    actions = apikey.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a key and print it once")
+    create.add_argument("name")
+    actions.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = actions.add_parser("revoke", help="revoke the live key with this name")
+    revoke.add_argument("name")
     return parser
 
 
@@ -59,11 +66,18 @@ def _run_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_apikey(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_apikey
+
+    return run_apikey(_settings(), args.action, getattr(args, "name", None))
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
     "check-config": _run_check_config,
     "version": _run_version,
+    "apikey": _run_apikey,
 }
 
 

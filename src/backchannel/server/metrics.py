@@ -54,6 +54,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.notifications = Counter(
+            "backchannel_notifications_total",
+            "Notifications published: stored, or deduplicated (a repeated dedupe_key)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.notification_receipts = Counter(
+            "backchannel_notification_receipts_total",
+            "Notification receipts stored (one per recipient)",
+            registry=self.registry,
+        )
+        self.stream_entries = Counter(
+            "backchannel_publish_stream_entries_total",
+            "Publish stream entries handled: published, dead (dead-lettered) or retry",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

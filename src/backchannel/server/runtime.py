@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from backchannel.domain.typing_indicators import TypingIndicators
     from backchannel.persistence.database import Database
     from backchannel.rooms.emitter import Emitter
+    from backchannel.rooms.socket_counts import SocketCounts
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
     from backchannel.server.settings import Settings
@@ -61,6 +62,7 @@ class Runtime:
     http: aiohttp.ClientSession | None = None
     _limiter: RateLimiter | None = None
     presence: PresenceTracker | None = None
+    socket_counts: SocketCounts | None = None
     _typing: TypingIndicators | None = None
 
     @property

@@ -8,8 +8,8 @@ import sys
 
 from aiohttp import web
 
-from backchannel.errors import Unavailable
-from backchannel.persistence.database import wait_for_database
+from backchannel.errors import BackchannelError, Unavailable
+from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
 from backchannel.server.app import create_app
 from backchannel.server.embedded import EmbeddedPostgres
@@ -81,4 +81,60 @@ def run_migrations(settings: Settings) -> int:
         print(f"backchannel: {exc.message}", file=sys.stderr)
         return 1
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def run_apikey(settings: Settings, action: str, name: str | None) -> int:
+    """`backchannel apikey create|list|revoke`: the key is printed once, only its hash kept."""
+    from backchannel.domain import api_keys
+
+    configure_logging("warning")
+
+    async def run() -> None:
+        embedded = None
+        dsn = settings.database_url
+        if dsn is None:
+            embedded = EmbeddedPostgres(settings.embedded_pg_path)
+            dsn = await asyncio.to_thread(embedded.start)
+        try:
+            await wait_for_database(dsn, settings.db_connect_timeout_seconds)
+            if settings.migrate_on_start:
+                await migrate(dsn)
+            db = await open_database(
+                dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
+            )
+            try:
+                if action == "create":
+                    assert name is not None
+                    key, secret = await api_keys.create_key(db, name)
+                    print(secret)
+                    print(
+                        f"created API key {key.name!r}; this is the only time it is shown",
+                        file=sys.stderr,
+                    )
+                elif action == "list":
+                    for key in await api_keys.list_keys(db):
+                        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "live"
+                        used = (
+                            f"{key.last_used_at:%Y-%m-%dT%H:%MZ}" if key.last_used_at else "never"
+                        )
+                        print(
+                            f"{key.name}\t{key.key_prefix}...\t{state}\t"
+                            f"created {key.created_at:%Y-%m-%d}\tlast used {used}"
+                        )
+                else:
+                    assert name is not None
+                    key = await api_keys.revoke_key(db, name)
+                    print(f"revoked API key {key.name!r}")
+            finally:
+                await db.close()
+        finally:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    try:
+        asyncio.run(run())
+    except BackchannelError as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
     return 0

@@ -104,6 +104,31 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Repeated typing:start broadcast at most once per this interval"
     )
 
+    notification_retention_days: int = Field(
+        90, ge=1, description="Notifications older than this many days are pruned"
+    )
+    notification_prune_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often old notifications are pruned"
+    )
+    notification_unread_push_max: int = Field(
+        1000,
+        ge=0,
+        description="Largest fan-out that pushes notifications:unread to each recipient",
+    )
+    publish_stream_enabled: bool = Field(
+        True, description="Consume the Redis publish stream (only when REDIS_URL is set)"
+    )
+    publish_stream_trusted: bool = Field(
+        False, description="Accept stream entries that name no API key (publisher `stream`)"
+    )
+    publish_stream_claim_idle_seconds: float = Field(
+        30.0, gt=0, description="Reclaim stream entries pending this long on another consumer"
+    )
+    publish_stream_batch: int = Field(100, ge=1, le=1000, description="Stream entries per read")
+    publish_stream_max_deliveries: int = Field(
+        5, ge=1, description="Deliveries of one stream entry before it is dead-lettered"
+    )
+
     presence_offline_debounce_seconds: float = Field(
         5.0, ge=0, description="A user goes offline this long after their last socket closes"
     )

@@ -1,0 +1,147 @@
+"""How many sockets each user has open on a namespace, across the cluster.
+
+Presence counts a user's sockets over every namespace; notifications need to know about one
+namespace (is this user reading `/chat` anywhere?), so this keeps its own small count.
+
+In Redis: one hash per (namespace, user), `<prefix>:sockets:<namespace>:<user>`, field node
+id → sockets on that node. A node's field only counts while that node is alive (presence's
+heartbeat key, when presence runs in Redis), so a SIGKILLed node's sockets stop counting once
+its heartbeat lapses. Every write refreshes a one-day expiry as a last resort.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+_EXPIRY_SECONDS = 86_400
+
+
+class SocketCounts:
+    """Open sockets per user on the tracked namespaces: in Redis when clustered, else here."""
+
+    def __init__(
+        self,
+        redis: Redis | None,
+        prefix: str,
+        node_id: str,
+        alive_key: Callable[[str], str] | None = None,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._node_id = node_id
+        self._alive_key = alive_key
+        self._local: dict[tuple[str, str], int] = {}
+        self._local_sids: dict[tuple[str, str], set[str]] = {}
+
+    def _key(self, namespace: str, user_id: str) -> str:
+        return f"{self._prefix}:sockets:{namespace.strip('/')}:{user_id}"
+
+    async def opened(self, namespace: str, user_id: str) -> None:
+        """A socket of `user_id` opened on this node."""
+        local = (namespace, user_id)
+        self._local[local] = self._local.get(local, 0) + 1
+        if self._redis is not None:
+            key = self._key(namespace, user_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, self._node_id, self._local[local])
+                pipe.expire(key, _EXPIRY_SECONDS)
+                await pipe.execute()
+
+    async def closed(self, namespace: str, user_id: str) -> None:
+        """A socket of `user_id` closed on this node."""
+        local = (namespace, user_id)
+        left = self._local.get(local, 0) - 1
+        if left > 0:
+            self._local[local] = left
+        else:
+            self._local.pop(local, None)
+        if self._redis is not None:
+            key = self._key(namespace, user_id)
+            # Absolute counts, so a lost write heals on the next connect or disconnect.
+            if left > 0:
+                await self._redis.hset(key, self._node_id, left)
+            else:
+                await self._redis.hdel(key, self._node_id)
+
+    async def with_open(self, namespace: str, user_ids: Sequence[str]) -> set[str]:
+        """Which of `user_ids` have at least one socket open on `namespace` on a live node."""
+        if self._redis is None:
+            return {uid for uid in user_ids if self._local.get((namespace, uid), 0) > 0}
+        if not user_ids:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.hgetall(self._key(namespace, user_id))
+            found = await pipe.execute()
+        by_user: dict[str, list[str]] = {}
+        for user_id, fields in zip(user_ids, found, strict=True):
+            nodes = [_text(node) for node, count in fields.items() if int(count) > 0]
+            if nodes:
+                by_user[user_id] = nodes
+        if not by_user or self._alive_key is None:
+            return set(by_user)
+        others = sorted({n for nodes in by_user.values() for n in nodes} - {self._node_id})
+        alive = {self._node_id}
+        if others:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for node in others:
+                    pipe.exists(self._alive_key(node))
+                answers = await pipe.execute()
+            alive.update(node for node, there in zip(others, answers, strict=True) if there)
+        return {uid for uid, nodes in by_user.items() if any(n in alive for n in nodes)}
+
+    # -- socket ids, for namespaces whose sockets join rooms after connecting ------------------
+
+    def _sids_key(self, namespace: str, user_id: str) -> str:
+        return f"{self._prefix}:sids:{namespace.strip('/')}:{user_id}"
+
+    async def add_sid(self, namespace: str, user_id: str, sid: str) -> None:
+        """Remember a socket of `user_id` so any node can put it in a room later."""
+        self._local_sids.setdefault((namespace, user_id), set()).add(sid)
+        if self._redis is not None:
+            key = self._sids_key(namespace, user_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(key, sid)
+                pipe.expire(key, _EXPIRY_SECONDS)
+                await pipe.execute()
+
+    async def remove_sid(self, namespace: str, user_id: str, sid: str) -> None:
+        """Forget a closed socket."""
+        local = self._local_sids.get((namespace, user_id))
+        if local is not None:
+            local.discard(sid)
+            if not local:
+                del self._local_sids[(namespace, user_id)]
+        if self._redis is not None:
+            await self._redis.srem(self._sids_key(namespace, user_id), sid)
+
+    async def sids(self, namespace: str, user_id: str) -> list[str]:
+        """The user's sockets on `namespace`, on every node (a dead node's may linger)."""
+        if self._redis is None:
+            return sorted(self._local_sids.get((namespace, user_id), ()))
+        members = await self._redis.smembers(self._sids_key(namespace, user_id))
+        return sorted(_text(member) for member in members)
+
+    async def forget_node(self) -> None:
+        """On shutdown: this node's sockets no longer count."""
+        if self._redis is None or not (self._local or self._local_sids):
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for namespace, user_id in self._local:
+                pipe.hdel(self._key(namespace, user_id), self._node_id)
+            for (namespace, user_id), sids in self._local_sids.items():
+                pipe.srem(self._sids_key(namespace, user_id), *sids)
+            await pipe.execute()
+        self._local.clear()
+        self._local_sids.clear()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
