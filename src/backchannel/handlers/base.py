@@ -20,6 +20,7 @@ import socketio
 from pydantic import BaseModel, ValidationError
 
 from backchannel.domain.auth import Identity, authenticate
+from backchannel.domain.subscriptions import subscriber_rooms
 from backchannel.errors import (
     BackchannelError,
     Internal,
@@ -28,6 +29,7 @@ from backchannel.errors import (
     Unavailable,
     validation_details,
 )
+from backchannel.rooms.live_rooms import JOIN_ON_CONNECT
 from backchannel.rooms.names import Namespace, user_room
 from backchannel.server.logs import correlation_id
 from backchannel.server.runtime import Runtime
@@ -133,6 +135,9 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity = await authenticate(self.rt, token_from_handshake(auth, environ))
             await self.save_session(sid, {"identity": identity})
             await self.enter_room(sid, user_room(identity.user_id))
+            if self.path in JOIN_ON_CONNECT:
+                for room in await subscriber_rooms(self.rt, identity.user_id):
+                    await self.enter_room(sid, room)
             await self.on_authenticated(sid, identity, auth)
         except BackchannelError as exc:
             metrics.connects.labels(self.path.value, exc.code.value).inc()

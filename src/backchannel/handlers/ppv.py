@@ -1,12 +1,38 @@
-"""The `/ppv` namespace: pay-per-view unlocks and the wallet."""
+"""The `/ppv` namespace: pay-per-view unlocks, broadcasts, and the wallet."""
 
 from __future__ import annotations
 
-from backchannel.handlers.base import AuthenticatedNamespace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from backchannel.domain import broadcasts, payments
+from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 
 
+class WalletGet(BaseModel):
+    """`wallet:get` takes nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class PpvNamespace(AuthenticatedNamespace):
-    """Pay-per-view unlocks and the wallet."""
+    """Pay-per-view unlocks, broadcasts, and the wallet."""
 
     path = Namespace.PPV
+
+    @event("ppv:unlock", payments.UnlockRequest)
+    async def unlock(self, ctx: EventContext, payload: payments.UnlockRequest) -> Any:
+        """Pay from the wallet; the ack carries the whole message."""
+        return await payments.unlock_message(self.rt, ctx.user_id, payload)
+
+    @event("ppv:broadcast", broadcasts.BroadcastRequest)
+    async def broadcast(self, ctx: EventContext, payload: broadcasts.BroadcastRequest) -> Any:
+        """A paid message to every active subscriber."""
+        return await broadcasts.ppv_broadcast(self.rt, ctx.user_id, ctx.role, payload)
+
+    @event("wallet:get", WalletGet)
+    async def wallet(self, ctx: EventContext, payload: WalletGet) -> Any:
+        """`{balance_cents, currency}`."""
+        return await payments.wallet_balance(self.rt, ctx.user_id)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from pydantic import BaseModel
 
 from backchannel.rooms.names import Namespace, user_room
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,43 @@ class Emitter:
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
+        self._redis: Redis | None = None
+        self.membership_channel = ""
+
+    def use_cluster_membership(self, redis: Redis | None, channel: str) -> None:
+        """Send room-membership changes of users through Redis, so every node applies them."""
+        self._redis = redis
+        self.membership_channel = channel
+
+    async def join_user(self, namespaces: Iterable[str], user_id: str, room: str) -> None:
+        """Every socket of `user_id` in these namespaces joins `room`, on whichever node."""
+        await self._membership("join", list(namespaces), user_id, room)
+
+    async def leave_user(self, namespaces: Iterable[str], user_id: str, room: str) -> None:
+        """Every socket of `user_id` in these namespaces leaves `room`, on whichever node."""
+        await self._membership("leave", list(namespaces), user_id, room)
+
+    async def _membership(self, op: str, namespaces: list[str], user_id: str, room: str) -> None:
+        if self._redis is None:
+            await self.apply_membership(op, namespaces, user_id, room)
+            return
+        # Socket ids are only known to the node holding them: every node acts on its own.
+        message = json.dumps({"op": op, "ns": namespaces, "user": user_id, "room": room})
+        await self._redis.publish(self.membership_channel, message)
+
+    async def apply_membership(
+        self, op: str, namespaces: list[str], user_id: str, room: str
+    ) -> None:
+        """Join or leave `room` for this node's sockets of `user_id`."""
+        for namespace in namespaces:
+            sids = [
+                sid for sid, _ in self._sio.manager.get_participants(namespace, user_room(user_id))
+            ]
+            for sid in sids:
+                if op == "join":
+                    await self._sio.enter_room(sid, room, namespace=namespace)
+                else:
+                    await self._sio.leave_room(sid, room, namespace=namespace)
 
     async def to_user(
         self,

@@ -13,16 +13,30 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from backchannel.domain import delivery
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain.presence import PresenceTracker
+from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
-from backchannel.http import auth, conversations, health, notifications, openapi, profiles
+from backchannel.http import (
+    auth,
+    content,
+    conversations,
+    health,
+    notifications,
+    openapi,
+    profiles,
+    purchases,
+    subscriptions,
+    webhooks,
+)
 from backchannel.http.middleware import cors, observe
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
+from backchannel.rooms import live_rooms
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
@@ -43,6 +57,10 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     openapi.routes,
     auth.routes,
     profiles.routes,
+    content.routes,
+    purchases.routes,
+    subscriptions.routes,
+    webhooks.routes,
     conversations.routes,
     notifications.routes,
 )
@@ -79,6 +97,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_presence)
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_stripe)
+    app.cleanup_ctx.append(_room_membership)
+    app.cleanup_ctx.append(_outbox_publisher)
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
     app.cleanup_ctx.append(_typing_indicators)
@@ -244,6 +265,39 @@ async def _stop(task: asyncio.Task[None], timeout: float = 5.0) -> None:
         log.warning("background task %s did not stop within %.0fs", task.get_name(), timeout)
     elif not task.cancelled() and task.exception() is not None:
         log.warning("background task %s failed: %r", task.get_name(), task.exception())
+
+
+async def _stripe(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    runtime._stripe = StripeGateway(runtime.settings)
+    yield
+    await delivery.drain_background(runtime)
+    await runtime._stripe.close()
+
+
+async def _room_membership(app: web.Application) -> AsyncIterator[None]:
+    """Apply room joins/leaves published by any node to this node's sockets."""
+    runtime = app[RUNTIME]
+    if runtime.redis is None:
+        yield
+        return
+    runtime.emitter.use_cluster_membership(
+        runtime.redis, live_rooms.membership_channel(runtime.settings.redis_prefix)
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(live_rooms.listen(runtime, ready))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ready.wait(), timeout=5)
+    yield
+    runtime.emitter.use_cluster_membership(None, "")
+    await _stop(task)
+
+
+async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
+    """Deliver live events whose request died between commit and emit."""
+    task = asyncio.create_task(delivery.run_publisher(app[RUNTIME]))
+    yield
+    await _stop(task)
 
 
 async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:

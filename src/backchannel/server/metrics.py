@@ -41,6 +41,17 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.stripe_events = Counter(
+            "backchannel_stripe_events_total",
+            "Verified Stripe webhook events, by type (handled ones; others as 'other') and outcome",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.outbox_redelivered = Counter(
+            "backchannel_outbox_redelivered_total",
+            "Live events delivered by the background outbox publisher (missed after commit)",
+            registry=self.registry,
+        )
         self.http_requests = Counter(
             "backchannel_http_requests_total",
             "HTTP requests by route and status",

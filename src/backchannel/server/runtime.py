@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from backchannel.domain.presence import PresenceTracker
+    from backchannel.domain.stripe_gateway import StripeGateway
     from backchannel.domain.tokens import TokenService
     from backchannel.domain.typing_indicators import TypingIndicators
     from backchannel.persistence.database import Database
@@ -61,6 +62,9 @@ class Runtime:
     redis: Redis | None = None
     http: aiohttp.ClientSession | None = None
     _limiter: RateLimiter | None = None
+    _stripe: StripeGateway | None = None
+    # Post-commit deliveries running in the background (kept so they are not collected).
+    background: set[asyncio.Task[None]] = field(default_factory=set)
     presence: PresenceTracker | None = None
     socket_counts: SocketCounts | None = None
     _typing: TypingIndicators | None = None
@@ -90,6 +94,13 @@ class Runtime:
         if self._db is None:
             raise Unavailable("database not ready")
         return self._db
+
+    @property
+    def stripe(self) -> StripeGateway:
+        """Outgoing Stripe calls; present once the app has started."""
+        if self._stripe is None:
+            raise Unavailable("server not ready")
+        return self._stripe
 
     @property
     def tokens(self) -> TokenService:

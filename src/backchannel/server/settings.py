@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://localhost:8080", description="Public base URL, for Checkout return links"
     )
+    stripe_webhook_tolerance_seconds: int = Field(
+        300, ge=1, description="Oldest Stripe signature timestamp accepted, in seconds"
+    )
+    outbox_poll_seconds: float = Field(
+        1.0, gt=0, description="How often unsent live events (outbox) are retried"
+    )
     platform_fee_percent: int = Field(20, ge=0, le=100, description="Platform fee per sale")
     dev_topup: bool = Field(False, description="Enable POST /dev/wallet/topup (never in prod)")
     cors_origins: str = Field("", description="Comma-separated allowed CORS origins")
@@ -95,6 +101,12 @@ class Settings(BaseSettings):
 
     message_rate_limit: str = Field(
         "20/10s:10", description="message:send per user: COUNT/SECONDSs[:BURST]"
+    )
+    checkout_rate_limit: str = Field(
+        "20/60s:10", description="Stripe checkouts started per user: COUNT/SECONDSs[:BURST]"
+    )
+    broadcast_rate_limit: str = Field(
+        "10/60s:5", description="ppv:broadcast per creator: COUNT/SECONDSs[:BURST]"
     )
     group_max_members: int = Field(1000, ge=2, description="Largest group conversation")
     typing_timeout_seconds: float = Field(
