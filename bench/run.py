@@ -233,6 +233,7 @@ class Bench:
             "BACKCHANNEL_MIGRATE_ON_START": "false",
             # Throughput is measured here, not the per-user limit (its cost is still paid).
             "BACKCHANNEL_MESSAGE_RATE_LIMIT": "1000000/1s:1000000",
+            "BACKCHANNEL_BROADCAST_RATE_LIMIT": "1000000/1s:1000000",
             "BACKCHANNEL_REDIS_PREFIX": self.prefix,
         }
         if redis:
