@@ -344,6 +344,7 @@ async function pairs() {
   let received = 0;
   let latencies = [];
   let errors = 0;
+  let errorCodes = {};
   let lastAt = 0;
   for (const c of receivers) {
     c.on("message:new", (m) => {
@@ -373,7 +374,11 @@ async function pairs() {
       { conversation_id: p.conv, client_id: clientId, body: "hello, this is a benchmark message" },
       (ack) => {
         pendingAcks--;
-        if (!ack || ack.ok !== true) errors++;
+        if (!ack || ack.ok !== true) {
+          errors++;
+          const code = (ack && ack.error && ack.error.code) || "no-ack";
+          errorCodes[code] = (errorCodes[code] || 0) + 1;
+        }
         if (onAck) onAck();
       },
     );
@@ -387,6 +392,7 @@ async function pairs() {
       received,
       lost: sentAt.size,
       errors,
+      error_codes: errorCodes,
       delivered_per_second: received / seconds,
       p50_ms: pct(sorted, 50),
       p99_ms: pct(sorted, 99),
@@ -397,6 +403,7 @@ async function pairs() {
     latencies = [];
     received = 0;
     errors = 0;
+    errorCodes = {};
     sentAt.clear();
   };
   const results = { pairs: senders.length, connect_failures: { ...s.failures, ...r.failures }, rates: [] };
