@@ -241,3 +241,25 @@ async def test_a_disconnected_socket_leaves_every_room_and_its_other_devices_sti
     assert manager.get_rooms(phone_sid, "/chat") == []
     await rt.emitter.to_user(Namespace.CHAT, fan.id, "news", {"still": "here"})
     assert await laptop.wait_for("news") == [{"still": "here"}]
+
+
+async def test_with_the_fast_path_off_broadcasts_take_the_librarys_path(settings: Settings) -> None:
+    server = TestServer(
+        create_app(settings.model_copy(update={"fast_fanout": False})), host="127.0.0.1"
+    )
+    await server.start_server()
+    base_url = str(server.make_url("")).rstrip("/")
+    try:
+        async with aiohttp.ClientSession() as session:
+            fan = await Api(base_url, session).register()
+        opened = Sockets(base_url)
+        try:
+            conn = await opened.connect("/chat", fan, events=("news",))
+            before = FanoutMixin.fast_writes
+            await runtime(server).emitter.to_user(Namespace.CHAT, fan.id, "news", {"slow": 1})
+            assert await conn.wait_for("news") == [{"slow": 1}]
+            assert FanoutMixin.fast_writes == before
+        finally:
+            await opened.close_all()
+    finally:
+        await server.close()

@@ -98,6 +98,7 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
     """
 
     fast_writes = 0  # deliveries that took the fast path (tests and metrics read it)
+    fast_fanout = True  # False: every emit takes the library's path (BACKCHANNEL_FAST_FANOUT)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -150,7 +151,7 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         """Deliver `event` to the room's local sockets; acks take the library's path."""
-        if callback is not None:
+        if callback is not None or not self.fast_fanout:
             await super().emit(
                 event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to
             )

@@ -82,16 +82,16 @@ class LeanQueue(asyncio.Queue[Any]):
 
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
     """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set."""
-    manager: socketio.AsyncManager | None = None
+    manager: FanoutManager | RedisFanoutManager
     if settings.redis_url:
-        redis_manager = RedisFanoutManager if settings.fast_fanout else socketio.AsyncRedisManager
-        manager = redis_manager(
+        manager = RedisFanoutManager(
             settings.redis_url,
             channel=f"{settings.redis_prefix}:socketio",
             redis_options={"health_check_interval": 10, "socket_keepalive": True},
         )
-    elif settings.fast_fanout:
+    else:
         manager = FanoutManager()
+    manager.fast_fanout = settings.fast_fanout
     origins: str | list[str] | None = settings.cors_origin_list or None
     if origins is None and settings.env == "dev":
         origins = "*"
