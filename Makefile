@@ -20,6 +20,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed  ## serve on :8080 (embedded Postgres unless DATABASE_URL is set)
 	$(BIN)/backchannel serve
 
+run-cluster: $(VENV)/.installed  ## two nodes on :8080 and :8081 sharing REDIS_URL and one Postgres
+	BIN=$(BIN) sh scripts/run-cluster.sh
+
 migrate: $(VENV)/.installed
 	$(BIN)/backchannel migrate
 

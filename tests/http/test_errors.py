@@ -48,7 +48,12 @@ async def test_health_ready_and_metrics(api: Api) -> None:
     assert await api.call("GET", "/healthz") == (200, {"status": "ok"})
     status, body = await api.call("GET", "/readyz")
     assert status == 200
-    assert body == {"status": "ok", "database": "ok", "redis": "not configured"}
+    assert body == {
+        "status": "ok",
+        "database": "ok",
+        "redis": "not configured",
+        "cluster": "not configured",
+    }
     await api.call("GET", "/api/v1/nothing-here")
     async with api.session.get(f"{api.base_url}/metrics") as response:
         text = await response.text()

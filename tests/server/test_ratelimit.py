@@ -32,3 +32,38 @@ async def test_a_burst_passes_then_the_next_waits(backend: str, services: RunSer
     finally:
         if redis is not None:
             await redis.aclose()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_several_buckets_are_taken_together_or_not_at_all(
+    backend: str, services: RunServices
+) -> None:
+    redis = Redis.from_url(services.redis_url) if backend == "redis" else None
+    limiter = RateLimiter(redis, services.redis_prefix)
+    tight, loose = Rate.parse("1/60s"), Rate.parse("10/60s")
+    try:
+        await limiter.hit_all([("ip:a", tight), ("user:a", loose)])
+        with pytest.raises(RateLimited):
+            await limiter.hit_all([("ip:a", tight), ("user:b", loose)])
+        # user:b lost nothing to the refused request; only its one success counts.
+        for _ in range(10):
+            await limiter.hit("user:b", loose)
+        await limiter.check_all([("ip:b", tight)])  # checking takes nothing
+        await limiter.hit("ip:b", tight)
+        await limiter.reset("ip:a")
+        await limiter.hit("ip:a", tight)
+    finally:
+        if redis is not None:
+            await redis.aclose()
+
+
+async def test_a_redis_outage_falls_back_to_this_nodes_memory(services: RunServices) -> None:
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    limiter = RateLimiter(dead, services.redis_prefix)
+    rate = Rate.parse("1/60s")
+    try:
+        await limiter.hit("ip:a", rate)
+        with pytest.raises(RateLimited):
+            await limiter.hit("ip:a", rate)
+    finally:
+        await dead.aclose()

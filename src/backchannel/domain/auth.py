@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import uuid
@@ -13,10 +14,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
-from backchannel.errors import Conflict, Unauthorized
+from backchannel.errors import Conflict, RateLimited, Unauthorized
 from backchannel.persistence import refresh_tokens, users
 from backchannel.persistence.database import Connection
 from backchannel.persistence.users import Role, User
+from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -116,13 +118,34 @@ async def register(rt: Runtime, request: RegisterRequest) -> AuthResult:
         raise Conflict("an account with this email already exists") from exc
 
 
-async def login(rt: Runtime, request: LoginRequest) -> AuthResult:
-    """Check a password and start a new token family."""
+def _login_limits(rt: Runtime, email: str, client_ip: str | None) -> list[tuple[str, Rate]]:
+    # The account is hashed so no email address ever sits in a Redis key.
+    account = hashlib.sha256(email.encode()).hexdigest()[:32]
+    limits = [(f"login:account:{account}", Rate.parse(rt.settings.login_failures_per_account))]
+    if client_ip:
+        limits.append((f"login:ip:{client_ip}", Rate.parse(rt.settings.login_failures_per_ip)))
+    return limits
+
+
+async def login(rt: Runtime, request: LoginRequest, *, client_ip: str | None = None) -> AuthResult:
+    """Check a password and start a new token family.
+
+    Failed attempts are counted per account and per client IP; once either budget is spent,
+    every attempt (even with the right password) answers `rate_limited` until it refills.
+    """
+    limits = _login_limits(rt, request.email, client_ip)
+    try:
+        await rt.limiter.check_all(limits)
+    except RateLimited as exc:
+        raise RateLimited(exc.retry_after_ms, "too many failed logins; try again later") from None
     async with rt.db.connection() as conn:
         credentials = await users.get_credentials(conn, request.email)
     stored_hash = credentials.password_hash if credentials and credentials.password_hash else None
     if not await asyncio.to_thread(_password_matches, stored_hash, request.password):
+        with contextlib.suppress(RateLimited):  # a concurrent failure spent the last unit
+            await rt.limiter.hit_all(limits)
         raise Unauthorized("wrong email or password")
+    await rt.limiter.reset(limits[0][0])
     assert credentials is not None and stored_hash is not None
     async with rt.db.transaction() as conn:
         if _hasher.check_needs_rehash(stored_hash):

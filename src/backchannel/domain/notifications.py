@@ -11,7 +11,6 @@ Other features notify users through two calls:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -510,18 +509,10 @@ async def set_preferences(rt: Runtime, user_id: str, preferences: Preferences) -
 
 async def join_audience_rooms(rt: Runtime, sid: str, user_id: str) -> None:
     """Put a new `/notifications` socket in the room of each creator its user subscribes to."""
-    if rt.socket_counts is not None:
-        await rt.socket_counts.add_sid(Namespace.NOTIFICATIONS, user_id, sid)
     async with rt.db.connection() as conn:
         creators = await store.subscribed_creator_ids(conn, user_id)
     for creator_id in creators:
         await rt.emitter.join(Namespace.NOTIFICATIONS, sid, subscribers_room(creator_id))
-
-
-async def forget_socket(rt: Runtime, sid: str, user_id: str) -> None:
-    """A `/notifications` socket closed."""
-    if rt.socket_counts is not None:
-        await rt.socket_counts.remove_sid(Namespace.NOTIFICATIONS, user_id, sid)
 
 
 async def join_audience(rt: Runtime, fan_id: str, creator_id: str) -> None:
@@ -539,18 +530,11 @@ async def leave_audience(rt: Runtime, fan_id: str, creator_id: str) -> None:
 
 
 async def _move_audience(rt: Runtime, fan_id: str, creator_id: str, *, join: bool) -> None:
-    if rt.socket_counts is None:
-        return
     room = subscribers_room(creator_id)
-    ns = Namespace.NOTIFICATIONS
-    for sid in await rt.socket_counts.sids(ns, fan_id):
-        # A socket on another node is moved through the cluster manager by its sid; one that
-        # closed a moment ago is simply not there any more.
-        with contextlib.suppress(KeyError, ValueError):
-            if join:
-                await rt.emitter.join(ns, sid, room)
-            else:
-                await rt.emitter.leave(ns, sid, room)
+    if join:
+        await rt.emitter.join_user_to_room(Namespace.NOTIFICATIONS, fan_id, room)
+    else:
+        await rt.emitter.remove_user_from_room(Namespace.NOTIFICATIONS, fan_id, room)
 
 
 async def prune(rt: Runtime, *, batch: int = 5000, max_batches: int = 100) -> int:

@@ -32,6 +32,8 @@ from backchannel.errors import (
 from backchannel.rooms.live_rooms import JOIN_ON_CONNECT
 from backchannel.rooms.names import Namespace, user_room
 from backchannel.server.logs import correlation_id
+from backchannel.server.proxies import client_address
+from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,13 @@ def token_from_handshake(auth: Any, environ: dict[str, Any]) -> str | None:
     return None
 
 
+def handshake_ip(environ: dict[str, Any], runtime: Runtime) -> str:
+    """The client's IP for this handshake (python-engineio fills REMOTE_ADDR with a constant)."""
+    request = environ.get("aiohttp.request")
+    peer = getattr(request, "remote", None) or environ.get("REMOTE_ADDR")
+    return client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), runtime.trusted_proxies)
+
+
 class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """A namespace whose sockets all carry a verified identity and whose events all get acks."""
 
@@ -104,6 +113,12 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.rt = runtime
         self._events: dict[str, _EventSpec] = {}
         self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._connect_rate = Rate.parse(runtime.settings.connect_rate_limit)
+        self._event_rate = Rate.parse(runtime.settings.socket_event_rate_limit)
+        # A socket lives on one node, so its event budget needs no Redis round trip.
+        self._event_buckets = RateLimiter(
+            None, "", refused=lambda scope: runtime.metrics.rate_limited.labels(scope).inc()
+        )
         for cls in reversed(type(self).__mro__):
             for attr in vars(cls).values():
                 marker = getattr(attr, "__backchannel_event__", None)
@@ -132,6 +147,8 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             if self.rt.draining:
                 raise Unavailable("server is shutting down; reconnect to another node")
+            ip = handshake_ip(environ, self.rt)
+            await self.rt.limiter.hit(f"connect:{ip}", self._connect_rate)
             identity = await authenticate(self.rt, token_from_handshake(auth, environ))
             await self.save_session(sid, {"identity": identity})
             await self.enter_room(sid, user_room(identity.user_id))
@@ -159,6 +176,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return True
 
     async def _disconnect(self, sid: str) -> None:
+        self._event_buckets.forget(f"event:{sid}")
         timer = self._expiry_timers.pop(sid, None)
         if timer is None:
             return  # never finished connecting
@@ -241,6 +259,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             )
 
     async def _run(self, event_name: str, sid: str, payload: tuple[Any, ...]) -> Any:
+        await self._event_buckets.hit(f"event:{sid}", self._event_rate)
         spec = self._events.get(event_name)
         if spec is None:
             raise Invalid(f"unknown event {event_name!r} on {self.path.value}")

@@ -20,10 +20,6 @@ class NotificationsNamespace(AuthenticatedNamespace):
         """Join the subscriber room of each creator the user subscribes to (audience emits)."""
         await notifications.join_audience_rooms(self.rt, sid, identity.user_id)
 
-    async def on_disconnected(self, sid: str, identity: Identity) -> None:
-        """Forget the socket (audience joins after connect look sockets up)."""
-        await notifications.forget_socket(self.rt, sid, identity.user_id)
-
     @event("notifications:sync", SyncRequest)
     async def sync(self, ctx: EventContext, payload: SyncRequest) -> SyncPage:
         """What the user missed after a cursor, with the unread count."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from backchannel.domain import auth, profiles
-from backchannel.http.requests import caller, read_body, runtime
+from backchannel.http.requests import caller, client_ip, read_body, runtime
 from backchannel.http.routing import RouteGroup, json_response
 
 routes = RouteGroup(tag="auth")
@@ -39,7 +39,7 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """Log in."""
     body = await read_body(request, auth.LoginRequest)
-    return json_response(await auth.login(runtime(request), body))
+    return json_response(await auth.login(runtime(request), body, client_ip=client_ip(request)))
 
 
 @routes.route(

@@ -9,6 +9,8 @@ from pydantic import BaseModel
 
 from backchannel.http.requests import runtime
 from backchannel.http.routing import RouteGroup, json_response
+from backchannel.server.cluster import ClusterManager
+from backchannel.server.keys import SIO
 
 routes = RouteGroup(tag="operations", prefix="")
 
@@ -25,6 +27,7 @@ class Readiness(BaseModel):
     status: str
     database: str
     redis: str
+    cluster: str
 
 
 @routes.route("GET", "/healthz", summary="Liveness", response=Health, auth=None)
@@ -54,11 +57,19 @@ async def readyz(request: web.Request) -> web.Response:
             redis_state = "ok"
         except Exception:
             redis_state, redis_ok = "down", False
+    # The pub/sub link is separate from the command connection: Redis can answer a PING
+    # while this node is still resubscribing, and until then it misses other nodes' emits.
+    manager = request.app[SIO].manager
+    cluster_state = "not configured"
+    if isinstance(manager, ClusterManager):
+        cluster_state = "ok" if manager.linked else "down"
+        redis_ok = redis_ok and manager.linked
     ready = database_ok and redis_ok and not rt.draining
     body = Readiness(
         status="ok" if ready else ("draining" if rt.draining else "unavailable"),
         database="ok" if database_ok else "down",
         redis=redis_state,
+        cluster=cluster_state,
     )
     return json_response(body, status=200 if ready else 503)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -19,8 +20,10 @@ from backchannel.errors import (
     RateLimited,
     TooLarge,
 )
+from backchannel.http.requests import bearer_token, client_ip
 from backchannel.server.keys import RUNTIME
 from backchannel.server.logs import correlation_id
+from backchannel.server.ratelimit import Rate
 
 log = logging.getLogger("backchannel.http")
 
@@ -144,5 +147,40 @@ def cors(allowed: list[str]) -> Middleware:
             response.headers["Vary"] = "Origin"
             response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
         return response
+
+    return middleware
+
+
+# Not limited per IP here: Engine.IO (polling would count every long-poll; connects are limited
+# per namespace), probes and scrapes, and callers that prove a secret on every request (Stripe's
+# signed webhooks; publishers' API keys) and are often one busy IP.
+_UNLIMITED_PREFIXES = (
+    "/socket.io",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/v1/webhooks/",
+    "/api/v1/publish",
+)
+
+
+def rate_limits(ip_rate: Rate, user_rate: Rate) -> Middleware:
+    """HTTP requests per client IP and per authenticated user, in one limiter round trip."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "OPTIONS" or request.path.startswith(_UNLIMITED_PREFIXES):
+            return await handler(request)
+        rt = request.app[RUNTIME]
+        checks = [(f"http:ip:{client_ip(request)}", ip_rate)]
+        token = bearer_token(request)
+        if token is not None:
+            # Only a token that verifies names a user; a forged `sub` must not drain someone
+            # else's budget. The route verifies it again and answers 401 if it is bad.
+            with contextlib.suppress(BackchannelError):
+                claims = await rt.tokens.verify(token)
+                checks.append((f"http:user:{claims.user_id}", user_rate))
+        await rt.limiter.hit_all(checks)
+        return await handler(request)
 
     return middleware

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from backchannel.domain.auth import Identity, authenticate
 from backchannel.errors import Invalid, TooLarge, Unauthorized, validation_details
 from backchannel.server.keys import RUNTIME
+from backchannel.server.proxies import client_address
 from backchannel.server.runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,6 +61,15 @@ def bearer_token(request: web.Request) -> str | None:
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     return None
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's IP, through X-Forwarded-For when the peer is a trusted proxy."""
+    return client_address(
+        request.remote,
+        request.headers.get("X-Forwarded-For"),
+        request.app[RUNTIME].trusted_proxies,
+    )
 
 
 async def caller(request: web.Request) -> Identity:

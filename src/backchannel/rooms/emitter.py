@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import socketio
 from pydantic import BaseModel
 
 from backchannel.rooms.names import Namespace, user_room
 
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
 log = logging.getLogger(__name__)
+
+
+def _namespaces(namespace: Namespace | None) -> list[str] | None:
+    return None if namespace is None else [namespace.value]
 
 
 def to_wire(data: Any) -> Any:
@@ -30,43 +30,14 @@ class Emitter:
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
-        self._redis: Redis | None = None
-        self.membership_channel = ""
-
-    def use_cluster_membership(self, redis: Redis | None, channel: str) -> None:
-        """Send room-membership changes of users through Redis, so every node applies them."""
-        self._redis = redis
-        self.membership_channel = channel
 
     async def join_user(self, namespaces: Iterable[str], user_id: str, room: str) -> None:
         """Every socket of `user_id` in these namespaces joins `room`, on whichever node."""
-        await self._membership("join", list(namespaces), user_id, room)
+        await self._move(list(namespaces), [user_id], room, join=True)
 
     async def leave_user(self, namespaces: Iterable[str], user_id: str, room: str) -> None:
         """Every socket of `user_id` in these namespaces leaves `room`, on whichever node."""
-        await self._membership("leave", list(namespaces), user_id, room)
-
-    async def _membership(self, op: str, namespaces: list[str], user_id: str, room: str) -> None:
-        if self._redis is None:
-            await self.apply_membership(op, namespaces, user_id, room)
-            return
-        # Socket ids are only known to the node holding them: every node acts on its own.
-        message = json.dumps({"op": op, "ns": namespaces, "user": user_id, "room": room})
-        await self._redis.publish(self.membership_channel, message)
-
-    async def apply_membership(
-        self, op: str, namespaces: list[str], user_id: str, room: str
-    ) -> None:
-        """Join or leave `room` for this node's sockets of `user_id`."""
-        for namespace in namespaces:
-            sids = [
-                sid for sid, _ in self._sio.manager.get_participants(namespace, user_room(user_id))
-            ]
-            for sid in sids:
-                if op == "join":
-                    await self._sio.enter_room(sid, room, namespace=namespace)
-                else:
-                    await self._sio.leave_room(sid, room, namespace=namespace)
+        await self._move(list(namespaces), [user_id], room, join=False)
 
     async def to_user(
         self,
@@ -127,6 +98,44 @@ class Emitter:
     async def leave(self, namespace: Namespace, sid: str, room: str) -> None:
         """Take a socket out of a room (the socket must be on this node)."""
         await self._sio.leave_room(sid, room, namespace=namespace)
+
+    async def join_user_to_room(self, namespace: Namespace | None, user_id: str, room: str) -> None:
+        """Every socket of `user_id`, on whichever node holds it, enters `room`.
+
+        `namespace` None means every namespace. Call it after the commit that grants the
+        membership; on this node it takes effect before returning, elsewhere before any emit
+        this node makes afterwards. A socket connecting meanwhile is covered too, provided its
+        connect hook reads memberships from the database after entering its user room (the
+        base namespace enters the user room before `on_authenticated` runs).
+        """
+        await self.join_users_to_room(namespace, [user_id], room)
+
+    async def join_users_to_room(
+        self, namespace: Namespace | None, user_ids: Iterable[str], room: str
+    ) -> None:
+        """Every socket of each of `user_ids`, on any node, enters `room` (one cluster message)."""
+        await self._move(_namespaces(namespace), user_ids, room, join=True)
+
+    async def remove_user_from_room(
+        self, namespace: Namespace | None, user_id: str, room: str
+    ) -> None:
+        """Every socket of `user_id`, on whichever node holds it, leaves `room`."""
+        await self.remove_users_from_room(namespace, [user_id], room)
+
+    async def remove_users_from_room(
+        self, namespace: Namespace | None, user_ids: Iterable[str], room: str
+    ) -> None:
+        """Every socket of each of `user_ids`, on any node, leaves `room` (one cluster message)."""
+        await self._move(_namespaces(namespace), user_ids, room, join=False)
+
+    async def _move(
+        self, namespaces: list[str] | None, user_ids: Iterable[str], room: str, *, join: bool
+    ) -> None:
+        # One message on the cluster channel that also carries emits (server/cluster.py): a
+        # node applies it before any emit this node publishes afterwards.
+        sources = [user_room(uid) for uid in user_ids]
+        if sources and namespaces != []:
+            await self._sio.manager.move_members(namespaces, sources, room, join=join)
 
     def socket_alive(self, namespace: str, sid: str) -> bool:
         """Whether a socket of this node still has its transport (a socket whose transport

@@ -194,14 +194,6 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
             )
 
 
-class FanoutManager(FanoutMixin):
-    """The single-node manager with the fast path."""
-
-
-class RedisFanoutManager(socketio.AsyncRedisManager, FanoutMixin):  # type: ignore[misc]
-    """The Redis manager: publishes as the library does; each node's local delivery is fast."""
-
-
 class FanoutServer(socketio.AsyncServer):  # type: ignore[misc]
     """`AsyncServer` whose single packets (acks, connect replies) take the same fast path."""
 

@@ -38,7 +38,6 @@ class SocketCounts:
         self._node_id = node_id
         self._alive_key = alive_key
         self._local: dict[tuple[str, str], int] = {}
-        self._local_sids: dict[tuple[str, str], set[str]] = {}
 
     def _key(self, namespace: str, user_id: str) -> str:
         return f"{self._prefix}:sockets:{namespace.strip('/')}:{user_id}"
@@ -97,50 +96,15 @@ class SocketCounts:
             alive.update(node for node, there in zip(others, answers, strict=True) if there)
         return {uid for uid, nodes in by_user.items() if any(n in alive for n in nodes)}
 
-    # -- socket ids, for namespaces whose sockets join rooms after connecting ------------------
-
-    def _sids_key(self, namespace: str, user_id: str) -> str:
-        return f"{self._prefix}:sids:{namespace.strip('/')}:{user_id}"
-
-    async def add_sid(self, namespace: str, user_id: str, sid: str) -> None:
-        """Remember a socket of `user_id` so any node can put it in a room later."""
-        self._local_sids.setdefault((namespace, user_id), set()).add(sid)
-        if self._redis is not None:
-            key = self._sids_key(namespace, user_id)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.sadd(key, sid)
-                pipe.expire(key, _EXPIRY_SECONDS)
-                await pipe.execute()
-
-    async def remove_sid(self, namespace: str, user_id: str, sid: str) -> None:
-        """Forget a closed socket."""
-        local = self._local_sids.get((namespace, user_id))
-        if local is not None:
-            local.discard(sid)
-            if not local:
-                del self._local_sids[(namespace, user_id)]
-        if self._redis is not None:
-            await self._redis.srem(self._sids_key(namespace, user_id), sid)
-
-    async def sids(self, namespace: str, user_id: str) -> list[str]:
-        """The user's sockets on `namespace`, on every node (a dead node's may linger)."""
-        if self._redis is None:
-            return sorted(self._local_sids.get((namespace, user_id), ()))
-        members = await self._redis.smembers(self._sids_key(namespace, user_id))
-        return sorted(_text(member) for member in members)
-
     async def forget_node(self) -> None:
         """On shutdown: this node's sockets no longer count."""
-        if self._redis is None or not (self._local or self._local_sids):
+        if self._redis is None or not self._local:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for namespace, user_id in self._local:
                 pipe.hdel(self._key(namespace, user_id), self._node_id)
-            for (namespace, user_id), sids in self._local_sids.items():
-                pipe.srem(self._sids_key(namespace, user_id), *sids)
             await pipe.execute()
         self._local.clear()
-        self._local_sids.clear()
 
 
 def _text(value: bytes | str) -> str:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -32,20 +32,21 @@ from backchannel.http import (
     subscriptions,
     webhooks,
 )
-from backchannel.http.middleware import cors, observe
+from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.migrations import migrate
-from backchannel.rooms import live_rooms
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
+from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import EmbeddedPostgres
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
+from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
-from backchannel.server.ratelimit import RateLimiter
+from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
@@ -75,10 +76,17 @@ def create_app(settings: Settings) -> web.Application:
         metrics=Metrics(),
         emitter=Emitter(sio),
         node_id=f"{socket.gethostname()}:{os.getpid()}:{id(sio):x}",
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
-        middlewares=[observe, cors(settings.cors_origin_list)],
+        middlewares=[
+            observe,
+            cors(settings.cors_origin_list),
+            rate_limits(
+                Rate.parse(settings.http_ip_rate_limit), Rate.parse(settings.http_user_rate_limit)
+            ),
+        ],
     )
     app[RUNTIME] = runtime
     app[SIO] = sio
@@ -98,7 +106,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_stripe)
-    app.cleanup_ctx.append(_room_membership)
     app.cleanup_ctx.append(_outbox_publisher)
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
@@ -142,20 +149,34 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     if not runtime.settings.redis_url:
-        runtime._limiter = RateLimiter(None, runtime.settings.redis_prefix)
+        runtime._limiter = RateLimiter(None, runtime.settings.redis_prefix, refused=_count(runtime))
         yield
         return
+    # No socket_timeout: blocking commands (XREADGROUP BLOCK) share this client; callers that
+    # must not hang on a silent Redis bound their own calls (the rate limiter does).
     runtime.redis = Redis.from_url(
-        runtime.settings.redis_url, health_check_interval=10, socket_keepalive=True
+        runtime.settings.redis_url,
+        health_check_interval=10,
+        socket_keepalive=True,
+        socket_connect_timeout=runtime.settings.redis_timeout_seconds,
     )
     try:
         await runtime.redis.ping()
     except Exception as exc:
         log.warning("redis not reachable at start-up: %s", exc)
-    runtime._limiter = RateLimiter(runtime.redis, runtime.settings.redis_prefix)
+    runtime._limiter = RateLimiter(
+        runtime.redis,
+        runtime.settings.redis_prefix,
+        refused=_count(runtime),
+        timeout=runtime.settings.redis_timeout_seconds,
+    )
     yield
     await runtime.redis.aclose()
     runtime.redis = None
+
+
+def _count(runtime: Runtime) -> Callable[[str], None]:
+    return lambda scope: runtime.metrics.rate_limited.labels(scope).inc()
 
 
 async def _presence(app: web.Application) -> AsyncIterator[None]:
@@ -181,19 +202,29 @@ async def _presence(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _socketio(app: web.Application) -> AsyncIterator[None]:
-    yield
     sio = app[SIO]
+    runtime = app[RUNTIME]
+    if isinstance(sio.manager, ClusterManager):
+        sio.manager.on_restored = lambda: _resync_after_gap(runtime)
+        runtime.metrics.registry.register(ClusterCollector(sio.manager))
+    if not sio.manager_initialized:
+        # python-socketio subscribes on the first connect; subscribe now so `/readyz` can
+        # report the cluster link before any socket arrives.
+        sio.manager_initialized = True
+        sio.manager.initialize()
+    yield
     await sio.shutdown()
-    listener = getattr(sio.manager, "thread", None)
-    if isinstance(listener, asyncio.Task) and not listener.done():
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await listener
-    # python-socketio never closes the client it publishes emits with.
-    publisher = getattr(sio.manager, "redis", None)
-    if isinstance(publisher, Redis):
+    if isinstance(sio.manager, ClusterManager):
+        await sio.manager.close()
+
+
+async def _resync_after_gap(runtime: Runtime) -> None:
+    """The cluster link was down: events other nodes published meanwhile never reached this
+    node's sockets. They are all in the database; tell the sockets to fetch them."""
+    notice = {"reason": "cluster link restored"}
+    for namespace in Namespace:
         with contextlib.suppress(Exception):
-            await publisher.aclose()
+            await runtime.emitter.to_local_sockets(namespace, "server:resync", notice)
 
 
 async def _socket_counts(app: web.Application) -> AsyncIterator[None]:
@@ -273,24 +304,6 @@ async def _stripe(app: web.Application) -> AsyncIterator[None]:
     yield
     await delivery.drain_background(runtime)
     await runtime._stripe.close()
-
-
-async def _room_membership(app: web.Application) -> AsyncIterator[None]:
-    """Apply room joins/leaves published by any node to this node's sockets."""
-    runtime = app[RUNTIME]
-    if runtime.redis is None:
-        yield
-        return
-    runtime.emitter.use_cluster_membership(
-        runtime.redis, live_rooms.membership_channel(runtime.settings.redis_prefix)
-    )
-    ready = asyncio.Event()
-    task = asyncio.create_task(live_rooms.listen(runtime, ready))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(ready.wait(), timeout=5)
-    yield
-    runtime.emitter.use_cluster_membership(None, "")
-    await _stop(task)
 
 
 async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:

@@ -65,6 +65,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.rate_limited = Counter(
+            "backchannel_rate_limited_total",
+            "Requests refused by a rate limit, by scope (connect, event, http, login)",
+            ["scope"],
+            registry=self.registry,
+        )
         self.notifications = Counter(
             "backchannel_notifications_total",
             "Notifications published: stored, or deduplicated (a repeated dedupe_key)",

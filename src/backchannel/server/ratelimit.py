@@ -7,8 +7,12 @@ GCRA expresses rate plus burst in one stored timestamp and one Lua call.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,20 +21,34 @@ from backchannel.errors import RateLimited
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+log = logging.getLogger(__name__)
+
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*(?::\s*(\d+))?\s*$")
 
-# KEYS[1] = bucket; ARGV = emission interval (ms), burst. Returns 0 or the wait in ms.
+# KEYS = buckets; ARGV = consume (1 or 0), then interval (ms) and burst for each bucket.
+# Returns 0 (and, when consuming, takes one unit from every bucket) or the longest wait in ms
+# (nothing taken): several limits on one request cost one round trip and never half-apply.
 _GCRA_LUA = """
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
+local consume = ARGV[1] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * burst
-if now < allow_at then return allow_at - now end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
+local wait = 0
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local allow_at = tat + interval - interval * burst
+  if allow_at - now > wait then wait = allow_at - now end
+  tats[i] = tat + interval
+end
+if wait > 0 then return math.ceil(wait) end
+if consume then
+  for i, key in ipairs(KEYS) do
+    redis.call('SET', key, tats[i], 'PX', math.max(1, math.ceil(tats[i] - now)))
+  end
+end
 return 0
 """
 
@@ -59,39 +77,108 @@ class Rate:
 
 
 class RateLimiter:
-    """Checks and consumes one unit of a bucket; raises `RateLimited` when it is empty."""
+    """Checks and consumes units of buckets; raises `RateLimited` when one is empty.
 
-    def __init__(self, redis: Redis | None, prefix: str) -> None:
+    With Redis the buckets are shared by the cluster. When Redis does not answer, the check falls
+    back to this node's memory rather than failing the request: a Redis outage must not take
+    the API down with it, and per-node limits still bound abuse until Redis is back.
+    """
+
+    def __init__(
+        self,
+        redis: Redis | None,
+        prefix: str,
+        *,
+        refused: Callable[[str], None] | None = None,
+        timeout: float = 1.0,
+    ) -> None:
+        """`refused(scope)` is told of every refusal; the scope is the bucket name's first part."""
+        self._refused = refused
+        self._timeout = timeout
         self._redis = redis
         self._prefix = f"{prefix}:rl:"
         self._local: dict[str, float] = {}
         self._script = redis.register_script(_GCRA_LUA) if redis is not None else None
+        self._warned_at = 0.0
 
     async def hit(self, bucket: str, rate: Rate) -> None:
         """Consume one unit of `bucket` or raise `RateLimited` with the wait."""
-        wait_ms = await self.wait_ms(bucket, rate)
+        await self.hit_all([(bucket, rate)])
+
+    async def hit_all(self, checks: Sequence[tuple[str, Rate]]) -> None:
+        """Consume one unit of every bucket, or of none and raise `RateLimited`."""
+        wait_ms = await self._run(checks, consume=True)
         if wait_ms > 0:
+            self._refuse(checks)
             raise RateLimited(wait_ms)
+
+    async def check_all(self, checks: Sequence[tuple[str, Rate]]) -> None:
+        """Raise `RateLimited` if any bucket is empty; consumes nothing."""
+        wait_ms = await self._run(checks, consume=False)
+        if wait_ms > 0:
+            self._refuse(checks)
+            raise RateLimited(wait_ms)
+
+    def _refuse(self, checks: Sequence[tuple[str, Rate]]) -> None:
+        if self._refused is not None and checks:
+            self._refused(checks[0][0].split(":", 1)[0])
 
     async def wait_ms(self, bucket: str, rate: Rate) -> int:
         """0 and consumed, or how long to wait (nothing consumed)."""
-        if self._script is not None:
-            result = await self._script(
-                keys=[self._prefix + bucket], args=[rate.interval_ms, rate.burst]
-            )
-            return int(float(result))
-        return self._local_hit(bucket, rate)
+        return await self._run([(bucket, rate)], consume=True)
 
-    def _local_hit(self, bucket: str, rate: Rate) -> int:
+    async def reset(self, bucket: str) -> None:
+        """Refill `bucket` completely (a successful login clears its account's failures)."""
+        self._local.pop(bucket, None)
+        if self._redis is not None:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await self._redis.delete(self._prefix + bucket)
+            except Exception as exc:
+                self._warn(exc)
+
+    def forget(self, bucket: str) -> None:
+        """Drop a local bucket whose owner has gone (a closed socket)."""
+        self._local.pop(bucket, None)
+
+    async def _run(self, checks: Sequence[tuple[str, Rate]], *, consume: bool) -> int:
+        if not checks:
+            return 0
+        if self._script is not None:
+            args: list[float | int] = [1 if consume else 0]
+            for _, rate in checks:
+                args.extend((rate.interval_ms, rate.burst))
+            try:
+                async with asyncio.timeout(self._timeout):
+                    result = await self._script(
+                        keys=[self._prefix + bucket for bucket, _ in checks], args=args
+                    )
+                return int(float(result))
+            except Exception as exc:
+                self._warn(exc)
+        return self._local_run(checks, consume)
+
+    def _warn(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 10:
+            self._warned_at = now
+            log.warning("rate limits fall back to this node: redis: %s", exc)
+
+    def _local_run(self, checks: Sequence[tuple[str, Rate]], consume: bool) -> int:
         now = time.monotonic() * 1000
-        interval = rate.interval_ms
-        tat = max(self._local.get(bucket, now), now)
-        allow_at = tat + interval - interval * rate.burst
-        if now < allow_at:
-            return int(allow_at - now) + 1
-        self._local[bucket] = tat + interval
-        if len(self._local) > 100_000:
-            self._forget_idle(now)
+        wait = 0.0
+        new_tats = []
+        for bucket, rate in checks:
+            interval = rate.interval_ms
+            tat = max(self._local.get(bucket, now), now)
+            wait = max(wait, tat + interval - interval * rate.burst - now)
+            new_tats.append((bucket, tat + interval))
+        if wait > 0:
+            return math.ceil(wait)
+        if consume:
+            self._local.update(new_tats)
+            if len(self._local) > 100_000:
+                self._forget_idle(now)
         return 0
 
     def _forget_idle(self, now: float) -> None:

@@ -9,13 +9,9 @@ import socketio
 from aiohttp import web
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 
-from backchannel.rooms.fanout import (
-    WS_ATTRIBUTE,
-    FanoutManager,
-    FanoutServer,
-    RedisFanoutManager,
-)
+from backchannel.rooms.fanout import WS_ATTRIBUTE, FanoutServer
 from backchannel.rooms.names import Namespace
+from backchannel.server.cluster import ClusterManager, LocalManager
 from backchannel.server.settings import Settings
 
 
@@ -82,15 +78,17 @@ class LeanQueue(asyncio.Queue[Any]):
 
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
     """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set."""
-    manager: FanoutManager | RedisFanoutManager
+    manager: LocalManager | ClusterManager
     if settings.redis_url:
-        manager = RedisFanoutManager(
+        manager = ClusterManager(
             settings.redis_url,
             channel=f"{settings.redis_prefix}:socketio",
-            redis_options={"health_check_interval": 10, "socket_keepalive": True},
+            ping_interval=settings.redis_ping_interval_seconds,
+            retry_max=settings.redis_retry_max_seconds,
+            socket_timeout=settings.redis_timeout_seconds,
         )
     else:
-        manager = FanoutManager()
+        manager = LocalManager()
     manager.fast_fanout = settings.fast_fanout
     origins: str | list[str] | None = settings.cors_origin_list or None
     if origins is None and settings.env == "dev":

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from backchannel.errors import Unavailable
+from backchannel.server.proxies import Network
 
 if TYPE_CHECKING:
     import aiohttp
@@ -57,6 +58,7 @@ class Runtime:
     inflight: InFlight = field(default_factory=InFlight)
     draining: bool = False
     node_id: str = ""
+    trusted_proxies: tuple[Network, ...] = ()
     _db: Database | None = None
     _tokens: TokenService | None = None
     redis: Redis | None = None

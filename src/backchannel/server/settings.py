@@ -157,12 +157,57 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often due offlines and dead nodes are looked for"
     )
 
-    @field_validator("message_rate_limit", "presence_set_rate_limit")
+    connect_rate_limit: str = Field(
+        "300/60s:100", description="Socket.IO namespace connects per client IP"
+    )
+    socket_event_rate_limit: str = Field(
+        "100/10s:50", description="Events per socket, any event (each socket lives on one node)"
+    )
+    http_ip_rate_limit: str = Field("1200/60s:300", description="HTTP requests per client IP")
+    http_user_rate_limit: str = Field(
+        "600/60s:200", description="HTTP requests per authenticated user"
+    )
+    login_failures_per_account: str = Field(
+        "5/900s", description="Failed logins allowed per account before `rate_limited`"
+    )
+    login_failures_per_ip: str = Field(
+        "5/900s", description="Failed logins allowed per client IP before `rate_limited`"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For names the client",
+    )
+    redis_ping_interval_seconds: float = Field(
+        5.0, gt=0, description="Idle cluster link check; silent Redis is down after twice this"
+    )
+    redis_retry_max_seconds: float = Field(
+        5.0, gt=0, description="Longest wait between Redis reconnect attempts"
+    )
+    redis_timeout_seconds: float = Field(5.0, gt=0, description="Redis connect and command timeout")
+
+    @field_validator(
+        "message_rate_limit",
+        "presence_set_rate_limit",
+        "connect_rate_limit",
+        "socket_event_rate_limit",
+        "http_ip_rate_limit",
+        "http_user_rate_limit",
+        "login_failures_per_account",
+        "login_failures_per_ip",
+    )
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from backchannel.server.ratelimit import Rate
 
         Rate.parse(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        from backchannel.server.proxies import parse_networks
+
+        parse_networks(value)
         return value
 
     @model_validator(mode="after")
