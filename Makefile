@@ -48,5 +48,13 @@ fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+# Backchannel against bare python-socketio and Node socket.io, one run, ~12 minutes on 2 cores.
+# SCALE=quick runs small sizes in ~3 minutes. Results: bench/results/<timestamp>.{json,md,png}.
+SCALE ?= full
+bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	npm ci --prefix bench --no-audit --no-fund --loglevel=error
+	cd bench && ../$(BIN)/python run.py --scale $(SCALE)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

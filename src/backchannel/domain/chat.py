@@ -264,19 +264,13 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     conversation_id = parse_id(request.conversation_id)
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
 
-    async with rt.db.connection() as conn:
-        conversation = await member_conversation(conn, conversation_id, user_id)
-        earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
-    if earlier is not None:
-        return _replay(earlier, conversation_id, user_id)
-
     try:
-        async with rt.db.transaction() as conn:
-            seq = await conversations.next_seq(conn, conversation_id)
-            stored = await messages.insert_message(
+        # One statement in the common case: membership, the client_id check, the seq and the row
+        # (no transaction round trips). Anything else takes the slow path below.
+        async with rt.db.connection() as conn:
+            appended = await messages.append_message(
                 conn,
                 conversation_id=conversation_id,
-                seq=seq,
                 sender_id=user_id,
                 client_id=request.client_id,
                 body=body,
@@ -285,15 +279,24 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
                 currency=request.currency,
                 preview_text=request.preview_text if request.price_cents is not None else None,
             )
+            earlier = None
+            if appended is None:
+                # Unknown conversation or not a member (raises), else a retried client_id.
+                await member_conversation(conn, conversation_id, user_id)
+                earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
+                if earlier is None:
+                    raise Conflict("the message could not be stored; retry it")
     except Conflict:
         # A concurrent retry of the same client_id committed first: its message is the answer.
         async with rt.db.connection() as conn:
             earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
         if earlier is None:
             raise
+    if earlier is not None:
         return _replay(earlier, conversation_id, user_id)
-
-    await _after_send(rt, stored, conversation.participant_ids)
+    assert appended is not None
+    stored, participant_ids = appended
+    await _after_send(rt, stored, participant_ids)
     return render_for_viewer(stored, user_id)
 
 

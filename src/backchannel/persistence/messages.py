@@ -96,6 +96,75 @@ async def insert_message(
     return _message(row)
 
 
+# One statement, so one round trip and its own transaction. The update row-locks the
+# conversation until the insert commits (seqs stay gapless and ordered) and bumps nothing when
+# the sender is not a member or already used `client_id` (a retry); a concurrent duplicate that
+# slips past that check fails the insert on the unique index, which rolls the bump back. The
+# participants come back with the row, for delivery.
+APPEND_MESSAGE = f"""
+with bumped as (
+    update conversations set last_seq = last_seq + 1, last_message_at = now()
+    where id = $1
+      and exists (
+          select 1 from conversation_members
+          where conversation_id = $1 and user_id = $2
+      )
+      and not exists (
+          select 1 from messages
+          where sender_id = $2 and client_id = $3 and broadcast_id is null
+      )
+    returning id, last_seq
+), m as (
+    insert into messages
+        (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
+         preview_text, broadcast_id)
+    select bumped.id, bumped.last_seq, $2, $3, $4, $5::jsonb, $6, $7, $8, null from bumped
+    returning *
+)
+select {_COLUMNS},
+    array(select pm.user_id from conversation_members pm
+          where pm.conversation_id = m.conversation_id
+          order by pm.joined_at, pm.user_id) as participant_ids
+from m
+"""
+
+
+async def append_message(
+    conn: Connection,
+    *,
+    conversation_id: int,
+    sender_id: str,
+    client_id: str,
+    body: str | None,
+    media: list[dict[str, Any]],
+    price_cents: int | None,
+    currency: str,
+    preview_text: str | None,
+) -> tuple[StoredMessage, list[str]] | None:
+    """Check membership, assign the next seq and store the message, in one statement.
+
+    Returns the message and the conversation's participants; None when the conversation does
+    not exist, the sender is not in it, or the sender already used `client_id` (the caller
+    tells which). A concurrent duplicate raises `Conflict` at the unit-of-work boundary.
+    """
+    row = await conn.fetchrow(
+        APPEND_MESSAGE,
+        conversation_id,
+        sender_id,
+        client_id,
+        body,
+        json.dumps(media),
+        price_cents,
+        currency,
+        preview_text,
+    )
+    if row is None:
+        return None
+    data = dict(row.items())
+    participants = list(data.pop("participant_ids"))
+    return _message(data), participants
+
+
 # The predicate matches messages_sender_client_idx's, so the partial unique index is used.
 SELECT_BY_CLIENT_ID = f"""
 select {_COLUMNS} from messages m

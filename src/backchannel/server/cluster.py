@@ -27,6 +27,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
+from backchannel.rooms.fanout import FanoutMixin
+
 log = logging.getLogger(__name__)
 
 MEMBERSHIP = "bc:membership"
@@ -59,12 +61,16 @@ class _Membership:
         self.apply_membership(namespaces, sources, room, join)
 
 
-class LocalManager(_Membership, socketio.AsyncManager):  # type: ignore[misc]
-    """Single node: rooms in this process only."""
+class LocalManager(_Membership, FanoutMixin):
+    """Single node: rooms in this process only; broadcasts through the write-once fast path."""
 
 
-class ClusterManager(_Membership, socketio.AsyncRedisManager):  # type: ignore[misc]
-    """Many nodes: emits and room moves travel over one Redis pub/sub channel."""
+class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # type: ignore[misc]
+    """Many nodes: emits and room moves travel over one Redis pub/sub channel.
+
+    Each node's local delivery (what arrives from the channel, or `ignore_queue` emits) goes
+    through `FanoutMixin`, the write-once fast path, after the library's pub/sub layer.
+    """
 
     name = "backchannel-redis"
 

@@ -27,7 +27,7 @@ def _loop_factory() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, app: web.Application | None = None) -> int:
     """Serve until SIGINT or SIGTERM; aiohttp then runs the graceful shutdown."""
     configure_logging(settings.log_level)
     try:
@@ -35,7 +35,8 @@ def serve(settings: Settings) -> int:
     except (ValueError, OSError) as exc:
         print(f"backchannel: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    if app is None:
+        app = create_app(settings)
     log.info("serving", extra={"host": settings.host, "port": settings.port})
     try:
         web.run_app(

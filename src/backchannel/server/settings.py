@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("backchannel", description="Prefix of every Redis key and channel")
     msgpack: bool = Field(False, description="Use the msgpack Socket.IO serializer")
     ws_compression: bool = Field(False, description="Accept permessage-deflate (~130 kB/socket)")
+    fast_fanout: bool = Field(
+        True, description="Write each broadcast frame once to idle local websockets"
+    )
     max_http_body_bytes: int = Field(1_048_576, ge=1024, description="Largest HTTP request body")
     max_socket_message_bytes: int = Field(
         1_000_000, ge=1024, description="Largest Socket.IO message"

@@ -1,0 +1,330 @@
+"""Turn a bench/results/<timestamp>.json into a Markdown table and one PNG overview.
+
+python bench/report.py bench/results/<timestamp>.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SERVERS = ("backchannel", "bare", "node")
+LABELS = {"backchannel": "Backchannel", "bare": "python-socketio (bare)", "node": "Node socket.io"}
+COLORS = {"backchannel": "#2b6cb0", "bare": "#a0aec0", "node": "#38a169"}
+
+Getter = Callable[[dict[str, Any]], float | None]
+
+
+def _get(data: dict[str, Any], *path: Any) -> Any:
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)  # type: ignore[assignment]
+        elif isinstance(data, list) and isinstance(key, int) and -len(data) <= key < len(data):
+            data = data[key]
+        else:
+            return None
+        if data is None:
+            return None
+    return data
+
+
+def _step(steps: list[dict[str, Any]] | None, field: str, key: str, value: int) -> Any:
+    for s in steps or []:
+        if s.get(field) == value:
+            return s.get(key)
+    return None
+
+
+def rows(report: dict[str, Any]) -> list[tuple[str, str, dict[str, float | None]]]:
+    """(metric, better, value per server)."""
+    sc = report["scenarios"]
+    out: list[tuple[str, str, dict[str, float | None]]] = []
+
+    def add(metric: str, better: str, getter: Getter, scenario: str) -> None:
+        values = {k: getter(v) for k, v in sc.get(scenario, {}).items() if "error" not in v}
+        if any(v is not None for v in values.values()):
+            out.append((metric, better, values))
+
+    for n in _get(report, "params", "idle_steps") or [1000, 5000, 10000]:
+        add(
+            f"memory per idle connection, {n:,} (kB)",
+            "lower",
+            lambda r, n=n: _kb(_step(r.get("steps"), "connections", "bytes_per_connection", n)),
+            "idle",
+        )
+    add(
+        "connects per second (median of steps)",
+        "higher",
+        lambda r: _median([s.get("connects_per_second") for s in r.get("steps", [])]),
+        "idle",
+    )
+    add(
+        "server CPU per connect (µs)",
+        "lower",
+        lambda r: _median([s.get("server_cpu_us_per_connect") for s in r.get("steps", [])]),
+        "idle",
+    )
+    add("storm: connected", "higher", lambda r: r.get("connected"), "storm")
+    add("storm: refused or failed", "lower", lambda r: sum(r.get("failures", {}).values()), "storm")
+    add("storm: connect p99 (ms)", "lower", lambda r: r.get("connect_p99_ms"), "storm")
+    for i, rate in enumerate(_rates(sc)):
+        add(
+            f"1:1 send→receive p50 at {rate:,}/s (ms)",
+            "lower",
+            lambda r, i=i: _get(r, "rates", i, "p50_ms"),
+            "latency",
+        )
+        add(
+            f"1:1 send→receive p99 at {rate:,}/s (ms)",
+            "lower",
+            lambda r, i=i: _get(r, "rates", i, "p99_ms"),
+            "latency",
+        )
+        add(
+            f"1:1 delivered at {rate:,}/s offered (msg/s)",
+            "higher",
+            lambda r, i=i: _get(r, "rates", i, "delivered_per_second"),
+            "latency",
+        )
+    add(
+        "1:1 saturation, every message acked (msg/s)",
+        "higher",
+        lambda r: _get(r, "saturation", "acked_per_second"),
+        "latency",
+    )
+    for variant, title in (("fanout_room", "room broadcast"), ("fanout_ppv", "ppv:broadcast")):
+        for n in _fanout_steps(sc, variant):
+            add(
+                f"{title} to {n:,}: last delivery (ms)",
+                "lower",
+                lambda r, n=n: _step(r.get("steps"), "receivers", "last_delivery_ms", n),
+                variant,
+            )
+            add(
+                f"{title} to {n:,}: deliveries/s",
+                "higher",
+                lambda r, n=n: _step(r.get("steps"), "receivers", "deliveries_per_second", n),
+                variant,
+            )
+            add(
+                f"{title} to {n:,}: server CPU per delivery (µs)",
+                "lower",
+                lambda r, n=n: _step(r.get("steps"), "receivers", "server_cpu_us_per_delivery", n),
+                variant,
+            )
+    add(
+        "2 nodes on Redis: cross-node p50 overhead (ms)",
+        "lower",
+        lambda r: r.get("overhead_p50_ms"),
+        "cluster",
+    )
+    add(
+        "2 nodes on Redis: cross-node p99 overhead (ms)",
+        "lower",
+        lambda r: r.get("overhead_p99_ms"),
+        "cluster",
+    )
+    return out
+
+
+def _kb(value: float | None) -> float | None:
+    return None if value is None else value / 1024
+
+
+def _median(values: list[float | None]) -> float | None:
+    xs = sorted(v for v in values if v is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def _rates(sc: dict[str, Any]) -> list[int]:
+    for r in sc.get("latency", {}).values():
+        if "rates" in r:
+            return [x["offered_per_second"] for x in r["rates"]]
+    return []
+
+
+def _fanout_steps(sc: dict[str, Any], variant: str) -> list[int]:
+    for r in sc.get(variant, {}).values():
+        if "steps" in r:
+            return [s["receivers"] for s in r["steps"]]
+    return []
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0:
+        return "—"
+    return f"{ours / theirs:.2f}\u00d7"
+
+
+def _first_line(error: str) -> str:
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return (lines[0] if lines else "?")[:300].replace("|", "/")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The results table, with Backchannel's ratio to each peer."""
+    m = report["machine"]
+    lines = [
+        f"Run {report['timestamp']} ({report['scale']} scale, {report.get('seconds', '?')} s): "
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, Linux "
+        f"{m['kernel']}, Python {m['python']}, Node {m['node']}; server on CPU 0, load "
+        f"generator on CPU 1; load average {m['load_average'][0]:.2f} before, "
+        f"{m.get('load_average_after', [0])[0]:.2f} after.",
+        "",
+        "| metric | better | Backchannel | python-socketio (bare) | Node socket.io "
+        "| vs bare | vs Node |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for metric, better, v in rows(report):
+        ours = v.get("backchannel")
+        lines.append(
+            f"| {metric} | {better} | {_fmt(ours)} | {_fmt(v.get('bare'))} | "
+            f"{_fmt(v.get('node'))} | {_ratio(ours, v.get('bare'))} | "
+            f"{_ratio(ours, v.get('node'))} |"
+        )
+    errors = [
+        f"- {name} / {LABELS.get(kind, kind)}: {_first_line(r['error'])}"
+        for name, per in report["scenarios"].items()
+        for kind, r in per.items()
+        if "error" in r
+    ]
+    if errors:
+        lines += ["", "Scenarios that failed in this run:", *errors]
+    lines += [
+        "",
+        "Ratios are Backchannel ÷ peer. Backchannel runs with JWT auth on every connect, "
+        "Postgres persistence of every message and the per-user rate limiter; the peers "
+        "authenticate nothing and store nothing. python-socketio (bare) is the library as it "
+        "ships (it accepts the permessage-deflate the generator offers, like a browser's).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    """Four panels: memory, fan-out rate, CPU per delivery, 1:1 latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sc = report["scenarios"]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig.suptitle(
+        f"Backchannel vs peers — {report['timestamp']} "
+        f"({report['machine']['cores']} cores, server and generator on one core each)",
+        fontsize=12,
+    )
+
+    def lines(ax: Any, scenario: str, x: str, y: str, scale: float = 1.0, style: str = "-") -> None:
+        for kind in SERVERS:
+            steps = _get(sc, scenario, kind, "steps") or []
+            pts = [(s[x], s[y] * scale) for s in steps if s.get(y) is not None]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                label = LABELS[kind] + (" (ppv:broadcast)" if scenario == "fanout_ppv" else "")
+                ax.plot(xs, ys, style, marker="o", color=COLORS[kind], label=label)
+
+    ax = axes[0][0]
+    lines(ax, "idle", "connections", "bytes_per_connection", 1 / 1024)
+    ax.set_title("Memory per idle connection (lower is better)")
+    ax.set_xlabel("open connections")
+    ax.set_ylabel("kB per connection")
+    ax.set_ylim(bottom=0)
+    _legend(ax, 8)
+
+    ax = axes[0][1]
+    lines(ax, "fanout_room", "receivers", "deliveries_per_second", 1 / 1000)
+    lines(ax, "fanout_ppv", "receivers", "deliveries_per_second", 1 / 1000, "--")
+    ax.set_title("Broadcast deliveries per second (higher is better)")
+    ax.set_xlabel("receivers")
+    ax.set_ylabel("thousand deliveries/s")
+    ax.set_ylim(bottom=0)
+    _legend(ax, 8)
+
+    ax = axes[1][0]
+    lines(ax, "fanout_room", "receivers", "server_cpu_us_per_delivery")
+    lines(ax, "fanout_ppv", "receivers", "server_cpu_us_per_delivery", 1.0, "--")
+    ax.set_title("Server CPU per delivery (lower is better)")
+    ax.set_xlabel("receivers")
+    ax.set_ylabel("µs per delivery")
+    ax.set_ylim(bottom=0)
+    _legend(ax, 8)
+
+    ax = axes[1][1]
+    rates = _rates(sc)
+    width = 0.8 / len(SERVERS)
+    for j, kind in enumerate(SERVERS):
+        r = _get(sc, "latency", kind) or {}
+        for i in range(len(rates)):
+            p50, p99 = _get(r, "rates", i, "p50_ms"), _get(r, "rates", i, "p99_ms")
+            if p50 is None or p99 is None:
+                continue
+            x = i + (j - 1) * width
+            ax.bar(
+                x,
+                p99,
+                width,
+                color=COLORS[kind],
+                alpha=0.45,
+                label=f"{LABELS[kind]} p99" if i == 0 else None,
+            )
+            label = f"{LABELS[kind]} p50" if i == 0 else None
+            ax.bar(x, p50, width, color=COLORS[kind], label=label)
+    ax.set_xticks(range(len(rates)), [f"{r:,} msg/s" for r in rates])
+    ax.set_yscale("log")
+    ax.set_title("1:1 send → receive latency (lower is better)")
+    ax.set_ylabel("ms (log)")
+    _legend(ax, 7, ncol=2)
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _legend(ax: Any, size: int, ncol: int = 1) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=size, ncol=ncol)
+
+
+def write_report(json_path: Path) -> tuple[Path, Path]:
+    """Write <stamp>.md and <stamp>.png beside the JSON."""
+    report = json.loads(json_path.read_text())
+    md = json_path.with_suffix(".md")
+    md.write_text(markdown(report))
+    png = json_path.with_suffix(".png")
+    chart(report, png)
+    return md, png
+
+
+def update_readme(json_path: Path, readme: Path) -> None:
+    """Put the run's table and chart between README's bench markers."""
+    md, png = write_report(json_path)
+    text = readme.read_text()
+    begin, end = "<!-- bench:begin -->\n", "<!-- bench:end -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    chart_path = png.resolve().relative_to(readme.resolve().parent)
+    block = f"![benchmark chart]({chart_path})\n\n{md.read_text()}"
+    readme.write_text(head + begin + block + end + tail)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args and args[0] == "--readme":
+        update_readme(Path(args[1]), Path(__file__).resolve().parent.parent / "README.md")
+    else:
+        for arg in args:
+            print(*write_report(Path(arg)))
