@@ -235,6 +235,12 @@ class Bench:
             # Throughput is measured here, not the per-user limit (its cost is still paid).
             "BACKCHANNEL_MESSAGE_RATE_LIMIT": "1000000/1s:1000000",
             "BACKCHANNEL_BROADCAST_RATE_LIMIT": "1000000/1s:1000000",
+            # Every generated socket comes from 127.0.0.1: per-IP and per-socket limits would
+            # refuse the load itself. They are still checked on every connect and event.
+            "BACKCHANNEL_CONNECT_RATE_LIMIT": "1000000/1s:1000000",
+            "BACKCHANNEL_SOCKET_EVENT_RATE_LIMIT": "1000000/1s:1000000",
+            "BACKCHANNEL_HTTP_IP_RATE_LIMIT": "1000000/1s:1000000",
+            "BACKCHANNEL_HTTP_USER_RATE_LIMIT": "1000000/1s:1000000",
             "BACKCHANNEL_REDIS_PREFIX": self.prefix,
         }
         if redis:
