@@ -152,6 +152,19 @@ async def drop_database(name: str) -> None:
         await admin.close()
 
 
+async def forget_redis_keys(prefix: str) -> None:
+    """Delete what the run's nodes left in Redis under their prefix (killed, not drained)."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await redis.delete(*keys[start : start + 1000])
+    finally:
+        await redis.aclose()
+
+
 # -- servers --------------------------------------------------------------------------------
 
 
@@ -487,6 +500,7 @@ def main() -> int:
                 report["scenarios"][name][kind] = result
     finally:
         asyncio.run(drop_database(db_name))
+        asyncio.run(forget_redis_keys(bench.prefix))
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"]["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
