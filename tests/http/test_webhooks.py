@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -23,7 +24,7 @@ from tests.stripe_support import (
     stripe_settings,
     subscription,
 )
-from tests.support import Api, Sockets
+from tests.support import Api, Sockets, User
 
 __all__ = ["balanced_ledger", "fake_stripe", "stripe_settings"]
 
@@ -36,6 +37,21 @@ async def _fetch(database_url: str, sql: str, *args: object) -> list[asyncpg.Rec
         return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
+
+
+async def _card_checkout(
+    api: Api, fake_stripe: FakeStripe, fan: User, message_id: str
+) -> dict[str, Any]:
+    """The fan starts paying for a paid message by card; the fake Checkout Session it made."""
+    status, checkout = await api.call(
+        "POST",
+        "/api/v1/purchases",
+        json={"kind": "ppv_message", "target_id": message_id, "pay_with": "card"},
+        user=fan,
+    )
+    assert status == 201, checkout
+    session: dict[str, Any] = fake_stripe.sessions[checkout["session_id"]]
+    return session
 
 
 def _invoice_paid(sub_id: str, fan_id: str, creator_id: str, amount: int) -> dict[str, object]:
@@ -235,14 +251,7 @@ async def test_two_different_events_for_one_payment_unlock_once(
     creator, fan = await api.register(role="creator"), await api.register()
     message_id = await paid_message(sockets, creator, fan, 400)
     ppv = await sockets.connect("/ppv", fan, events=("ppv:unlocked",))
-    status, checkout = await api.call(
-        "POST",
-        "/api/v1/purchases",
-        json={"kind": "ppv_message", "target_id": message_id, "pay_with": "card"},
-        user=fan,
-    )
-    assert status == 201, checkout
-    session = fake_stripe.sessions[checkout["session_id"]]
+    session = await _card_checkout(api, fake_stripe, fan, message_id)
 
     pi = await hooks.pay_session(session)
     second = await hooks.send(
@@ -272,13 +281,7 @@ async def test_an_unpaid_checkout_session_unlocks_nothing(
     hooks = Webhooks(api)
     creator, fan = await api.register(role="creator"), await api.register()
     message_id = await paid_message(sockets, creator, fan, 400)
-    _, checkout = await api.call(
-        "POST",
-        "/api/v1/purchases",
-        json={"kind": "ppv_message", "target_id": message_id, "pay_with": "card"},
-        user=fan,
-    )
-    session = dict(fake_stripe.sessions[checkout["session_id"]])
+    session = dict(await _card_checkout(api, fake_stripe, fan, message_id))
     session.pop("params")
     session.update(status="complete", payment_status="unpaid", payment_intent="pi_unpaid")
 
@@ -294,13 +297,7 @@ async def test_a_refund_that_arrives_before_its_payment_keeps_the_message_locked
     hooks = Webhooks(api)
     creator, fan = await api.register(role="creator"), await api.register()
     message_id = await paid_message(sockets, creator, fan, 400)
-    _, checkout = await api.call(
-        "POST",
-        "/api/v1/purchases",
-        json={"kind": "ppv_message", "target_id": message_id, "pay_with": "card"},
-        user=fan,
-    )
-    session = fake_stripe.sessions[checkout["session_id"]]
+    session = await _card_checkout(api, fake_stripe, fan, message_id)
     refund = await hooks.send(
         event(
             "charge.refunded",
@@ -368,13 +365,7 @@ async def test_an_expired_checkout_fails_its_pending_purchase(
     hooks = Webhooks(api)
     creator, fan = await api.register(role="creator"), await api.register()
     message_id = await paid_message(sockets, creator, fan, 400)
-    _, checkout = await api.call(
-        "POST",
-        "/api/v1/purchases",
-        json={"kind": "ppv_message", "target_id": message_id, "pay_with": "card"},
-        user=fan,
-    )
-    session = dict(fake_stripe.sessions[checkout["session_id"]])
+    session = dict(await _card_checkout(api, fake_stripe, fan, message_id))
     session.pop("params")
 
     expired = await hooks.send(event("checkout.session.expired", {**session, "status": "expired"}))

@@ -54,17 +54,8 @@ class SubscriptionView(BaseModel):
 
     @classmethod
     def of(cls, row: Subscription) -> SubscriptionView:
-        """The public view of a row."""
-        return cls(
-            id=row.id,
-            fan_id=row.fan_id,
-            creator_id=row.creator_id,
-            status=row.status,
-            active=row.active,
-            current_period_end=row.current_period_end,
-            cancel_at_period_end=row.cancel_at_period_end,
-            price_cents=row.price_cents,
-        )
+        """The public view of a row (its fields, plus the derived `active`)."""
+        return cls.model_validate(row, from_attributes=True)
 
 
 class SubscriptionList(BaseModel):
