@@ -359,6 +359,10 @@ async function pairs() {
   }
   let seq = 0;
   let pendingAcks = 0;
+  let acks = 0;
+  // Server CPU per acked message over a step (every thread, from schedstat), when the pid is known.
+  const cpuNow = () => (spec.pid ? cpuMicros(spec.pid) : null);
+  const cpuPer = (cpu0, acked) => (cpu0 !== null && acked ? (cpuNow() - cpu0) / acked : null);
   // An overloaded step leaves a backlog on the server: let it drain before the next one.
   const drain = async (ms) => {
     const deadline = now() + ms;
@@ -374,6 +378,7 @@ async function pairs() {
       { conversation_id: p.conv, client_id: clientId, body: "hello, this is a benchmark message" },
       (ack) => {
         pendingAcks--;
+        acks++;
         if (!ack || ack.ok !== true) {
           errors++;
           const code = (ack && ack.error && ack.error.code) || "no-ack";
@@ -411,6 +416,8 @@ async function pairs() {
   // more than 100 ms of backlog.
   for (const rate of spec.rates) {
     reset();
+    const acks0 = acks;
+    const cpu0 = cpuNow();
     const t0 = now();
     const end = t0 + spec.seconds * 1000;
     const cap = Math.ceil(rate / 10);
@@ -426,7 +433,10 @@ async function pairs() {
     const grace = now() + 2000;
     while (sentAt.size > 0 && now() < grace) await sleep(10);
     // Delivered per second over the time it really took, backlog included.
-    results.rates.push(summary(rate, Math.max(spec.seconds, (lastAt - t0) / 1000)));
+    results.rates.push({
+      ...summary(rate, Math.max(spec.seconds, (lastAt - t0) / 1000)),
+      server_cpu_us_per_message: cpuPer(cpu0, acks - acks0),
+    });
     await sleep(300);
   }
   // Closed loop: `window` messages always in flight; the completion rate is the saturation rate.
@@ -434,6 +444,7 @@ async function pairs() {
     reset();
     let inflight = 0;
     let acked = 0;
+    const cpu0 = cpuNow();
     const t0 = now();
     const end = t0 + spec.saturationSeconds * 1000;
     await new Promise((resolve) => {
@@ -452,9 +463,15 @@ async function pairs() {
       setTimeout(resolve, spec.saturationSeconds * 1000 + 5000);
     });
     const seconds = (now() - t0) / 1000;
+    const cpuPerMessage = cpuPer(cpu0, acked);
     const grace = now() + 2000;
     while (sentAt.size > 0 && now() < grace) await sleep(10);
-    results.saturation = { ...summary(null, seconds), acked_per_second: acked / seconds, window: spec.window };
+    results.saturation = {
+      ...summary(null, seconds),
+      acked_per_second: acked / seconds,
+      window: spec.window,
+      server_cpu_us_per_message: cpuPerMessage,
+    };
   }
   for (const c of senders) c.c.close();
   for (const c of receivers) c.close();

@@ -362,6 +362,7 @@ def scenario_latency(b: Bench, kind: str) -> dict[str, Any]:
                 "scenario": "pairs",
                 "url": srv.url,
                 "ns": "/chat",
+                "pid": srv.proc.pid,
                 "pairs": b.scale["pairs"],
                 "conversations": conversations_for(b, kind),
                 "rates": b.scale["rates"],
