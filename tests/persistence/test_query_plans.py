@@ -86,6 +86,23 @@ async def test_the_hot_queries_use_indexes(
             ("u6", stamp, cid, 51),
         ),
         "active users": (users.SELECT_ACTIVE_IDS, (["u1", "u2"],)),
+        "append": (
+            messages.APPEND_MESSAGE,
+            (cid, "u5", "new-1", "hi", "[]", None, "usd", None),
+        ),
+        "append, batched": (
+            messages.APPEND_MESSAGES,
+            (
+                [cid, cid + 1, cid + 2],
+                ["u5", "u6", "u7"],
+                ["new-1", "new-2", "new-3"],
+                ["hi", "hi", None],
+                ["[]", "[]", "[]"],
+                [None, None, 500],
+                ["usd", "usd", "usd"],
+                [None, None, "teaser"],
+            ),
+        ),
     }
     bad = []
     for name, (sql, args) in queries.items():

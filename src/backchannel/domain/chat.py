@@ -264,28 +264,28 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     conversation_id = parse_id(request.conversation_id)
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
 
+    new = messages.NewMessage(
+        conversation_id=conversation_id,
+        sender_id=user_id,
+        client_id=request.client_id,
+        body=body,
+        media=[{"url": str(m.url), "type": m.type} for m in request.media],
+        price_cents=request.price_cents,
+        currency=request.currency,
+        preview_text=request.preview_text if request.price_cents is not None else None,
+    )
+    earlier = None
     try:
-        # One statement in the common case: membership, the client_id check, the seq and the row
-        # (no transaction round trips). Anything else takes the slow path below.
-        async with rt.db.connection() as conn:
-            appended = await messages.append_message(
-                conn,
-                conversation_id=conversation_id,
-                sender_id=user_id,
-                client_id=request.client_id,
-                body=body,
-                media=[{"url": str(m.url), "type": m.type} for m in request.media],
-                price_cents=request.price_cents,
-                currency=request.currency,
-                preview_text=request.preview_text if request.price_cents is not None else None,
-            )
-            earlier = None
-            if appended is None:
-                # Unknown conversation or not a member (raises), else a retried client_id.
+        # One statement in the common case: membership, the client_id check, the seq and the row,
+        # shared with whatever other sends are being written (group commit).
+        appended = await rt.appender.append(new)
+        if appended is None:
+            # Unknown conversation or not a member (raises), else a retried client_id.
+            async with rt.db.connection() as conn:
                 await member_conversation(conn, conversation_id, user_id)
                 earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
-                if earlier is None:
-                    raise Conflict("the message could not be stored; retry it")
+            if earlier is None:
+                raise Conflict("the message could not be stored; retry it")
     except Conflict:
         # A concurrent retry of the same client_id committed first: its message is the answer.
         async with rt.db.connection() as conn:

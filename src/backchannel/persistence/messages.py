@@ -7,6 +7,7 @@ exists for them (`unlocked`), so an unlock changes what that viewer sees on the 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,6 +97,27 @@ async def insert_message(
     return _message(row)
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A `message:send` to store: what the sender wrote, before it has a seq."""
+
+    conversation_id: int
+    sender_id: str
+    client_id: str
+    body: str | None
+    media: list[dict[str, Any]]
+    price_cents: int | None
+    currency: str
+    preview_text: str | None
+
+
+# A stored message and the conversation's participants (for delivery).
+Appended = tuple[StoredMessage, list[str]]
+
+_PARTICIPANTS = """array(select pm.user_id from conversation_members pm
+          where pm.conversation_id = m.conversation_id
+          order by pm.joined_at, pm.user_id) as participant_ids"""
+
 # One statement, so one round trip and its own transaction. The update row-locks the
 # conversation until the insert commits (seqs stay gapless and ordered) and bumps nothing when
 # the sender is not a member or already used `client_id` (a retry); a concurrent duplicate that
@@ -121,26 +143,12 @@ with bumped as (
     select bumped.id, bumped.last_seq, $2, $3, $4, $5::jsonb, $6, $7, $8, null from bumped
     returning *
 )
-select {_COLUMNS},
-    array(select pm.user_id from conversation_members pm
-          where pm.conversation_id = m.conversation_id
-          order by pm.joined_at, pm.user_id) as participant_ids
+select {_COLUMNS}, {_PARTICIPANTS}
 from m
 """
 
 
-async def append_message(
-    conn: Connection,
-    *,
-    conversation_id: int,
-    sender_id: str,
-    client_id: str,
-    body: str | None,
-    media: list[dict[str, Any]],
-    price_cents: int | None,
-    currency: str,
-    preview_text: str | None,
-) -> tuple[StoredMessage, list[str]] | None:
+async def append_message(conn: Connection, new: NewMessage) -> Appended | None:
     """Check membership, assign the next seq and store the message, in one statement.
 
     Returns the message and the conversation's participants; None when the conversation does
@@ -149,20 +157,98 @@ async def append_message(
     """
     row = await conn.fetchrow(
         APPEND_MESSAGE,
-        conversation_id,
-        sender_id,
-        client_id,
-        body,
-        json.dumps(media),
-        price_cents,
-        currency,
-        preview_text,
+        new.conversation_id,
+        new.sender_id,
+        new.client_id,
+        new.body,
+        json.dumps(new.media),
+        new.price_cents,
+        new.currency,
+        new.preview_text,
     )
     if row is None:
         return None
     data = dict(row.items())
     participants = list(data.pop("participant_ids"))
     return _message(data), participants
+
+
+# `APPEND_MESSAGE` for many messages, in one statement and one commit (group commit: Postgres
+# spends far more on a statement and its commit than on a row). Rows that are not appended
+# (not a member, client_id already used) are filtered out before anything is bumped. Each
+# conversation's last_seq goes up by its number of new messages, which take the seqs in
+# input order. The conversations are locked in id order first, as `ppv:broadcast` locks
+# them, so two batches (or a batch and a broadcast) never wait on each other in a cycle.
+APPEND_MESSAGES = f"""
+with input as (
+    select *
+    from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                $7::text[], $8::text[])
+        with ordinality as t (conversation_id, sender_id, client_id, body, media, price_cents,
+                              currency, preview_text, ord)
+), accepted as (
+    select i.*,
+        row_number() over (partition by i.conversation_id order by i.ord) as k,
+        count(*) over (partition by i.conversation_id) as n
+    from input i
+    where exists (
+            select 1 from conversation_members cm
+            where cm.conversation_id = i.conversation_id and cm.user_id = i.sender_id
+        )
+      and not exists (
+            select 1 from messages m
+            where m.sender_id = i.sender_id and m.client_id = i.client_id
+              and m.broadcast_id is null
+        )
+), targets as (
+    select c.id from conversations c
+    where c.id in (select conversation_id from accepted)
+    order by c.id for no key update of c
+), bumped as (
+    update conversations c set last_seq = c.last_seq + x.n, last_message_at = now()
+    from (select conversation_id, max(n) as n from accepted group by conversation_id) x,
+        targets t
+    where c.id = x.conversation_id and t.id = c.id
+    returning c.id, c.last_seq
+), m as (
+    insert into messages
+        (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
+         preview_text, broadcast_id)
+    select a.conversation_id, b.last_seq - a.n + a.k, a.sender_id, a.client_id, a.body,
+        a.media::jsonb, a.price_cents, a.currency, a.preview_text, null
+    from accepted a join bumped b on b.id = a.conversation_id
+    order by a.ord
+    returning *
+)
+select {_COLUMNS}, {_PARTICIPANTS}
+from m
+"""
+
+
+async def append_messages(conn: Connection, batch: Sequence[NewMessage]) -> list[Appended | None]:
+    """`append_message` for each of `batch`, in one statement; results in input order.
+
+    A (sender, client_id) must appear at most once in `batch`. Any failure (a concurrent
+    duplicate's `Conflict`, a value Postgres refuses) fails the whole batch.
+    """
+    rows = await conn.fetch(
+        APPEND_MESSAGES,
+        [new.conversation_id for new in batch],
+        [new.sender_id for new in batch],
+        [new.client_id for new in batch],
+        [new.body for new in batch],
+        [json.dumps(new.media) for new in batch],
+        [new.price_cents for new in batch],
+        [new.currency for new in batch],
+        [new.preview_text for new in batch],
+    )
+    stored: dict[tuple[str, str], Appended] = {}
+    for row in rows:
+        data = dict(row.items())
+        participants = list(data.pop("participant_ids"))
+        message = _message(data)
+        stored[(message.sender_id, message.client_id)] = (message, participants)
+    return [stored.get((new.sender_id, new.client_id)) for new in batch]
 
 
 # The predicate matches messages_sender_client_idx's, so the partial unique index is used.

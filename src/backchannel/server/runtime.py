@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from backchannel.domain.tokens import TokenService
     from backchannel.domain.typing_indicators import TypingIndicators
     from backchannel.persistence.database import Database
+    from backchannel.persistence.message_appender import MessageAppender
     from backchannel.rooms.emitter import Emitter
     from backchannel.rooms.socket_counts import SocketCounts
     from backchannel.server.metrics import Metrics
@@ -60,6 +61,7 @@ class Runtime:
     node_id: str = ""
     trusted_proxies: tuple[Network, ...] = ()
     _db: Database | None = None
+    _appender: MessageAppender | None = None
     _tokens: TokenService | None = None
     redis: Redis | None = None
     http: aiohttp.ClientSession | None = None
@@ -96,6 +98,13 @@ class Runtime:
         if self._db is None:
             raise Unavailable("database not ready")
         return self._db
+
+    @property
+    def appender(self) -> MessageAppender:
+        """`message:send`'s writer (group commit); present once the database is open."""
+        if self._appender is None:
+            raise Unavailable("database not ready")
+        return self._appender
 
     @property
     def stripe(self) -> StripeGateway:
