@@ -14,7 +14,7 @@ from backchannel.errors import Unavailable
 from backchannel.persistence import messages
 from backchannel.persistence.database import Database, open_database
 from backchannel.persistence.message_appender import MessageAppender
-from backchannel.persistence.messages import NewMessage
+from backchannel.persistence.messages import BUSY, NewMessage
 from tests.processes import free_port
 from tests.services import RunServices
 
@@ -89,10 +89,10 @@ async def test_one_batch_appends_what_one_at_a_time_would_and_refuses_the_rest(
         _new(ab, "a", "a3"),
         _new(ab, "b", "b2"),
     ]
-    results = await messages.append_messages(conn, batch)
+    results = await messages.try_append_messages(conn, batch)
 
     assert [r is None for r in results] == [False, False, True, True, True, False, False]
-    stored = {r[0].client_id: r for r in results if r is not None}
+    stored = {r[0].client_id: r for r in results if r is not None and r is not BUSY}
     # Each conversation's new messages take the next seqs, in the order they were given.
     assert [stored[c][0].seq for c in ("b1", "a3", "b2")] == [2, 3, 4]
     assert stored["a1"][0].seq == 1
@@ -139,12 +139,52 @@ async def test_one_message_postgres_refuses_fails_alone_and_the_rest_of_its_batc
     )
 
     assert isinstance(results[2], asyncpg.PostgresError)
-    assert appender.batches >= 1 and appender.fallbacks == 1
+    assert appender.batches >= 1 and appender.fallbacks == 1 and appender.busy == 0
     assert await _seqs(conn, ab) == [1, 2, 3, 4]
     bodies_stored = await conn.fetch(
         "select body from messages where conversation_id = $1 order by seq", ab
     )
     assert sorted(r["body"] for r in bodies_stored) == ["five", "four", "one", "two"]
+
+
+async def test_a_locked_conversation_delays_only_its_own_messages_never_a_batch(
+    conn: asyncpg.Connection, db: Database, services: RunServices
+) -> None:
+    ab, ac, bc = [await _conversation(conn, key) for key in ("a b", "a c", "b c")]
+    assert await messages.try_append_messages(conn, [_new(ab, "a", "warm")]) != [BUSY]
+    appender = MessageAppender(db, concurrency=1)
+    holder = await asyncpg.connect(services.database_url)  # a paid broadcast, say
+    try:
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("select 1 from conversations where id = $1 for update", ab)
+
+        waiting = asyncio.ensure_future(appender.append(_new(ab, "b", "blocked")))
+        free = await asyncio.wait_for(
+            asyncio.gather(
+                appender.append(_new(ac, "a", "free-1")),
+                appender.append(_new(bc, "b", "free-2")),
+                appender.append(_new(ac, "c", "free-3")),
+            ),
+            5,
+        )
+        assert [r[0].seq for r in free if r is not None] == [1, 1, 2]
+        assert not waiting.done() and appender.busy == 1
+        # Alone in the queue, it is skipped the same way (the one-message statement).
+        batches = appender.batches
+        alone = asyncio.ensure_future(appender.append(_new(ab, "a", "alone")))
+        for _ in range(3):  # it queues and starts the writer, which takes it alone
+            await asyncio.sleep(0)
+        # One writer: by the time a later send is answered, "alone" has been tried.
+        assert await asyncio.wait_for(appender.append(_new(bc, "c", "free-4")), 5) is not None
+        assert appender.busy == 2 and appender.batches == batches
+        assert not waiting.done() and not alone.done()
+        await locked.commit()
+        stored = await asyncio.wait_for(asyncio.gather(waiting, alone), 5)
+    finally:
+        await holder.close()
+    assert sorted(r[0].seq for r in stored if r is not None) == [2, 3]
+    assert await _seqs(conn, ab) == [1, 2, 3]
 
 
 async def test_the_same_client_id_twice_at_once_is_stored_once(

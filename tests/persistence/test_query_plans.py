@@ -90,8 +90,12 @@ async def test_the_hot_queries_use_indexes(
             messages.APPEND_MESSAGE,
             (cid, "u5", "new-1", "hi", "[]", None, "usd", None),
         ),
-        "append, batched": (
-            messages.APPEND_MESSAGES,
+        "append unless locked": (
+            messages.TRY_APPEND_MESSAGE,
+            (cid, "u5", "new-1", "hi", "[]", None, "usd", None),
+        ),
+        "append unless locked, batched": (
+            messages.TRY_APPEND_MESSAGES,
             (
                 [cid, cid + 1, cid + 2],
                 ["u5", "u6", "u7"],

@@ -3,10 +3,15 @@
 Postgres spends far more CPU on a statement and its commit than on the row it inserts (on the
 benchmark VM ~250 us for a one-message append, ~60 us a message in a batch of 16), and it
 runs on the cores the server needs. So sends are queued here and written by at most
-`concurrency` writers: a send that finds a writer free is written at once, alone, with the
-one-message statement (no added latency); sends that arrive while every writer is busy wait
-for the next free one and go together (`messages.append_messages`). The busier the server,
-the bigger the batches; nothing ever waits for a batch to fill.
+`concurrency` writers: a send that finds a writer free is written at once, alone (no added
+latency); sends that arrive while every writer is busy wait for the next free one and go
+together in one statement. The busier the server, the bigger the batches; nothing ever waits
+for a batch to fill.
+
+A writer never waits for a row lock: its statements skip a conversation that another send or
+a paid broadcast (which locks thousands of conversations for most of a second) holds, and
+each message they skip is written alone with the ordinary, waiting statement, outside the
+writers. So a locked conversation delays only its own messages, never a batch.
 
 Each send keeps its own outcome. A batch that fails as a whole for a reason other than the
 database being unreachable (a concurrent duplicate from another node, a value Postgres
@@ -19,30 +24,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from backchannel.errors import Conflict, Unavailable
 from backchannel.persistence import messages
 from backchannel.persistence.database import Database
-from backchannel.persistence.messages import Appended, NewMessage
+from backchannel.persistence.messages import BUSY, Appended, NewMessage, TryAppended
 
 log = logging.getLogger(__name__)
 
 # Rows per statement: enough to amortise a commit; small enough to keep one statement short.
 MAX_BATCH = 128
+# Batch writers per node. One is enough to keep Postgres busy and makes the biggest batches;
+# a second keeps sends moving while one statement is slow (its commit waits on a busy disk).
+MESSAGE_WRITERS = 2
 
 
 @dataclass(slots=True)
 class _Send:
     new: NewMessage
     done: asyncio.Future[Appended | None]
+    settled: bool = False
+    alone: bool = False  # handed to a write of its own
 
 
 class MessageAppender:
-    """Appends messages through `messages.append_message(s)`, batching concurrent sends."""
+    """Appends messages as `messages.append_message` does, batching concurrent sends."""
 
     def __init__(self, db: Database, *, concurrency: int, max_batch: int = MAX_BATCH) -> None:
-        """`concurrency`: writers (pooled connections) in use at once, at least 1."""
+        """`concurrency`: batch writers (pooled connections) in use at once, at least 1."""
         self._db = db
         self._concurrency = max(1, concurrency)
         self._max_batch = max(1, max_batch)
@@ -52,10 +64,12 @@ class MessageAppender:
         self._in_flight: dict[tuple[str, str], list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # What group commit did (tests read these): statements of several messages, the
-        # messages they carried, and batches retried one message at a time.
+        # messages they carried, batches retried one message at a time, and messages written
+        # alone because their conversation was locked.
         self.batches = 0
         self.batched_messages = 0
         self.fallbacks = 0
+        self.busy = 0
 
     async def append(self, new: NewMessage) -> Appended | None:
         """Store `new` as `messages.append_message` would (same result, same errors)."""
@@ -71,11 +85,14 @@ class MessageAppender:
         self._queue.append(_Send(new, done))
         if self._writers < self._concurrency:
             self._writers += 1
-            task = asyncio.create_task(self._write_queue())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._write_queue())
         # Not shielded: a cancelled caller cancels only its future; the write goes on.
         return await done
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _write_queue(self) -> None:
         try:
@@ -86,47 +103,66 @@ class MessageAppender:
                     await self._write(batch)
                 finally:
                     for send in batch:
-                        if not send.done.done():  # only if _write was interrupted
-                            send.done.set_exception(Unavailable("the message was not stored"))
-                        for landed in self._in_flight.pop((send.new.sender_id, send.new.client_id)):
-                            if not landed.done():
-                                landed.set_result(None)
+                        if not send.settled and not send.alone:  # the write was interrupted
+                            self._settle(send, error=Unavailable("the message was not stored"))
         finally:
             self._writers -= 1
 
     async def _write(self, batch: list[_Send]) -> None:
+        results: list[TryAppended]
         try:
             async with self._db.connection() as conn:
                 if len(batch) == 1:
-                    results = [await messages.append_message(conn, batch[0].new)]
+                    results = [await messages.try_append_message(conn, batch[0].new)]
                 else:
                     self.batches += 1
                     self.batched_messages += len(batch)
-                    results = await messages.append_messages(conn, [s.new for s in batch])
+                    results = await messages.try_append_messages(conn, [s.new for s in batch])
         except Unavailable as exc:
             for send in batch:
-                _settle(send, error=Unavailable(exc.message))
+                self._settle(send, error=Unavailable(exc.message))
             return
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0], error=exc)
-                return
-            self.fallbacks += 1
-            if not isinstance(exc, Conflict):
-                log.warning("batched append failed; writing one at a time", exc_info=True)
             # One statement per message, so each gets its own outcome.
-            await asyncio.gather(*(self._write([send]) for send in batch))
+            if len(batch) > 1:
+                self.fallbacks += 1
+                if not isinstance(exc, Conflict):
+                    log.warning("batched append failed; writing one at a time", exc_info=True)
+            for send in batch:
+                send.alone = True
+                self._spawn(self._write_alone(send))
             return
         for send, result in zip(batch, results, strict=True):
-            _settle(send, result=result)
+            if result is BUSY:
+                self.busy += 1
+                send.alone = True
+                self._spawn(self._write_alone(send))
+            else:
+                self._settle(send, result=result)
 
+    async def _write_alone(self, send: _Send) -> None:
+        """The ordinary statement, which waits for the conversation's lock if it must."""
+        try:
+            async with self._db.connection() as conn:
+                result = await messages.append_message(conn, send.new)
+        except Exception as exc:
+            self._settle(send, error=exc)
+        except BaseException:
+            self._settle(send, error=Unavailable("the message was not stored"))
+            raise
+        else:
+            self._settle(send, result=result)
 
-def _settle(
-    send: _Send, *, result: Appended | None = None, error: BaseException | None = None
-) -> None:
-    if send.done.done():  # the caller went away
-        return
-    if error is not None:
-        send.done.set_exception(error)
-    else:
-        send.done.set_result(result)
+    def _settle(
+        self, send: _Send, *, result: Appended | None = None, error: BaseException | None = None
+    ) -> None:
+        """Answer the send (unless its caller went away) and wake sends of its client_id."""
+        send.settled = True
+        if not send.done.done():
+            if error is not None:
+                send.done.set_exception(error)
+            else:
+                send.done.set_result(result)
+        for landed in self._in_flight.pop((send.new.sender_id, send.new.client_id), ()):
+            if not landed.done():
+                landed.set_result(None)

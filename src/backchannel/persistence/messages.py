@@ -6,11 +6,12 @@ exists for them (`unlocked`), so an unlock changes what that viewer sees on the 
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from backchannel.persistence.database import Connection
 
@@ -173,13 +174,81 @@ async def append_message(conn: Connection, new: NewMessage) -> Appended | None:
     return _message(data), participants
 
 
-# `APPEND_MESSAGE` for many messages, in one statement and one commit (group commit: Postgres
-# spends far more on a statement and its commit than on a row). Rows that are not appended
-# (not a member, client_id already used) are filtered out before anything is bumped. Each
-# conversation's last_seq goes up by its number of new messages, which take the seqs in
-# input order. The conversations are locked in id order first, as `ppv:broadcast` locks
-# them, so two batches (or a batch and a broadcast) never wait on each other in a cycle.
-APPEND_MESSAGES = f"""
+class _Busy(enum.Enum):
+    BUSY = "busy"
+
+
+# A message the `try_append` statements did not write because its conversation was locked
+# (another send's statement, or a paid broadcast's transaction, holds it).
+BUSY = _Busy.BUSY
+TryAppended = Appended | None | Literal[_Busy.BUSY]
+
+# `APPEND_MESSAGE` that never waits for a row lock: when the conversation is locked it writes
+# nothing and says `busy` (the caller writes the message again with `APPEND_MESSAGE`). Always
+# one row back: the message's columns, or nulls.
+TRY_APPEND_MESSAGE = f"""
+with target as (
+    select id from conversations where id = $1 for no key update skip locked
+), bumped as (
+    update conversations c set last_seq = c.last_seq + 1, last_message_at = now()
+    from target t
+    where c.id = t.id
+      and exists (
+          select 1 from conversation_members
+          where conversation_id = $1 and user_id = $2
+      )
+      and not exists (
+          select 1 from messages
+          where sender_id = $2 and client_id = $3 and broadcast_id is null
+      )
+    returning c.id, c.last_seq
+), m as (
+    insert into messages
+        (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
+         preview_text, broadcast_id)
+    select bumped.id, bumped.last_seq, $2, $3, $4, $5::jsonb, $6, $7, $8, null from bumped
+    returning *
+)
+select {_COLUMNS}, {_PARTICIPANTS},
+    not exists (select 1 from target)
+        and exists (select 1 from conversations where id = $1) as busy
+from (values (1)) as one (x) left join m on true
+"""
+
+
+async def try_append_message(conn: Connection, new: NewMessage) -> TryAppended:
+    """`append_message`, or `BUSY` (nothing written) if the conversation is locked."""
+    row = await conn.fetchrow(
+        TRY_APPEND_MESSAGE,
+        new.conversation_id,
+        new.sender_id,
+        new.client_id,
+        new.body,
+        json.dumps(new.media),
+        new.price_cents,
+        new.currency,
+        new.preview_text,
+    )
+    return _try_appended(row)
+
+
+def _try_appended(row: Any) -> TryAppended:
+    data = dict(row.items())
+    if data.pop("busy"):
+        return BUSY
+    if data["id"] is None:
+        return None
+    participants = list(data.pop("participant_ids"))
+    return _message(data), participants
+
+
+# `TRY_APPEND_MESSAGE` for many messages, in one statement and one commit (group commit:
+# Postgres spends far more on a statement and its commit than on a row). Rows that are not
+# appended (not a member, client_id already used) are filtered out before anything is locked.
+# Each conversation's last_seq goes up by its number of new messages, which take the seqs in
+# input order. Locked conversations are skipped (their messages come back `busy`), so a batch
+# never waits behind another send or a paid broadcast. One row back per accepted input row.
+TRY_APPEND_MESSAGES = f"""
 with input as (
     select *
     from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
@@ -203,7 +272,7 @@ with input as (
 ), targets as (
     select c.id from conversations c
     where c.id in (select conversation_id from accepted)
-    order by c.id for no key update of c
+    order by c.id for no key update of c skip locked
 ), bumped as (
     update conversations c set last_seq = c.last_seq + x.n, last_message_at = now()
     from (select conversation_id, max(n) as n from accepted group by conversation_id) x,
@@ -220,19 +289,22 @@ with input as (
     order by a.ord
     returning *
 )
-select {_COLUMNS}, {_PARTICIPANTS}
-from m
+select {_COLUMNS}, {_PARTICIPANTS}, a.sender_id as input_sender_id,
+    a.client_id as input_client_id, t.id is null as busy
+from accepted a
+left join targets t on t.id = a.conversation_id
+left join m on m.sender_id = a.sender_id and m.client_id = a.client_id
 """
 
 
-async def append_messages(conn: Connection, batch: Sequence[NewMessage]) -> list[Appended | None]:
-    """`append_message` for each of `batch`, in one statement; results in input order.
+async def try_append_messages(conn: Connection, batch: Sequence[NewMessage]) -> list[TryAppended]:
+    """`try_append_message` for each of `batch`, in one statement; results in input order.
 
     A (sender, client_id) must appear at most once in `batch`. Any failure (a concurrent
     duplicate's `Conflict`, a value Postgres refuses) fails the whole batch.
     """
     rows = await conn.fetch(
-        APPEND_MESSAGES,
+        TRY_APPEND_MESSAGES,
         [new.conversation_id for new in batch],
         [new.sender_id for new in batch],
         [new.client_id for new in batch],
@@ -242,13 +314,13 @@ async def append_messages(conn: Connection, batch: Sequence[NewMessage]) -> list
         [new.currency for new in batch],
         [new.preview_text for new in batch],
     )
-    stored: dict[tuple[str, str], Appended] = {}
+    outcomes: dict[tuple[str, str], TryAppended] = {}
     for row in rows:
+        key = (row["input_sender_id"], row["input_client_id"])
         data = dict(row.items())
-        participants = list(data.pop("participant_ids"))
-        message = _message(data)
-        stored[(message.sender_id, message.client_id)] = (message, participants)
-    return [stored.get((new.sender_id, new.client_id)) for new in batch]
+        del data["input_sender_id"], data["input_client_id"]
+        outcomes[key] = _try_appended(data)
+    return [outcomes.get((new.sender_id, new.client_id)) for new in batch]
 
 
 # The predicate matches messages_sender_client_idx's, so the partial unique index is used.

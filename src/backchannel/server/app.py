@@ -35,7 +35,7 @@ from backchannel.http import (
 from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence.database import open_database, wait_for_database
-from backchannel.persistence.message_appender import MessageAppender
+from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
 from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
@@ -140,9 +140,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         max_size=settings.db_pool_max_size,
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
-    # Half the pool at most writes messages, so other work always finds a connection.
+    # Few writers make big batches when busy; never more than half the pool, so other work
+    # always finds a connection.
     runtime._appender = MessageAppender(
-        runtime._db, concurrency=max(1, settings.db_pool_max_size // 2)
+        runtime._db, concurrency=min(MESSAGE_WRITERS, max(1, settings.db_pool_max_size // 2))
     )
     yield
     runtime._appender = None
