@@ -51,6 +51,23 @@ def test_events_encode_as_the_library_encodes_them() -> None:
         assert _encode_event(packet.Packet, namespace, data) == expected
 
 
+def test_acks_encode_as_the_library_encodes_them_and_binary_ones_are_left_to_it() -> None:
+    from socketio import packet
+    from socketio.msgpack_packet import MsgPackPacket
+
+    from backchannel.rooms.fanout import _encode_json
+
+    for namespace, ack_id, data in (
+        ("/chat", 7, [{"ok": True, "data": {"seq": 1, "body": "é"}}]),
+        ("/", 12345, [{"ok": False}]),
+        ("/ppv", 0, []),
+    ):
+        expected = packet.Packet(packet.ACK, namespace=namespace, id=ack_id, data=data).encode()
+        assert _encode_json(packet.Packet, packet.ACK, namespace, data, ack_id) == expected
+    assert _encode_json(packet.Packet, packet.ACK, "/chat", [{"blob": b"\x00"}], 1) is None
+    assert _encode_json(MsgPackPacket, packet.ACK, "/chat", [{}], 1) is None
+
+
 def test_frames_use_the_shortest_length_encoding() -> None:
     assert websocket_frame("42") == b"\x81\x0242"
     assert websocket_frame(b"\x01" * 200)[:4] == b"\x82\x7e\x00\xc8"

@@ -296,8 +296,10 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
         return _replay(earlier, conversation_id, user_id)
     assert appended is not None
     stored, participant_ids = appended
-    await _after_send(rt, stored, participant_ids)
-    return render_for_viewer(stored, user_id)
+    # The ack and every socket of every participant get this one rendering (free messages).
+    sender_view = render_for_viewer(stored, user_id)
+    await _after_send(rt, stored, participant_ids, sender_view)
+    return sender_view
 
 
 def _replay(earlier: StoredMessage, conversation_id: int, user_id: str) -> Message:
@@ -309,10 +311,12 @@ def _replay(earlier: StoredMessage, conversation_id: int, user_id: str) -> Messa
     return render_for_viewer(earlier, user_id)
 
 
-async def _after_send(rt: Runtime, stored: StoredMessage, participant_ids: list[str]) -> None:
+async def _after_send(
+    rt: Runtime, stored: StoredMessage, participant_ids: list[str], sender_view: Message
+) -> None:
     """Everything that follows a committed send; the one place to hook further deliveries."""
     with _best_effort("message:new"):
-        await _deliver_message(rt, stored, participant_ids)
+        await _deliver_message(rt, stored, participant_ids, sender_view)
     with _best_effort("message notification"):
         # Recipients with no /chat socket open anywhere get (or have updated) a notification.
         await notifications.notify_chat_message(
@@ -320,8 +324,9 @@ async def _after_send(rt: Runtime, stored: StoredMessage, participant_ids: list[
         )
 
 
-async def _deliver_message(rt: Runtime, stored: StoredMessage, participant_ids: list[str]) -> None:
-    sender_view = render_for_viewer(stored, stored.sender_id)
+async def _deliver_message(
+    rt: Runtime, stored: StoredMessage, participant_ids: list[str], sender_view: Message
+) -> None:
     if stored.price_cents is None:
         # Every socket of every participant, the sending one included, in one emit.
         await rt.emitter.to_users(Namespace.CHAT, participant_ids, "message:new", sender_view)

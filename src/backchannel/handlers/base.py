@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -113,6 +114,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.rt = runtime
         self._events: dict[str, _EventSpec] = {}
         self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._connect_rate = Rate.parse(runtime.settings.connect_rate_limit)
         self._event_rate = Rate.parse(runtime.settings.socket_event_rate_limit)
         # A socket lives on one node, so its event budget needs no Redis round trip.
@@ -235,7 +237,8 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _handle(self, event_name: str, sid: str, payload: tuple[Any, ...]) -> dict[str, Any]:
         started = time.perf_counter()
-        ref = uuid.uuid4().hex[:12]
+        # A log correlation id, not a secret: uuid4 would cost a getrandom() call per event.
+        ref = f"{random.getrandbits(48):012x}"
         token = correlation_id.set(ref)
         self.rt.inflight.enter()
         outcome = "ok"
@@ -252,11 +255,28 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         finally:
             self.rt.inflight.leave()
             correlation_id.reset(token)
-            label = event_name if event_name in self._events else "(unknown)"
-            self.rt.metrics.events.labels(self.path.value, label, outcome).inc()
-            self.rt.metrics.ack_latency.labels(self.path.value, label).observe(
-                time.perf_counter() - started
-            )
+            events, latency = self._event_metrics(event_name, outcome)
+            events.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _event_metrics(self, event_name: str, outcome: str) -> tuple[Any, Any]:
+        """The labelled counter and histogram of an event's outcome, looked up once.
+
+        `labels()` takes a lock and builds a key on every call; the combinations are few
+        (this namespace's events times the closed catalogue of codes).
+        """
+        known = self._metric_children.get((event_name, outcome))
+        if known is not None:
+            return known
+        label = event_name if event_name in self._events else "(unknown)"
+        metrics = self.rt.metrics
+        children = (
+            metrics.events.labels(self.path.value, label, outcome),
+            metrics.ack_latency.labels(self.path.value, label),
+        )
+        if label != "(unknown)":  # unknown names are the client's choice: not kept
+            self._metric_children[(event_name, outcome)] = children
+        return children
 
     async def _run(self, event_name: str, sid: str, payload: tuple[Any, ...]) -> Any:
         await self._event_buckets.hit(f"event:{sid}", self._event_rate)

@@ -71,20 +71,30 @@ def _idle_transport(eio_socket: Any) -> Any:
     return transport
 
 
-def _encode_event(packet_class: Any, namespace: str, data: list[Any]) -> Any:
-    """The encoded Socket.IO EVENT packet: str, bytes (msgpack), or a list (binary attachments).
+def _encode_json(
+    packet_class: Any, packet_type: int, namespace: str, data: list[Any], id: int | None = None
+) -> str | None:
+    """The Socket.IO EVENT or ACK packet as text, or None when the library must encode it.
 
-    With the JSON serializer the library first walks the whole payload looking for bytes; JSON
-    refuses bytes anyway, so try the JSON text first and let a TypeError send the payload the
-    library's way (as a binary event with attachments).
+    With the JSON serializer the library first walks the whole payload looking for bytes (to
+    send them as binary attachments); JSON refuses bytes anyway, so try the JSON text first and
+    let a TypeError send the payload the library's way. msgpack is always the library's.
     """
-    if packet_class is sio_packet.Packet:
-        try:
-            body = packet_class.json.dumps(data, separators=(",", ":"))
-        except TypeError:
-            pass
-        else:
-            return ("2" if namespace == "/" else f"2{namespace},") + body
+    if packet_class is not sio_packet.Packet:
+        return None
+    try:
+        body = packet_class.json.dumps(data, separators=(",", ":"))
+    except TypeError:
+        return None
+    head = str(packet_type) if namespace == "/" else f"{packet_type}{namespace},"
+    return head + body if id is None else f"{head}{id}{body}"
+
+
+def _encode_event(packet_class: Any, namespace: str, data: list[Any]) -> Any:
+    """The encoded Socket.IO EVENT packet: str, bytes (msgpack), or a list (binary attachments)."""
+    text = _encode_json(packet_class, sio_packet.EVENT, namespace, data)
+    if text is not None:
+        return text
     return packet_class(sio_packet.EVENT, namespace=namespace, data=data).encode()
 
 
@@ -197,11 +207,29 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
 class FanoutServer(socketio.AsyncServer):  # type: ignore[misc]
     """`AsyncServer` whose single packets (acks, connect replies) take the same fast path."""
 
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: Any
+    ) -> None:
+        """The library's, with the ack encoded as JSON text directly (`_encode_json`)."""
+        r = await server._trigger_event(data[0], namespace, sid, *data[1:])
+        if r is self.not_handled or id is None:
+            return
+        args = [] if r is None else list(r) if isinstance(r, tuple) else [r]
+        encoded = _encode_json(self.packet_class, sio_packet.ACK, namespace, args, id)
+        if encoded is None:
+            pkt = self.packet_class(sio_packet.ACK, namespace=namespace, id=id, data=args)
+            await server._send_packet(eio_sid, pkt)
+        else:
+            await self._send_encoded(eio_sid, encoded)
+
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         encoded = pkt.encode()
         if isinstance(encoded, list):
             await super()._send_packet(eio_sid, pkt)
             return
+        await self._send_encoded(eio_sid, encoded)
+
+    async def _send_encoded(self, eio_sid: str, encoded: str | bytes) -> None:
         eio_socket = self.eio.sockets.get(eio_sid)
         transport = _idle_transport(eio_socket) if eio_socket is not None else None
         if transport is None:

@@ -53,6 +53,9 @@ return 0
 """
 
 
+_PARSED: dict[str, Rate] = {}
+
+
 @dataclass(frozen=True)
 class Rate:
     """`count` per `period_seconds`, allowing `burst` at once."""
@@ -64,11 +67,18 @@ class Rate:
     @classmethod
     def parse(cls, spec: str) -> Rate:
         """`"20/10s:10"`: 20 per 10 seconds with a burst of 10 (burst defaults to count)."""
+        # Callers parse their setting on every request (a regex match each): remember them.
+        known = _PARSED.get(spec)
+        if known is not None:
+            return known
         match = _SPEC.match(spec)
         if not match or int(match[1]) < 1 or float(match[2]) <= 0:
             raise ValueError(f"rate limit {spec!r} is not of the form COUNT/SECONDSs[:BURST]")
         count = int(match[1])
-        return cls(count, float(match[2]), int(match[3]) if match[3] else count)
+        rate = cls(count, float(match[2]), int(match[3]) if match[3] else count)
+        if len(_PARSED) < 1000:  # settings are few; never grow without bound
+            _PARSED[spec] = rate
+        return rate
 
     @property
     def interval_ms(self) -> float:
