@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -100,9 +100,17 @@ async def wait_for_database(dsn: str, timeout: float) -> None:
 
 
 async def open_database(
-    dsn: str, *, min_size: int, max_size: int, statement_timeout_ms: int
+    dsn: str,
+    *,
+    min_size: int,
+    max_size: int,
+    statement_timeout_ms: int,
+    warm_up: Callable[[Connection], Awaitable[None]] | None = None,
 ) -> Database:
-    """Open the pool with the per-statement timeout set on every connection."""
+    """Open the pool with the per-statement timeout set on every connection.
+
+    `warm_up(conn)` runs on each new connection before first use (preparing hot statements).
+    """
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min(min_size, max_size),
@@ -110,6 +118,7 @@ async def open_database(
         server_settings={"statement_timeout": str(statement_timeout_ms)},
         command_timeout=statement_timeout_ms / 1000 + 1,
         reset=_keep_session,
+        init=warm_up,
     )
     return Database(pool)
 

@@ -34,6 +34,7 @@ from backchannel.http import (
 )
 from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
+from backchannel.persistence import messages
 from backchannel.persistence.database import open_database, wait_for_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
 from backchannel.persistence.migrations import migrate
@@ -139,6 +140,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         statement_timeout_ms=settings.db_statement_timeout_ms,
+        warm_up=messages.prepare_sends,
     )
     # Few writers make big batches when busy; never more than half the pool, so other work
     # always finds a connection.
