@@ -40,3 +40,20 @@ async def test_sigterm_tells_sockets_and_exits_cleanly(
     finally:
         await sockets.close_all()
         node.kill()
+
+
+async def test_once_started_the_collector_skips_start_up_objects_and_runs_less_often() -> None:
+    import gc
+
+    from aiohttp import web
+
+    from backchannel.server.serve import GC_YOUNG_THRESHOLD, _settle_collector
+
+    before = gc.get_threshold()
+    try:
+        await _settle_collector(web.Application())
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
