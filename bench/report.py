@@ -95,6 +95,19 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, dict[str, float | None]
         lambda r: _get(r, "saturation", "acked_per_second"),
         "latency",
     )
+    if _rates(sc):
+        add(
+            f"1:1 server CPU per message at {_rates(sc)[0]:,}/s (µs)",
+            "lower",
+            lambda r: _get(r, "rates", 0, "server_cpu_us_per_message"),
+            "latency",
+        )
+    add(
+        "1:1 server CPU per message at saturation (µs)",
+        "lower",
+        lambda r: _get(r, "saturation", "server_cpu_us_per_message"),
+        "latency",
+    )
     for variant, title in (("fanout_room", "room broadcast"), ("fanout_ppv", "ppv:broadcast")):
         for n in _fanout_steps(sc, variant):
             add(
