@@ -10,7 +10,7 @@ from urllib.parse import urlparse, urlunparse
 import asyncpg
 import pytest
 
-from backchannel.errors import Unavailable
+from backchannel.errors import Conflict, Unavailable
 from backchannel.persistence import messages
 from backchannel.persistence.database import Database, open_database
 from backchannel.persistence.message_appender import MessageAppender
@@ -214,3 +214,39 @@ async def test_a_database_that_is_not_there_fails_every_waiting_send_as_unavaila
         await database.close()
 
     assert all(isinstance(r, Unavailable) for r in results)
+
+
+async def test_two_nodes_racing_the_same_client_ids_store_each_once(
+    conn: asyncpg.Connection, db: Database, services: RunServices
+) -> None:
+    ab = await _conversation(conn, "a b")
+    other_db = await open_database(
+        services.database_url, min_size=1, max_size=6, statement_timeout_ms=5000
+    )
+    here, there = MessageAppender(db, concurrency=1), MessageAppender(other_db, concurrency=1)
+    holder = await asyncpg.connect(services.database_url)
+    try:
+        # Hold the conversation so both nodes' sends of each client_id are in flight at once.
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("select 1 from conversations where id = $1 for update", ab)
+        sends = [
+            asyncio.ensure_future(node.append(_new(ab, "a", f"r{i}")))
+            for node in (here, there)
+            for i in range(5)
+        ]
+        async with asyncio.timeout(5):
+            # Polled: the appender's counters are not events.
+            while here.busy + there.busy < 10:  # noqa: ASYNC110 - each send found it locked
+                await asyncio.sleep(0.01)
+        await locked.commit()
+        results = await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), 5)
+    finally:
+        await holder.close()
+        await other_db.close()
+
+    stored = [r for r in results if isinstance(r, tuple)]
+    # Each client_id once; each loser is told it conflicted (the domain then replays the winner).
+    assert sorted(r[0].client_id for r in stored) == [f"r{i}" for i in range(5)]
+    assert all(isinstance(r, Conflict) or r is None for r in results if r not in stored)
+    assert await _seqs(conn, ab) == [1, 2, 3, 4, 5]
