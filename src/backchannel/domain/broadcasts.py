@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backchannel.domain import delivery
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
-from backchannel.domain.payments import Cents
+from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid
 from backchannel.persistence import broadcasts
 from backchannel.persistence.broadcasts import Broadcast, BroadcastContent
