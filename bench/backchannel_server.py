@@ -44,22 +44,35 @@ def main() -> int:
         return {"ok": True, "data": None}
 
     if os.environ.get("BENCH_TRACEMALLOC"):
-        _dump_allocations_on_sigusr1(Path(os.environ["BENCH_TRACEMALLOC"]))
+        _dump_allocations_on_sigusr1(Path(os.environ["BENCH_TRACEMALLOC"]), sio)
     return serve(settings, app)
 
 
-def _dump_allocations_on_sigusr1(path: Path) -> None:
-    """Profiling aid: `kill -USR1 <pid>` writes the biggest live allocation sites to `path`."""
+def _dump_allocations_on_sigusr1(path: Path, sio: Any) -> None:
+    """Profiling aid: the first `kill -USR1 <pid>` takes a baseline; each later one writes the
+    allocation sites that grew since, biggest first, in bytes per open socket, to `path`."""
+    import gc
     import tracemalloc
 
-    tracemalloc.start(8)
+    tracemalloc.start(12)
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    baseline: list[tracemalloc.Snapshot] = []
 
     def dump(*_: Any) -> None:
-        snapshot = tracemalloc.take_snapshot()
-        lines = []
-        for stat in snapshot.statistics("traceback")[:40]:
-            lines.append(f"{stat.size / 1024:10.1f} kB {stat.count:8d} blocks")
-            lines += [f"    {frame}" for frame in stat.traceback.format()[-8:]]
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot().filter_traces(ignore)
+        if not baseline:
+            baseline.append(snapshot)
+            return
+        sockets = max(1, len(sio.eio.sockets))
+        stats = snapshot.compare_to(baseline[0], "traceback")
+        total = sum(stat.size_diff for stat in stats)
+        lines = [f"{total / sockets:.0f} bytes per socket over {sockets} sockets, by site:"]
+        for stat in stats[:60]:
+            lines.append(
+                f"{stat.size_diff / sockets:8.0f} B/socket {stat.count_diff / sockets:6.2f} blocks"
+            )
+            lines += [f"    {line}" for line in stat.traceback.format(8, most_recent_first=True)]
         path.write_text("\n".join(lines))
 
     signal.signal(signal.SIGUSR1, dump)

@@ -128,6 +128,14 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, dict[str, float | None]
                 lambda r, n=n: _step(r.get("steps"), "receivers", "server_cpu_us_per_delivery", n),
                 variant,
             )
+            if variant == "fanout_ppv":
+                # Backchannel acks once every subscriber's copy is stored; the peers store none.
+                add(
+                    f"{title} to {n:,}: sender's ack (ms)",
+                    "lower",
+                    lambda r, n=n: _step(r.get("steps"), "receivers", "ack_ms", n),
+                    variant,
+                )
     add(
         "2 nodes on Redis: cross-node p50 overhead (ms)",
         "lower",

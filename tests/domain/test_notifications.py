@@ -8,8 +8,13 @@ import time
 import asyncpg
 from aiohttp.test_utils import TestServer
 
-from backchannel.domain import notifications
-from backchannel.domain.notifications import Audience, NotificationContent, PublishRequest
+from backchannel.domain import notification_inbox, notification_push, notifications
+from backchannel.domain.notification_models import (
+    Audience,
+    NotificationContent,
+    PublishRequest,
+    SyncRequest,
+)
 from backchannel.rooms.names import Namespace, subscribers_room
 from backchannel.server.app import create_app
 from backchannel.server.keys import RUNTIME
@@ -110,7 +115,7 @@ async def test_concurrent_notifications_with_one_collapse_key_leave_one_unread(
             for n in range(6)
         )
     )
-    page = await notifications.sync(rt, fan.id, notifications.SyncRequest())
+    page = await notification_inbox.sync(rt, fan.id, SyncRequest())
     assert page.unread_count == 1 and len(page.items) == 1
 
 
@@ -142,12 +147,12 @@ async def test_a_fan_who_subscribes_while_connected_hears_the_next_audience_publ
         )
 
         # The payments side, on node A, tells notifications once the subscription committed.
-        await notifications.join_audience(rt_a, fan.id, creator.id)
+        await notification_push.join_audience(rt_a, fan.id, creator.id)
         first = await notifications.publish(rt_a, "events", request)
         assert first.recipients == 1
         assert (await s.wait_for("notification"))[0]["id"] == first.id
 
-        await notifications.leave_audience(rt_a, fan.id, creator.id)
+        await notification_push.leave_audience(rt_a, fan.id, creator.id)
         room = subscribers_room(creator.id)
         await rt_a.emitter.to_room(Namespace.NOTIFICATIONS, room, "notification", {"id": "x"})
         await s.assert_nothing("notification")

@@ -103,6 +103,28 @@ async def test_when_the_token_expires_the_socket_is_told_and_disconnected(
     assert not socket.client.connected
 
 
+async def test_each_socket_expires_with_its_own_token_not_with_anothers(
+    api: Api, sockets: Sockets
+) -> None:
+    fan = await api.register()
+    later = await sockets.connect("/chat", token=_token(fan.id, ttl=60))
+    gone = await sockets.connect("/chat", token=_token(fan.id, ttl=1))
+    soon = await sockets.connect("/chat", token=_token(fan.id, ttl=2))
+    left = await sockets.connect("/chat", token=_token(fan.id, ttl=1))
+    await left.disconnect()  # its deadline passes with nobody there to tell
+    await gone.wait_for("session:expired", timeout=6)
+    await soon.wait_for("session:expired", timeout=6)
+    for _ in range(50):
+        if not gone.client.connected and not soon.client.connected:
+            break
+        await asyncio.sleep(0.1)
+    assert not gone.client.connected and not soon.client.connected
+    assert later.client.connected
+    await later.assert_nothing("session:expired", within=0.5)
+    ack = await later.call("no:such:event", {})
+    assert ack["error"]["code"] == "invalid"
+
+
 async def test_an_external_rs256_token_from_a_jwks_provisions_the_user(
     settings: Settings, services: object
 ) -> None:

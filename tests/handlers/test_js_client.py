@@ -7,8 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
+from backchannel.server.app import create_app
+from backchannel.server.settings import Settings
 from tests.support import Api
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -77,3 +81,43 @@ async def test_a_js_client_sends_and_receives_messages_paid_ones_locked(
     assert paid["locked"] is True and paid["body"] is None
     assert paid["preview"] == {"text": "peek", "media_count": 0}
     assert "JS-SECRET" not in json.dumps(result["received"])
+
+
+async def test_a_js_client_upgrades_from_long_polling_and_stays_through_pings(
+    settings: Settings, node: str
+) -> None:
+    # One-second pings (python-engineio advertises whole seconds), so that three seconds
+    # connected means the client saw pings arrive and its pongs were taken.
+    configured = settings.model_copy(
+        update={"ping_interval_seconds": 1.0, "ping_timeout_seconds": 0.5}
+    )
+    server = TestServer(create_app(configured), host="127.0.0.1")
+    await server.start_server()
+    base_url = str(server.make_url("")).rstrip("/")
+    try:
+        async with aiohttp.ClientSession() as session:
+            fan = await Api(base_url, session).register()
+        process = await asyncio.create_subprocess_exec(
+            node,
+            str(JS_DIR / "upgrade_check.mjs"),
+            base_url,
+            fan.access_token,
+            "3000",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        await server.close()
+    assert process.returncode == 0, stderr.decode()
+    result = json.loads(stdout.decode().strip().splitlines()[-1])
+
+    # Only its own close at the end: no ping timeout, no transport error on the way.
+    assert result["events"] == [
+        "open:polling",
+        "upgrade:websocket",
+        "disconnect:io client disconnect",
+    ], result
+    assert result["outcome"] == "acked" and result["connected"] is True, result
+    assert result["transport"] == "websocket"
+    assert result["ack"]["ok"] is False and result["ack"]["error"]["code"] == "invalid"

@@ -1,15 +1,21 @@
 """`ppv:broadcast`: a creator's paid message to every active subscriber at once.
 
-Persisted set-based (one message per subscriber's 1:1 conversation, a handful of statements
-whatever the audience) and delivered with one `/chat` room emit (`message:broadcast`) to
-`subscribers_room(creator)`: every recipient sees the same locked rendering, so one payload
-serves them all. A recipient's own copy (its id, conversation and seq) comes with
-`messages:sync` / history of that conversation.
+Every recipient sees the same locked rendering, so one `/chat` room emit (`message:broadcast`
+to `subscribers_room(creator)`) serves them all. It goes out as soon as the broadcast's row
+(with its content) commits; each subscriber's own copy in their 1:1 conversation is written
+right after ("settled", set-based, in one transaction), so the audience does not wait for
+thousands of inserts. The creator's ack comes once the copies are written.
+
+A recipient who reads before then does not miss their copy: every read that could show it
+(`messages:sync`, history, the conversation list, replay on connect) first settles the
+broadcasts it could contain — waiting for the sender's write, or doing it when the sender died.
+A background sweep settles whatever nobody read.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,14 +23,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from backchannel.domain import delivery
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
-from backchannel.domain.payments import Cents
+from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid
 from backchannel.persistence import broadcasts
+from backchannel.persistence.broadcasts import Broadcast, BroadcastContent
 from backchannel.rooms.names import Namespace, subscribers_room
 from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Unsettled this long, a broadcast's sender is presumed gone and the sweep settles it.
+ABANDONED_AFTER_SECONDS = 5.0
 
 
 class BroadcastRequest(BaseModel):
@@ -49,49 +61,90 @@ class BroadcastResult(BaseModel):
 async def ppv_broadcast(
     rt: Runtime, creator_id: str, role: str, request: BroadcastRequest
 ) -> BroadcastResult:
-    """Persist a paid message for every active subscriber, then one room emit."""
+    """Store the broadcast, announce it to the subscribers room, then write every copy."""
     if role != "creator":
         raise Forbidden("only creators broadcast paid messages")
     if not request.body and not request.media:
         raise Invalid("a broadcast needs a body or media", [{"field": "body", "message": "empty"}])
-    media = [item.model_dump() for item in request.media]
+    content = BroadcastContent(
+        body=request.body,
+        media=[item.model_dump() for item in request.media],
+        price_cents=request.price_cents,
+        currency=request.currency,
+        preview_text=request.preview_text,
+    )
     async with rt.db.transaction() as conn:
-        broadcast_id, created = await broadcasts.claim(conn, creator_id, request.client_id)
-        if not created:
-            count = await broadcasts.recipients(conn, creator_id, request.client_id)
-            return BroadcastResult(broadcast_id=str(broadcast_id), recipients=count)
-        # Only a new broadcast counts against the limit (a retry returns the first result);
-        # refusing here rolls the claim back.
-        await rt.limiter.hit(
-            f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
-        )
-        count, created_at = await broadcasts.fan_out(
-            conn,
-            broadcast_id=broadcast_id,
-            creator_id=creator_id,
-            client_id=request.client_id,
-            body=request.body,
-            media=media,
-            price_cents=request.price_cents,
-            currency=request.currency,
-            preview_text=request.preview_text,
-        )
+        broadcast, created = await broadcasts.claim(conn, creator_id, request.client_id, content)
         fx = Deliveries(conn)
-        if count:
-            payload: dict[str, Any] = {
-                "broadcast_id": str(broadcast_id),
-                "sender_id": creator_id,
-                "client_id": request.client_id,
-                "created_at": (created_at or datetime.now(UTC)).isoformat(),
-                "body": None,
-                "media": [],
-                "price_cents": request.price_cents,
-                "currency": request.currency,
-                "locked": True,
-                "preview": {"text": request.preview_text, "media_count": len(media)},
-            }
+        if created:
+            # Only a new broadcast counts against the limit (a retry returns the first result);
+            # refusing here rolls the claim back.
+            await rt.limiter.hit(
+                f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
+            )
             await fx.to_room(
-                Namespace.CHAT, subscribers_room(creator_id), "message:broadcast", payload
+                Namespace.CHAT,
+                subscribers_room(creator_id),
+                "message:broadcast",
+                _announcement(broadcast, content),
             )
     await delivery.finish(rt, fx)
-    return BroadcastResult(broadcast_id=str(broadcast_id), recipients=count)
+    if not broadcast.settled:
+        await settle(rt, broadcast.id)
+        async with rt.db.connection() as conn:
+            settled = await broadcasts.get(conn, creator_id, request.client_id)
+        assert settled is not None
+        broadcast = settled
+    return BroadcastResult(broadcast_id=str(broadcast.id), recipients=broadcast.recipients)
+
+
+def _announcement(broadcast: Broadcast, content: BroadcastContent) -> dict[str, Any]:
+    """`message:broadcast`: the locked rendering every recipient's copy will have."""
+    return {
+        "broadcast_id": str(broadcast.id),
+        "sender_id": broadcast.creator_id,
+        "client_id": broadcast.client_id,
+        "created_at": broadcast.created_at,
+        "body": None,
+        "media": [],
+        "price_cents": content.price_cents,
+        "currency": content.currency,
+        "locked": True,
+        "preview": {"text": content.preview_text, "media_count": len(content.media)},
+    }
+
+
+async def settle(rt: Runtime, broadcast_id: int) -> None:
+    """Make sure the broadcast's copies are written: write them, or wait for whoever is."""
+    async with rt.db.transaction() as conn:
+        await broadcasts.settle(conn, broadcast_id)
+
+
+async def settle_for_viewer(rt: Runtime, viewer_id: str) -> None:
+    """Before a read of the viewer's conversations: settle broadcasts that belong in them."""
+    async with rt.db.connection() as conn:
+        pending = await broadcasts.unsettled_for_viewer(conn, viewer_id)
+    for broadcast_id in pending:
+        await settle(rt, broadcast_id)
+
+
+async def settle_abandoned_once(rt: Runtime, limit: int = 20) -> int:
+    """One pass of the sweep; returns how many broadcasts it looked at."""
+    async with rt.db.connection() as conn:
+        abandoned = await broadcasts.unsettled_since(conn, ABANDONED_AFTER_SECONDS, limit)
+    for broadcast_id in abandoned:
+        log.info("settling broadcast %d left unsettled", broadcast_id)
+        await settle(rt, broadcast_id)
+    return len(abandoned)
+
+
+async def run_sweeper(rt: Runtime) -> None:
+    """Forever: settle broadcasts whose sender did not (it crashed, or its write failed)."""
+    while True:
+        await asyncio.sleep(rt.settings.outbox_poll_seconds)
+        try:
+            await settle_abandoned_once(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("broadcast sweep failed", exc_info=True)

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import Split, split_reversal, split_sale
-from backchannel.domain.payments import grant, message_view, parse_id, sale_effects, sale_legs
+from backchannel.domain.sales import (
+    grant,
+    message_view,
+    parse_id,
+    sale_effects,
+    sale_legs,
+    tell_balances,
+)
 from backchannel.errors import NotFound
 from backchannel.persistence import ledger, purchases, stripe_events, unlocks
 from backchannel.persistence.purchases import Purchase
@@ -78,13 +85,7 @@ async def complete_card_payment(
     if granted:
         await sale_effects(rt, fx, completed, balances)
     else:
-        for user_id, balance in balances.items():
-            await fx.to_user(
-                Namespace.PPV,
-                user_id,
-                "wallet:balance",
-                {"balance_cents": balance, "currency": ledger.WALLET_CURRENCY},
-            )
+        await tell_balances(fx, balances)
     return outcome
 
 
@@ -178,11 +179,5 @@ async def reverse_card_payment(
             "content:locked",
             {"content_id": found.target_id, "reason": reason},
         )
-    for user_id, balance in balances.items():
-        await fx.to_user(
-            Namespace.PPV,
-            user_id,
-            "wallet:balance",
-            {"balance_cents": balance, "currency": ledger.WALLET_CURRENCY},
-        )
+    await tell_balances(fx, balances)
     return f"{reason}_reversed"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from backchannel.domain import notifications
+from backchannel.domain import broadcasts, notifications
 from backchannel.domain.chat_views import (
     Conversation,
     ConversationPage,
@@ -220,6 +220,7 @@ async def list_conversations(
 ) -> ConversationPage:
     """The caller's conversations, most recently active first, with last message and unread."""
     before = _decode_cursor(request.cursor) if request.cursor else None
+    await broadcasts.settle_for_viewer(rt, user_id)
     async with rt.db.transaction() as conn:
         rows = await conversations.page_for_member(
             conn, user_id, before=before, limit=request.limit + 1
@@ -383,6 +384,7 @@ async def mark_read(
 async def sync_messages(rt: Runtime, user_id: str, request: SyncMessages) -> SyncPage:
     """Everything after `after_seq`, oldest first, a page at a time."""
     conversation_id = parse_id(request.conversation_id)
+    await broadcasts.settle_for_viewer(rt, user_id)
     async with rt.db.connection() as conn:
         await member_conversation(conn, conversation_id, user_id)
         rows = await messages.after_seq(
@@ -400,6 +402,7 @@ async def history(
     """Messages before `before_seq` (or the newest), newest first."""
     conversation_id = parse_id(conversation_id_text)
     before = request.before_seq if request.before_seq is not None else 2**62
+    await broadcasts.settle_for_viewer(rt, user_id)
     async with rt.db.connection() as conn:
         await member_conversation(conn, conversation_id, user_id)
         rows = await messages.before_seq(conn, conversation_id, user_id, before, request.limit + 1)
@@ -436,6 +439,8 @@ async def replay_missed(rt: Runtime, user_id: str, sid: str, positions: dict[int
     Conversations the user is not in are skipped silently; more than one sync page is left to
     `messages:sync` (`has_more: true`).
     """
+    if positions:
+        await broadcasts.settle_for_viewer(rt, user_id)
     for conversation_id, after in positions.items():
         async with rt.db.connection() as conn:
             row = await conversations.get_conversation(conn, conversation_id)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backchannel.domain.payments import Cents
+from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid, NotFound, PaymentRequired
 from backchannel.persistence import content as store
 from backchannel.persistence import subscriptions, unlocks, users

@@ -36,6 +36,7 @@ from backchannel.server.logs import correlation_id
 from backchannel.server.proxies import client_address
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.runtime import Runtime
+from backchannel.server.timers import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,12 @@ def token_from_handshake(auth: Any, environ: dict[str, Any]) -> str | None:
 
 
 def handshake_ip(environ: dict[str, Any], runtime: Runtime) -> str:
-    """The client's IP for this handshake (python-engineio fills REMOTE_ADDR with a constant)."""
+    """The client's IP for this handshake.
+
+    python-engineio fills REMOTE_ADDR with a constant and keeps the aiohttp request for the real
+    peer; `server.engine_sockets` puts the peer in REMOTE_ADDR and drops the request once the
+    connection is established, before any namespace connects.
+    """
     request = environ.get("aiohttp.request")
     peer = getattr(request, "remote", None) or environ.get("REMOTE_ADDR")
     return client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), runtime.trusted_proxies)
@@ -113,7 +119,11 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         super().__init__(self.path.value)
         self.rt = runtime
         self._events: dict[str, _EventSpec] = {}
-        self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
+        # Sockets that finished connecting, and when each one's token expires: one timer for
+        # the whole namespace rather than a loop handle and closure per socket.
+        self._live: set[str] = set()
+        self._expiries = Deadlines(self._expire_soon)
+        self._expiring: set[asyncio.Task[None]] = set()
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._connect_rate = Rate.parse(runtime.settings.connect_rate_limit)
         self._event_rate = Rate.parse(runtime.settings.socket_event_rate_limit)
@@ -179,10 +189,10 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _disconnect(self, sid: str) -> None:
         self._event_buckets.forget(f"event:{sid}")
-        timer = self._expiry_timers.pop(sid, None)
-        if timer is None:
+        if sid not in self._live:
             return  # never finished connecting
-        timer.cancel()
+        self._live.discard(sid)
+        self._expiries.cancel(sid)
         if self.rt.presence is not None:
             self.rt.presence.socket_closed(self.path.value, sid)
         self.rt.metrics.connections.labels(self.path.value).dec()
@@ -208,11 +218,15 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             log.warning("socket count not updated: %s", exc)
 
     def _schedule_expiry(self, sid: str, expires_at: float) -> None:
-        loop = asyncio.get_running_loop()
+        self._live.add(sid)
         delay = max(0.0, expires_at - time.time())
-        self._expiry_timers[sid] = loop.call_later(
-            delay, lambda: asyncio.ensure_future(self._expire(sid))
-        )
+        self._expiries.add(sid, asyncio.get_running_loop().time() + delay)
+
+    def _expire_soon(self, sid: str) -> None:
+        if sid in self._live:
+            task = asyncio.ensure_future(self._expire(sid))
+            self._expiring.add(task)
+            task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, sid: str) -> None:
         error = TokenExpired("access token expired; reconnect with a fresh token")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backchannel.domain import notifications
+from backchannel.domain import notification_inbox, notification_push
 from backchannel.domain.auth import Identity
-from backchannel.domain.notifications import ReadRequest, SyncPage, SyncRequest, UnreadCount
+from backchannel.domain.notification_models import ReadRequest, SyncPage, SyncRequest, UnreadCount
 from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 
@@ -18,14 +18,14 @@ class NotificationsNamespace(AuthenticatedNamespace):
 
     async def on_authenticated(self, sid: str, identity: Identity, auth: Any) -> None:
         """Join the subscriber room of each creator the user subscribes to (audience emits)."""
-        await notifications.join_audience_rooms(self.rt, sid, identity.user_id)
+        await notification_push.join_audience_rooms(self.rt, sid, identity.user_id)
 
     @event("notifications:sync", SyncRequest)
     async def sync(self, ctx: EventContext, payload: SyncRequest) -> SyncPage:
         """What the user missed after a cursor, with the unread count."""
-        return await notifications.sync(self.rt, ctx.user_id, payload)
+        return await notification_inbox.sync(self.rt, ctx.user_id, payload)
 
     @event("notifications:read", ReadRequest)
     async def read(self, ctx: EventContext, payload: ReadRequest) -> UnreadCount:
         """Mark some or all read."""
-        return await notifications.mark_read(self.rt, ctx.user_id, payload)
+        return await notification_inbox.mark_read(self.rt, ctx.user_id, payload)

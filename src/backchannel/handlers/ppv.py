@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from backchannel.domain import broadcasts, payments
+from backchannel.domain import broadcasts, payments, wallets
+from backchannel.domain.payment_models import UnlockRequest
 from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 
@@ -22,8 +23,8 @@ class PpvNamespace(AuthenticatedNamespace):
 
     path = Namespace.PPV
 
-    @event("ppv:unlock", payments.UnlockRequest)
-    async def unlock(self, ctx: EventContext, payload: payments.UnlockRequest) -> Any:
+    @event("ppv:unlock", UnlockRequest)
+    async def unlock(self, ctx: EventContext, payload: UnlockRequest) -> Any:
         """Pay from the wallet; the ack carries the whole message."""
         return await payments.unlock_message(self.rt, ctx.user_id, payload)
 
@@ -35,4 +36,4 @@ class PpvNamespace(AuthenticatedNamespace):
     @event("wallet:get", WalletGet)
     async def wallet(self, ctx: EventContext, payload: WalletGet) -> Any:
         """`{balance_cents, currency}`."""
-        return await payments.wallet_balance(self.rt, ctx.user_id)
+        return await wallets.wallet_balance(self.rt, ctx.user_id)

@@ -7,14 +7,15 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backchannel.domain import api_keys, notifications
-from backchannel.domain.notifications import (
+from backchannel.domain import api_keys, notification_inbox, notifications
+from backchannel.domain.notification_models import (
     NotificationId,
     Preferences,
     PublishRequest,
     PublishResult,
     ReadRequest,
     SyncPage,
+    SyncRequest,
     UnreadCount,
 )
 from backchannel.http.requests import bearer_token, caller, query, read_body, runtime
@@ -48,8 +49,8 @@ async def list_notifications(request: web.Request) -> web.Response:
     """The caller's notifications (same as `notifications:sync`; `cursor` is `after`)."""
     identity = await caller(request)
     page = query(request, _ListQuery)
-    sync = notifications.SyncRequest(after=page.cursor, limit=page.limit)
-    return json_response(await notifications.sync(runtime(request), identity.user_id, sync))
+    sync = SyncRequest(after=page.cursor, limit=page.limit)
+    return json_response(await notification_inbox.sync(runtime(request), identity.user_id, sync))
 
 
 @routes.route(
@@ -64,7 +65,8 @@ async def read(request: web.Request) -> web.Response:
     """Mark read; answers the new unread count."""
     identity = await caller(request)
     body = await read_body(request, ReadRequest)
-    return json_response(await notifications.mark_read(runtime(request), identity.user_id, body))
+    rt = runtime(request)
+    return json_response(await notification_inbox.mark_read(rt, identity.user_id, body))
 
 
 @routes.route(
@@ -77,7 +79,8 @@ async def read(request: web.Request) -> web.Response:
 async def get_preferences(request: web.Request) -> web.Response:
     """The caller's preferences."""
     identity = await caller(request)
-    return json_response(await notifications.get_preferences(runtime(request), identity.user_id))
+    rt = runtime(request)
+    return json_response(await notification_inbox.get_preferences(rt, identity.user_id))
 
 
 @routes.route(
@@ -93,7 +96,7 @@ async def put_preferences(request: web.Request) -> web.Response:
     identity = await caller(request)
     body = await read_body(request, Preferences)
     rt = runtime(request)
-    return json_response(await notifications.set_preferences(rt, identity.user_id, body))
+    return json_response(await notification_inbox.set_preferences(rt, identity.user_id, body))
 
 
 @routes.route(

@@ -1,41 +1,117 @@
-"""A creator's paid message to every active subscriber, written set-based.
+"""A creator's paid message to every active subscriber: one row, then one copy per subscriber.
 
-Three statements whatever the audience size: the broadcast row, the missing 1:1
-conversations with their members, and one message per conversation with its seq bumped.
+The row (with the content) commits first, so the live emit does not wait for the copies.
+"Settling" writes the copies set-based, whatever the audience size — the missing 1:1
+conversations with their members, then one message per conversation with its seq bumped —
+under a row lock on the broadcast, once: `settled_at` says it is done.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from backchannel.persistence.database import Connection
 
-INSERT_BROADCAST = """
-insert into broadcasts (creator_id, client_id) values ($1, $2)
+
+@dataclass(frozen=True)
+class BroadcastContent:
+    """What every copy of a broadcast carries."""
+
+    body: str | None
+    media: list[dict[str, Any]]
+    price_cents: int
+    currency: str
+    preview_text: str | None
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """A broadcast row: who sent it, when, and whether its copies are written."""
+
+    id: int
+    creator_id: str
+    client_id: str
+    created_at: datetime
+    recipients: int
+    settled: bool
+
+
+_COLUMNS = "id, creator_id, client_id, created_at, recipients, settled_at is not null as settled"
+
+INSERT_BROADCAST = f"""
+insert into broadcasts (creator_id, client_id, body, media, price_cents, currency, preview_text)
+values ($1, $2, $3, $4::text::jsonb, $5, $6, $7)
 on conflict (creator_id, client_id) do nothing
-returning id
+returning {_COLUMNS}
 """
-SELECT_BROADCAST = (
-    "select id, recipients, created_at from broadcasts where creator_id = $1 and client_id = $2"
-)
+SELECT_BROADCAST = f"select {_COLUMNS} from broadcasts where creator_id = $1 and client_id = $2"
 
 
-async def claim(conn: Connection, creator_id: str, client_id: str) -> tuple[int, bool]:
-    """The broadcast id for (creator, client_id), and whether this call created it."""
-    new_id = await conn.fetchval(INSERT_BROADCAST, creator_id, client_id)
-    if new_id is not None:
-        return int(new_id), True
+async def claim(
+    conn: Connection, creator_id: str, client_id: str, content: BroadcastContent
+) -> tuple[Broadcast, bool]:
+    """The broadcast for (creator, client_id), and whether this call created it."""
+    row = await conn.fetchrow(
+        INSERT_BROADCAST,
+        creator_id,
+        client_id,
+        content.body,
+        json.dumps(content.media),
+        content.price_cents,
+        content.currency,
+        content.preview_text,
+    )
+    if row is not None:
+        return Broadcast(**dict(row.items())), True
     row = await conn.fetchrow(SELECT_BROADCAST, creator_id, client_id)
-    return int(row["id"]), False
+    return Broadcast(**dict(row.items())), False
 
 
-async def recipients(conn: Connection, creator_id: str, client_id: str) -> int:
-    """How many subscribers an earlier broadcast reached."""
+async def get(conn: Connection, creator_id: str, client_id: str) -> Broadcast | None:
+    """A broadcast by its sender's idempotency key."""
     row = await conn.fetchrow(SELECT_BROADCAST, creator_id, client_id)
-    return int(row["recipients"]) if row else 0
+    return Broadcast(**dict(row.items())) if row else None
 
+
+# Readers settle what their next read could show: broadcasts from creators they subscribe to,
+# and their own (a creator's conversations list shows the copies as last messages).
+UNSETTLED_FOR_VIEWER = """
+select b.id from broadcasts b
+where b.settled_at is null
+    and (b.creator_id = $1 or exists (
+        select 1 from subscriptions s
+        where s.fan_id = $1 and s.creator_id = b.creator_id
+            and s.status in ('active', 'trialing')))
+order by b.id
+"""
+# A broadcast unsettled this long lost its sender (a crash or a failed write).
+UNSETTLED_SINCE = """
+select id from broadcasts
+where settled_at is null and created_at < now() - make_interval(secs => $1)
+order by id limit $2
+"""
+
+
+async def unsettled_for_viewer(conn: Connection, viewer_id: str) -> list[int]:
+    """Unsettled broadcasts whose copies could be in the viewer's conversations."""
+    return [int(r["id"]) for r in await conn.fetch(UNSETTLED_FOR_VIEWER, viewer_id)]
+
+
+async def unsettled_since(conn: Connection, seconds: float, limit: int) -> list[int]:
+    """Broadcasts left unsettled for more than `seconds`, oldest first."""
+    return [int(r["id"]) for r in await conn.fetch(UNSETTLED_SINCE, seconds, limit)]
+
+
+# Waits for whoever is settling it; after that wait the row is re-read and no longer matches.
+LOCK_UNSETTLED = """
+select creator_id, client_id, created_at, body, media::text as media, price_cents, currency,
+    preview_text
+from broadcasts where id = $1 and settled_at is null
+for update
+"""
 
 # The 1:1 key is "<smaller id> <larger id>", compared bytewise (collate "C") so it matches the
 # chat feature's ordering of Python strings.
@@ -52,7 +128,8 @@ CREATE_CONVERSATIONS = f"""
 with {_AUDIENCE},
 created as (
     insert into conversations (kind, direct_key, created_by)
-    select 'direct', direct_key, $1 from fans
+    select 'direct', f.direct_key, $1 from fans f
+    where not exists (select 1 from conversations c where c.direct_key = f.direct_key)
     on conflict (direct_key) do nothing
     returning id, direct_key
 )
@@ -63,7 +140,7 @@ cross join lateral (values (f.fan_id), ($1::text)) as member (user_id)
 on conflict do nothing
 """
 
-INSERT_MESSAGES = f"""
+INSERT_COPIES = f"""
 with {_AUDIENCE},
 targets as (
     select c.id from conversations c join fans f using (direct_key)
@@ -76,41 +153,37 @@ bumped as (
 ),
 inserted as (
     insert into messages (conversation_id, seq, sender_id, client_id, body, media,
-        price_cents, currency, preview_text, broadcast_id)
-    select b.id, b.last_seq, $1, $2, $3, $4::text::jsonb, $5, $6, $7, $8 from bumped b
-    returning created_at
+        price_cents, currency, preview_text, broadcast_id, created_at)
+    select b.id, b.last_seq, $1, $2, $3, $4::text::jsonb, $5, $6, $7, $8, $9 from bumped b
+    returning 1
 )
-select count(*) as recipients, max(created_at) as created_at from inserted
+select count(*) from inserted
 """
 
-SET_RECIPIENTS = "update broadcasts set recipients = $2 where id = $1"
+MARK_SETTLED = "update broadcasts set recipients = $2, settled_at = now() where id = $1"
 
 
-async def fan_out(
-    conn: Connection,
-    *,
-    broadcast_id: int,
-    creator_id: str,
-    client_id: str,
-    body: str | None,
-    media: list[dict[str, Any]],
-    price_cents: int,
-    currency: str,
-    preview_text: str | None,
-) -> tuple[int, datetime | None]:
-    """One paid message in each active subscriber's conversation with the creator."""
+async def settle(conn: Connection, broadcast_id: int) -> bool:
+    """Write the copies of an unsettled broadcast, in the caller's transaction.
+
+    False when there was nothing to do: already settled (perhaps by whoever this waited for).
+    """
+    row = await conn.fetchrow(LOCK_UNSETTLED, broadcast_id)
+    if row is None:
+        return False
+    creator_id = row["creator_id"]
     await conn.execute(CREATE_CONVERSATIONS, creator_id)
-    row = await conn.fetchrow(
-        INSERT_MESSAGES,
+    recipients = await conn.fetchval(
+        INSERT_COPIES,
         creator_id,
-        client_id,
-        body,
-        json.dumps(media),
-        price_cents,
-        currency,
-        preview_text,
+        row["client_id"],
+        row["body"],
+        row["media"],
+        row["price_cents"],
+        row["currency"],
+        row["preview_text"],
         broadcast_id,
+        row["created_at"],
     )
-    count = int(row["recipients"])
-    await conn.execute(SET_RECIPIENTS, broadcast_id, count)
-    return count, row["created_at"]
+    await conn.execute(MARK_SETTLED, broadcast_id, int(recipients))
+    return True

@@ -1,4 +1,4 @@
-"""Notifications, their per-recipient receipts, and notification preferences."""
+"""Notifications and their per-recipient receipts (preferences: `notification_preferences`)."""
 
 from __future__ import annotations
 
@@ -279,40 +279,6 @@ async def mark_collapsed_read(conn: Connection, user_id: str, collapse_key: str)
     """Mark the user's unread notification with `collapse_key` read; returns how many (0 or 1)."""
     status = await conn.execute(MARK_COLLAPSED_READ, user_id, collapse_key)
     return int(status.rsplit(" ", 1)[-1])
-
-
-SELECT_MUTED_AMONG = """
-select user_id from notification_preferences
-where user_id = any($1::text[]) and $2 = any(muted_types)
-"""
-
-
-async def muted_among(conn: Connection, user_ids: list[str], type: str) -> set[str]:
-    """Which of `user_ids` have muted notifications of `type`."""
-    rows = await conn.fetch(SELECT_MUTED_AMONG, user_ids, type)
-    return {row["user_id"] for row in rows}
-
-
-SELECT_MUTED_TYPES = "select muted_types from notification_preferences where user_id = $1"
-
-
-async def get_muted_types(conn: Connection, user_id: str) -> list[str]:
-    """The notification types the user has muted."""
-    value = await conn.fetchval(SELECT_MUTED_TYPES, user_id)
-    return list(value) if value else []
-
-
-UPSERT_MUTED_TYPES = """
-insert into notification_preferences (user_id, muted_types) values ($1, $2::text[])
-on conflict (user_id) do update set muted_types = excluded.muted_types, updated_at = now()
-returning muted_types
-"""
-
-
-async def set_muted_types(conn: Connection, user_id: str, types: list[str]) -> list[str]:
-    """Replace the user's muted types."""
-    value = await conn.fetchval(UPSERT_MUTED_TYPES, user_id, types)
-    return list(value)
 
 
 # Any constant works; it only has to be the same on every node.

@@ -49,6 +49,9 @@ def websocket_frame(payload: str | bytes) -> bytes:
 
 def _idle_transport(eio_socket: Any) -> Any:
     """The transport to write to when the socket has nothing in flight, else None."""
+    lean = getattr(eio_socket, "idle_transport", None)
+    if lean is not None:  # server.engine_sockets: the socket knows its own state
+        return lean()
     if not eio_socket.upgraded or eio_socket.closed:
         return None
     ws = getattr(eio_socket, WS_ATTRIBUTE, None)

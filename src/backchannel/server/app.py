@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from backchannel.domain import delivery
+from backchannel.domain import broadcasts, delivery
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
@@ -109,6 +109,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_stripe)
     app.cleanup_ctx.append(_outbox_publisher)
+    app.cleanup_ctx.append(_broadcast_sweeper)
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
     app.cleanup_ctx.append(_typing_indicators)
@@ -318,6 +319,13 @@ async def _stripe(app: web.Application) -> AsyncIterator[None]:
 async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """Deliver live events whose request died between commit and emit."""
     task = asyncio.create_task(delivery.run_publisher(app[RUNTIME]))
+    yield
+    await _stop(task)
+
+
+async def _broadcast_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Write the subscribers' copies of paid broadcasts whose sender died before it did."""
+    task = asyncio.create_task(broadcasts.run_sweeper(app[RUNTIME]))
     yield
     await _stop(task)
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from backchannel.domain import api_keys, notifications
-from backchannel.domain.notifications import PublishRequest
+from backchannel.domain.notification_models import PublishRequest
 from backchannel.errors import Invalid, Unavailable, validation_details
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from engineio.async_drivers import aiohttp as engineio_aiohttp
 from backchannel.rooms.fanout import WS_ATTRIBUTE, FanoutServer
 from backchannel.rooms.names import Namespace
 from backchannel.server.cluster import ClusterManager, LocalManager
+from backchannel.server.engine_sockets import EngineServer
 from backchannel.server.settings import Settings
 
 
@@ -76,6 +77,28 @@ class LeanQueue(asyncio.Queue[Any]):
         self._queue.append(item)
 
 
+class _LeanServer(socketio.AsyncServer):  # type: ignore[misc]
+    """The library's Socket.IO server over `EngineServer` (loop-owned websockets)."""
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return EngineServer
+
+
+class _LeanFanoutServer(FanoutServer):
+    """`FanoutServer` over `EngineServer`."""
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return EngineServer
+
+
+def _server_class(settings: Settings) -> type[socketio.AsyncServer]:
+    # Accepting deflate keeps the library's websocket path: compressed frames are aiohttp's.
+    lean = settings.lean_websockets and not settings.ws_compression
+    if settings.fast_fanout:
+        return _LeanFanoutServer if lean else FanoutServer
+    return _LeanServer if lean else socketio.AsyncServer
+
+
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
     """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set."""
     manager: LocalManager | ClusterManager
@@ -93,8 +116,7 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
     origins: str | list[str] | None = settings.cors_origin_list or None
     if origins is None and settings.env == "dev":
         origins = "*"
-    server_class = FanoutServer if settings.fast_fanout else socketio.AsyncServer
-    sio = server_class(
+    sio = _server_class(settings)(
         async_mode="aiohttp",
         client_manager=manager,
         # Only our namespaces connect; python-socketio would otherwise accept "/" unauthenticated.

@@ -1,0 +1,70 @@
+"""The recipient's side of notifications: sync, mark read, and muted types."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from backchannel.domain.notification_models import (
+    Notification,
+    Preferences,
+    ReadRequest,
+    SyncPage,
+    SyncRequest,
+    UnreadCount,
+)
+from backchannel.domain.notification_push import push_unread
+from backchannel.persistence import notification_preferences
+from backchannel.persistence import notifications as store
+
+if TYPE_CHECKING:
+    from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def sync(rt: Runtime, user_id: str, request: SyncRequest) -> SyncPage:
+    """The user's notifications after a cursor, oldest first, with the unread count."""
+    after = int(request.after) if request.after else 0
+    async with rt.db.connection() as conn:
+        rows = await store.list_after(conn, user_id, after, request.limit + 1)
+        unread = await store.unread_count(conn, user_id)
+    more = len(rows) > request.limit
+    rows = rows[: request.limit]
+    return SyncPage(
+        items=[Notification.of(row) for row in rows],
+        unread_count=unread,
+        next_cursor=str(rows[-1].id) if more and rows else None,
+    )
+
+
+async def mark_read(rt: Runtime, user_id: str, request: ReadRequest) -> UnreadCount:
+    """Mark some or all read; every socket of the user hears the new count if it changed."""
+    request.check()
+    ids = None if request.all else [int(i) for i in request.ids or []]
+    async with rt.db.transaction() as conn:
+        changed = await store.mark_read(conn, user_id, ids) if ids != [] else 0
+        unread = await store.unread_count(conn, user_id)
+    if changed:
+        try:
+            await push_unread(rt, user_id, unread)
+        except Exception:
+            log.exception("unread count push failed")
+    return UnreadCount(unread_count=unread)
+
+
+async def get_preferences(rt: Runtime, user_id: str) -> Preferences:
+    """The user's muted notification types."""
+    async with rt.db.connection() as conn:
+        return Preferences(
+            muted_types=await notification_preferences.get_muted_types(conn, user_id)
+        )
+
+
+async def set_preferences(rt: Runtime, user_id: str, preferences: Preferences) -> Preferences:
+    """Replace the user's muted notification types."""
+    types = list(dict.fromkeys(preferences.muted_types))
+    async with rt.db.transaction() as conn:
+        return Preferences(
+            muted_types=await notification_preferences.set_muted_types(conn, user_id, types)
+        )
