@@ -1,4 +1,4 @@
-"""Messaging: open and list conversations, send, read, sync and page through history.
+"""Messaging: send, read, sync and page through history (conversations: `conversations.py`).
 
 Both transports call these. Every operation checks membership itself; every live event is
 emitted after the transaction that it announces has committed, and every message that leaves
@@ -7,22 +7,16 @@ goes through `render_for_viewer`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from backchannel.domain import broadcasts, notifications
 from backchannel.domain.chat_views import (
-    Conversation,
-    ConversationPage,
-    ConversationSummary,
     HistoryPage,
     Message,
     ReadState,
@@ -30,11 +24,11 @@ from backchannel.domain.chat_views import (
     render_for_viewer,
 )
 from backchannel.errors import Conflict, Invalid, NotFound
-from backchannel.persistence import conversations, messages, users
+from backchannel.persistence import conversations, messages
 from backchannel.persistence.conversations import ConversationRow
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
-from backchannel.rooms.membership import check_price, others, plan_participants, require_member
+from backchannel.rooms.membership import check_price, others, require_member
 from backchannel.rooms.names import Namespace
 from backchannel.server.ratelimit import Rate
 
@@ -47,27 +41,10 @@ MAX_BODY_CHARS = 4000
 MAX_MEDIA = 10
 SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX = 100, 200
 HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX = 50, 200
-LIST_PAGE_DEFAULT, LIST_PAGE_MAX = 50, 100
 
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 Title = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, max_length=200)]
 Seq = Annotated[StrictInt, Field(ge=0)]
-
-
-class OpenConversation(BaseModel):
-    """`conversation:open`: one other participant makes a DM, more make a group."""
-
-    model_config = ConfigDict(extra="forbid")
-    participant_ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)]
-    title: Title | None = None
-
-
-class ListConversations(BaseModel):
-    """`conversation:list` and `GET /conversations`."""
-
-    model_config = ConfigDict(extra="forbid")
-    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
-    limit: Annotated[int, Field(ge=1, le=LIST_PAGE_MAX)] = LIST_PAGE_DEFAULT
 
 
 class MediaIn(BaseModel):
@@ -126,7 +103,7 @@ class HistoryQuery(BaseModel):
 
 
 @contextmanager
-def _best_effort(event: str) -> Iterator[None]:
+def best_effort(event: str) -> Iterator[None]:
     """Live delivery after a commit: a failure (Redis down) is logged, never a failed ack.
 
     What was committed stays committed; clients catch up with `messages:sync`.
@@ -140,10 +117,15 @@ def _best_effort(event: str) -> Iterator[None]:
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 
+def is_id(text: str) -> bool:
+    """Whether `text` is the wire form of a stored id."""
+    return _DIGITS.match(text) is not None
+
+
 def parse_id(value: str | int, what: str = "conversation") -> int:
     """A stored id from its wire form; anything that cannot be one is simply not found."""
     text = str(value)
-    if not _DIGITS.match(text):
+    if not is_id(text):
         raise NotFound(f"no such {what}")
     return int(text)
 
@@ -156,101 +138,6 @@ async def member_conversation(
     require_member(row is not None, row.participant_ids if row else (), user_id)
     assert row is not None
     return row
-
-
-# -- conversations ---------------------------------------------------------------------------
-
-
-async def open_conversation(
-    rt: Runtime, user_id: str, request: OpenConversation, *, origin_sid: str | None = None
-) -> Conversation:
-    """Open a DM (the same one for a pair, every time) or a new group."""
-    plan = plan_participants(user_id, request.participant_ids, rt.settings.group_max_members)
-    async with rt.db.transaction() as conn:
-        active = await users.active_user_ids(conn, list(plan.member_ids))
-        if any(uid not in active for uid in plan.member_ids):
-            raise NotFound(
-                "no such user", [{"field": "participant_ids", "message": "unknown user"}]
-            )
-        if plan.direct_key is not None:
-            conversation_id, created = await conversations.insert_direct(
-                conn, title=request.title, direct_key=plan.direct_key, created_by=user_id
-            )
-        else:
-            conversation_id = await conversations.insert_group(
-                conn, title=request.title, created_by=user_id
-            )
-            created = True
-        if created:
-            await conversations.add_members(conn, conversation_id, list(plan.member_ids))
-        row = await conversations.get_conversation(conn, conversation_id)
-    assert row is not None
-    conversation = Conversation.of(row)
-    if created:
-        # Everyone in it hears, the opener's other devices included; not the opening socket.
-        with _best_effort("conversation:new"):
-            await rt.emitter.to_users(
-                Namespace.CHAT,
-                row.participant_ids,
-                "conversation:new",
-                conversation,
-                skip_sid=origin_sid,
-            )
-    return conversation
-
-
-def _encode_cursor(activity_at: datetime, conversation_id: int) -> str:
-    raw = f"{activity_at.isoformat()}|{conversation_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, conversation_id = base64.urlsafe_b64decode(padded).decode().split("|")
-        return datetime.fromisoformat(stamp), int(conversation_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Invalid(
-            "bad cursor", [{"field": "cursor", "message": "use a next_cursor you were given"}]
-        ) from None
-
-
-async def list_conversations(
-    rt: Runtime, user_id: str, request: ListConversations
-) -> ConversationPage:
-    """The caller's conversations, most recently active first, with last message and unread."""
-    before = _decode_cursor(request.cursor) if request.cursor else None
-    await broadcasts.settle_for_viewer(rt, user_id)
-    async with rt.db.transaction() as conn:
-        rows = await conversations.page_for_member(
-            conn, user_id, before=before, limit=request.limit + 1
-        )
-        page = rows[: request.limit]
-        last = await messages.at_seqs(
-            conn,
-            user_id,
-            [(r.conversation.id, r.conversation.last_seq) for r in page if r.conversation.last_seq],
-        )
-    items = [
-        ConversationSummary(
-            **Conversation.of(r.conversation).model_dump(),
-            last_message=(
-                render_for_viewer(last[r.conversation.id], user_id)
-                if r.conversation.id in last
-                else None
-            ),
-            unread_count=r.unread_count,
-            last_read_seq=r.last_read_seq,
-            last_seq=r.conversation.last_seq,
-        )
-        for r in page
-    ]
-    next_cursor = (
-        _encode_cursor(page[-1].activity_at, page[-1].conversation.id)
-        if len(rows) > request.limit
-        else None
-    )
-    return ConversationPage(items=items, next_cursor=next_cursor)
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -316,9 +203,9 @@ async def _after_send(
     rt: Runtime, stored: StoredMessage, participant_ids: list[str], sender_view: Message
 ) -> None:
     """Everything that follows a committed send; the one place to hook further deliveries."""
-    with _best_effort("message:new"):
+    with best_effort("message:new"):
         await _deliver_message(rt, stored, participant_ids, sender_view)
-    with _best_effort("message notification"):
+    with best_effort("message notification"):
         # Recipients with no /chat socket open anywhere get (or have updated) a notification.
         await notifications.notify_chat_message(
             rt, stored, others(participant_ids, stored.sender_id)
@@ -366,7 +253,7 @@ async def mark_read(
     if after > before:
         receipt = {"conversation_id": str(conversation_id), "user_id": user_id, "seq": after}
         # The other participants, and the reader's other devices (so their badges clear).
-        with _best_effort("message:read"):
+        with best_effort("message:read"):
             await rt.emitter.to_users(
                 Namespace.CHAT,
                 conversation.participant_ids,
@@ -376,7 +263,7 @@ async def mark_read(
             )
         if unread == 0:
             # Caught up: the conversation's `message` notification is read as well.
-            with _best_effort("message notification read"):
+            with best_effort("message notification read"):
                 await notifications.chat_conversation_read(rt, user_id, conversation_id)
     return ReadState(conversation_id=str(conversation_id), seq=after, unread_count=unread)
 
@@ -409,53 +296,3 @@ async def history(
     page = rows[: request.limit]
     next_cursor = str(page[-1].seq) if len(rows) > request.limit else None
     return HistoryPage(items=[render_for_viewer(m, user_id) for m in page], next_cursor=next_cursor)
-
-
-# -- replay on connect -----------------------------------------------------------------------
-
-REPLAY_MAX_CONVERSATIONS = 100
-
-
-def replay_positions(auth: Any) -> dict[int, int]:
-    """`auth.last_seq` of a handshake as {conversation: seq}; malformed entries are ignored.
-
-    A bad entry never refuses the connection: the client can still sync by hand.
-    """
-    raw = auth.get("last_seq") if isinstance(auth, dict) else None
-    if not isinstance(raw, dict):
-        return {}
-    positions: dict[int, int] = {}
-    for key, seq in raw.items():
-        if len(positions) >= REPLAY_MAX_CONVERSATIONS:
-            break
-        if isinstance(key, str) and _DIGITS.match(key) and type(seq) is int and seq >= 0:
-            positions[int(key)] = seq
-    return positions
-
-
-async def replay_missed(rt: Runtime, user_id: str, sid: str, positions: dict[int, int]) -> None:
-    """Send one socket what it missed after each position, then `messages:replayed` for each.
-
-    Conversations the user is not in are skipped silently; more than one sync page is left to
-    `messages:sync` (`has_more: true`).
-    """
-    if positions:
-        await broadcasts.settle_for_viewer(rt, user_id)
-    for conversation_id, after in positions.items():
-        async with rt.db.connection() as conn:
-            row = await conversations.get_conversation(conn, conversation_id)
-            if row is None or user_id not in row.participant_ids:
-                continue
-            rows = await messages.after_seq(
-                conn, conversation_id, user_id, after, SYNC_PAGE_DEFAULT + 1
-            )
-        page = rows[:SYNC_PAGE_DEFAULT]
-        for stored in page:
-            message = render_for_viewer(stored, user_id)
-            await rt.emitter.to_socket(Namespace.CHAT, sid, "message:new", message)
-        done = {
-            "conversation_id": str(conversation_id),
-            "up_to_seq": page[-1].seq if page else after,
-            "has_more": len(rows) > SYNC_PAGE_DEFAULT,
-        }
-        await rt.emitter.to_socket(Namespace.CHAT, sid, "messages:replayed", done)

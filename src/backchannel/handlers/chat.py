@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from backchannel.domain import chat
+from backchannel.domain import chat, chat_replay, conversations
 from backchannel.domain.auth import Identity
 from backchannel.domain.chat_views import (
     Conversation,
@@ -33,7 +33,7 @@ class ChatNamespace(AuthenticatedNamespace):
 
     async def on_authenticated(self, sid: str, identity: Identity, auth: Any) -> None:
         """With `auth.last_seq`, replay what the socket missed once its connect is acked."""
-        positions = chat.replay_positions(auth)
+        positions = chat_replay.replay_positions(auth)
         if positions:
             # A task: the replay must follow the CONNECT packet, which is sent after this returns.
             task = asyncio.create_task(self._replay(sid, identity.user_id, positions))
@@ -42,23 +42,25 @@ class ChatNamespace(AuthenticatedNamespace):
 
     async def _replay(self, sid: str, user_id: str, positions: dict[int, int]) -> None:
         try:
-            await chat.replay_missed(self.rt, user_id, sid, positions)
+            await chat_replay.replay_missed(self.rt, user_id, sid, positions)
         except Exception:
             log.warning("replay on connect failed; the client can still sync", exc_info=True)
 
-    @event("conversation:open", chat.OpenConversation)
+    @event("conversation:open", conversations.OpenConversation)
     async def open_conversation(
-        self, ctx: EventContext, payload: chat.OpenConversation
+        self, ctx: EventContext, payload: conversations.OpenConversation
     ) -> Conversation:
         """Open a DM or a group."""
-        return await chat.open_conversation(self.rt, ctx.user_id, payload, origin_sid=ctx.sid)
+        return await conversations.open_conversation(
+            self.rt, ctx.user_id, payload, origin_sid=ctx.sid
+        )
 
-    @event("conversation:list", chat.ListConversations)
+    @event("conversation:list", conversations.ListConversations)
     async def list_conversations(
-        self, ctx: EventContext, payload: chat.ListConversations
+        self, ctx: EventContext, payload: conversations.ListConversations
     ) -> ConversationPage:
         """The caller's conversations with last message and unread count."""
-        return await chat.list_conversations(self.rt, ctx.user_id, payload)
+        return await conversations.list_conversations(self.rt, ctx.user_id, payload)
 
     @event("message:send", chat.SendMessage)
     async def send(self, ctx: EventContext, payload: chat.SendMessage) -> Message:

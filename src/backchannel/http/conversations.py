@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backchannel.domain import chat
+from backchannel.domain import chat, conversations
 from backchannel.domain.chat_views import ConversationPage, HistoryPage
 from backchannel.http.requests import caller, query, runtime
 from backchannel.http.routing import RouteGroup, json_response
@@ -23,8 +23,10 @@ routes = RouteGroup(tag="conversations")
 async def list_mine(request: web.Request) -> web.Response:
     """List the caller's conversations."""
     identity = await caller(request)
-    params = query(request, chat.ListConversations)
-    return json_response(await chat.list_conversations(runtime(request), identity.user_id, params))
+    params = query(request, conversations.ListConversations)
+    return json_response(
+        await conversations.list_conversations(runtime(request), identity.user_id, params)
+    )
 
 
 @routes.route(
