@@ -151,15 +151,9 @@ from m
 """
 
 
-async def append_message(conn: Connection, new: NewMessage) -> Appended | None:
-    """Check membership, assign the next seq and store the message, in one statement.
-
-    Returns the message and the conversation's participants; None when the conversation does
-    not exist, the sender is not in it, or the sender already used `client_id` (the caller
-    tells which). A concurrent duplicate raises `Conflict` at the unit-of-work boundary.
-    """
-    row = await conn.fetchrow(
-        APPEND_MESSAGE,
+def _append_args(new: NewMessage) -> tuple[Any, ...]:
+    """The parameters $1..$8 of the append statements, in their order."""
+    return (
         new.conversation_id,
         new.sender_id,
         new.client_id,
@@ -169,6 +163,16 @@ async def append_message(conn: Connection, new: NewMessage) -> Appended | None:
         new.currency,
         new.preview_text,
     )
+
+
+async def append_message(conn: Connection, new: NewMessage) -> Appended | None:
+    """Check membership, assign the next seq and store the message, in one statement.
+
+    Returns the message and the conversation's participants; None when the conversation does
+    not exist, the sender is not in it, or the sender already used `client_id` (the caller
+    tells which). A concurrent duplicate raises `Conflict` at the unit-of-work boundary.
+    """
+    row = await conn.fetchrow(APPEND_MESSAGE, *_append_args(new))
     if row is None:
         return None
     data = dict(row.items())
@@ -220,17 +224,7 @@ from (values (1)) as one (x) left join m on true
 
 async def try_append_message(conn: Connection, new: NewMessage) -> TryAppended:
     """`append_message`, or `BUSY` (nothing written) if the conversation is locked."""
-    row = await conn.fetchrow(
-        TRY_APPEND_MESSAGE,
-        new.conversation_id,
-        new.sender_id,
-        new.client_id,
-        new.body,
-        json.dumps(new.media),
-        new.price_cents,
-        new.currency,
-        new.preview_text,
-    )
+    row = await conn.fetchrow(TRY_APPEND_MESSAGE, *_append_args(new))
     return _try_appended(row)
 
 
