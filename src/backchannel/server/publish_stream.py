@@ -185,8 +185,8 @@ class PublishStreamConsumer:
                 raise Poison(f"gave up after {delivered - 1} failed deliveries")
             await self.apply(entry_id, fields)
         except Poison as poison:
-            await self.dead_letter(entry_id, fields, str(poison))
             self.rt.metrics.stream_entries.labels("dead").inc()
+            await self.dead_letter(entry_id, fields, str(poison))
             return True
         except Unavailable as exc:
             log.warning("stream entry %s not published yet: %s", entry_id, exc.message)
@@ -196,8 +196,9 @@ class PublishStreamConsumer:
             log.exception("stream entry %s failed; it will be retried", entry_id)
             self.rt.metrics.stream_entries.labels("retry").inc()
             return False
-        await self.redis.xack(self.stream, GROUP, entry_id)
+        # Counted before the acknowledgement: whoever sees the entry settled sees it counted.
         self.rt.metrics.stream_entries.labels("published").inc()
+        await self.redis.xack(self.stream, GROUP, entry_id)
         return True
 
     async def apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
