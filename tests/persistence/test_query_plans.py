@@ -76,10 +76,8 @@ async def test_the_hot_queries_use_indexes(
         "unread count": (messages.COUNT_UNREAD, (cid, 10, "u6")),
         "conversation": (conversations.SELECT_CONVERSATION, (cid,)),
         "direct by pair": (conversations.SELECT_DIRECT, ("u5 u6",)),
-        "bump seq": (conversations.BUMP_SEQ, (cid,)),
         "read pointer (locked)": (conversations.SELECT_READ_POINTER_FOR_UPDATE, (cid, "u6")),
         "read pointer update": (conversations.UPDATE_READ_POINTER, (cid, "u6", 5)),
-        "read pointer": (conversations.SELECT_READ_POINTER, (cid, "u6")),
         "conversation list": (conversations.SELECT_MEMBER_PAGE, ("u6", None, None, 51)),
         "conversation list, later page": (
             conversations.SELECT_MEMBER_PAGE,

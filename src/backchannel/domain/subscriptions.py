@@ -211,9 +211,3 @@ async def subscriber_rooms(rt: Runtime, fan_id: str) -> list[str]:
     async with rt.db.connection() as conn:
         creators = await subscriptions.active_creator_ids(conn, fan_id)
     return [subscribers_room(creator_id) for creator_id in creators]
-
-
-async def is_subscriber(rt: Runtime, fan_id: str, creator_id: str) -> bool:
-    """Whether a fan currently subscribes to a creator."""
-    async with rt.db.connection() as conn:
-        return await subscriptions.is_active(conn, fan_id, creator_id)

@@ -107,19 +107,6 @@ async def get_conversation(conn: Connection, conversation_id: int) -> Conversati
     return _conversation(row) if row else None
 
 
-BUMP_SEQ = """
-update conversations set last_seq = last_seq + 1, last_message_at = now()
-where id = $1
-returning last_seq
-"""
-
-
-async def next_seq(conn: Connection, conversation_id: int) -> int:
-    """Assign the next seq: the update row-locks the conversation until the transaction ends,
-    so concurrent senders queue here and seqs have neither gaps nor duplicates."""
-    return int(await conn.fetchval(BUMP_SEQ, conversation_id))
-
-
 SELECT_READ_POINTER_FOR_UPDATE = """
 select m.last_read_seq, c.last_seq
 from conversation_members m join conversations c on c.id = m.conversation_id
@@ -191,14 +178,3 @@ async def page_for_member(
         )
         for row in rows
     ]
-
-
-SELECT_READ_POINTER = """
-select last_read_seq from conversation_members where conversation_id = $1 and user_id = $2
-"""
-
-
-async def read_pointer(conn: Connection, conversation_id: int, user_id: str) -> int | None:
-    """The member's last read seq, or None when not a member."""
-    value = await conn.fetchval(SELECT_READ_POINTER, conversation_id, user_id)
-    return None if value is None else int(value)

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 
@@ -131,8 +130,3 @@ async def _keep_session(conn: Connection) -> None:
     transaction left open before calling this. It saves one round trip per unit of work: two
     of the eight a `message:send` made.
     """
-
-
-def record_to_dict(record: Any) -> dict[str, Any]:
-    """A plain dict from an asyncpg record."""
-    return dict(record.items())

@@ -56,50 +56,6 @@ def _message(row: Any) -> StoredMessage:
     return StoredMessage(**data)
 
 
-INSERT_MESSAGE = f"""
-insert into messages as m
-    (conversation_id, seq, sender_id, client_id, body, media, price_cents, currency,
-     preview_text, broadcast_id)
-values ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
-returning {_COLUMNS}
-"""
-
-
-async def insert_message(
-    conn: Connection,
-    *,
-    conversation_id: int,
-    seq: int,
-    sender_id: str,
-    client_id: str,
-    body: str | None,
-    media: list[dict[str, Any]],
-    price_cents: int | None,
-    currency: str,
-    preview_text: str | None,
-    broadcast_id: int | None = None,
-) -> StoredMessage:
-    """Store a message with the seq the caller assigned in this transaction.
-
-    A second (sender, client_id) outside a broadcast raises `Conflict` at the unit-of-work
-    boundary (unique index), which is how a concurrent retry is detected.
-    """
-    row = await conn.fetchrow(
-        INSERT_MESSAGE,
-        conversation_id,
-        seq,
-        sender_id,
-        client_id,
-        body,
-        json.dumps(media),
-        price_cents,
-        currency,
-        preview_text,
-        broadcast_id,
-    )
-    return _message(row)
-
-
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """A `message:send` to store: what the sender wrote, before it has a seq."""

@@ -20,11 +20,6 @@ def user_room(user_id: str) -> str:
     return f"user:{user_id}"
 
 
-def conversation_room(conversation_id: str) -> str:
-    """Sockets watching one conversation."""
-    return f"conversation:{conversation_id}"
-
-
 def subscribers_room(creator_id: str) -> str:
     """Sockets of a creator's active subscribers."""
     return f"subscribers:{creator_id}"
