@@ -35,15 +35,14 @@ from backchannel.http import (
 from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence import messages
-from backchannel.persistence.database import open_database, wait_for_database
+from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
-from backchannel.persistence.migrations import migrate
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.cluster import ClusterCollector, ClusterManager
-from backchannel.server.embedded import EmbeddedPostgres
+from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.metrics import Metrics
 from backchannel.server.proxies import parse_networks
@@ -128,32 +127,23 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     settings = runtime.settings
-    embedded: EmbeddedPostgres | None = None
-    dsn = settings.database_url
-    if dsn is None:
-        embedded = EmbeddedPostgres(settings.embedded_pg_path)
-        dsn = await asyncio.to_thread(embedded.start)
-    await wait_for_database(dsn, settings.db_connect_timeout_seconds)
-    if settings.migrate_on_start:
-        await migrate(dsn)
-    runtime._db = await open_database(
-        dsn,
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-        warm_up=messages.prepare_sends,
-    )
-    # Few writers make big batches when busy; never more than half the pool, so other work
-    # always finds a connection.
-    runtime._appender = MessageAppender(
-        runtime._db, concurrency=min(MESSAGE_WRITERS, max(1, settings.db_pool_max_size // 2))
-    )
-    yield
-    runtime._appender = None
-    await runtime._db.close()
-    runtime._db = None
-    if embedded is not None:
-        await asyncio.to_thread(embedded.stop)
+    async with reachable_database(settings) as dsn:
+        runtime._db = await open_database(
+            dsn,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            warm_up=messages.prepare_sends,
+        )
+        # Few writers make big batches when busy; never more than half the pool, so other work
+        # always finds a connection.
+        runtime._appender = MessageAppender(
+            runtime._db, concurrency=min(MESSAGE_WRITERS, max(1, settings.db_pool_max_size // 2))
+        )
+        yield
+        runtime._appender = None
+        await runtime._db.close()
+        runtime._db = None
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

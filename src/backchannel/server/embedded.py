@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from backchannel.persistence.database import wait_for_database
+from backchannel.persistence.migrations import migrate
+
+if TYPE_CHECKING:
+    from backchannel.server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +46,25 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+@asynccontextmanager
+async def reachable_database(settings: Settings) -> AsyncIterator[str]:
+    """The DSN of a database that answers, migrated when `migrate_on_start` says so.
+
+    `DATABASE_URL` when set; otherwise the embedded Postgres, started here and stopped on exit.
+    The server and the `migrate` and `apikey` commands all come up this way.
+    """
+    embedded: EmbeddedPostgres | None = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.embedded_pg_path)
+        dsn = await asyncio.to_thread(embedded.start)
+    try:
+        await wait_for_database(dsn, settings.db_connect_timeout_seconds)
+        if settings.migrate_on_start:
+            await migrate(dsn)
+        yield dsn
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

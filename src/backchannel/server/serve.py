@@ -10,10 +10,10 @@ import sys
 from aiohttp import web
 
 from backchannel.errors import BackchannelError, Unavailable
-from backchannel.persistence.database import open_database, wait_for_database
+from backchannel.persistence.database import open_database
 from backchannel.persistence.migrations import migrate
 from backchannel.server.app import create_app
-from backchannel.server.embedded import EmbeddedPostgres
+from backchannel.server.embedded import reachable_database
 from backchannel.server.logs import configure_logging
 from backchannel.server.settings import Settings, ensure_jwt_secret
 
@@ -89,17 +89,10 @@ def run_migrations(settings: Settings) -> int:
     configure_logging(settings.log_level)
 
     async def run() -> list[str]:
-        embedded = None
-        dsn = settings.database_url
-        if dsn is None:
-            embedded = EmbeddedPostgres(settings.embedded_pg_path)
-            dsn = await asyncio.to_thread(embedded.start)
-        try:
-            await wait_for_database(dsn, settings.db_connect_timeout_seconds)
+        async with reachable_database(
+            settings.model_copy(update={"migrate_on_start": False})
+        ) as dsn:
             return await migrate(dsn)
-        finally:
-            if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
 
     try:
         applied = asyncio.run(run())
@@ -117,15 +110,7 @@ def run_apikey(settings: Settings, action: str, name: str | None) -> int:
     configure_logging("warning")
 
     async def run() -> None:
-        embedded = None
-        dsn = settings.database_url
-        if dsn is None:
-            embedded = EmbeddedPostgres(settings.embedded_pg_path)
-            dsn = await asyncio.to_thread(embedded.start)
-        try:
-            await wait_for_database(dsn, settings.db_connect_timeout_seconds)
-            if settings.migrate_on_start:
-                await migrate(dsn)
+        async with reachable_database(settings) as dsn:
             db = await open_database(
                 dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
             )
@@ -154,9 +139,6 @@ def run_apikey(settings: Settings, action: str, name: str | None) -> int:
                     print(f"revoked API key {key.name!r}")
             finally:
                 await db.close()
-        finally:
-            if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
 
     try:
         asyncio.run(run())
