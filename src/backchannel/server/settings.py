@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None,
         validation_alias=AliasChoices("DATABASE_URL", "BACKCHANNEL_DATABASE_URL"),
-        description="Postgres DSN; unset starts an embedded Postgres in the data folder",
+        description="Postgres DSN; unset starts an embedded Postgres in the data folder (dev only)",
     )
     redis_url: str | None = Field(
         None,
@@ -233,6 +233,10 @@ class Settings(BaseSettings):
                 )
             if self.dev_topup:
                 raise ValueError("BACKCHANNEL_DEV_TOPUP cannot be enabled in production")
+            if self.database_url is None:
+                # The embedded Postgres is a newcomer's convenience: in production it would be
+                # a database inside one container's data folder that nobody backs up.
+                raise ValueError("DATABASE_URL is required in production")
         return self
 
     @property
