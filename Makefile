@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck fmt migrate run-cluster bench clean lock
+.PHONY: run test test-compat lint typecheck fmt migrate run-cluster bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test: $(VENV)/.installed-dev tests/js/node_modules/.installed  ## lint, type-che
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# The socket, cluster and room tests on the lowest and the highest allowed python-socketio,
+# python-engineio and aiohttp (their own venvs, .venv-compat-*); the rest stays locked.
+test-compat: tests/js/node_modules/.installed
+	PYTHON=$(PYTHON) sh scripts/test-compat.sh
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
@@ -68,4 +73,4 @@ bench: $(VENV)/.installed-dev
 	cd bench && ../$(BIN)/python run.py --scale $(SCALE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-compat-* .pytest_cache .mypy_cache .ruff_cache

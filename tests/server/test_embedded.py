@@ -58,3 +58,16 @@ def test_a_data_folder_from_another_postgres_major_is_refused_in_one_line(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Postgres 16" in lines[0] and "BACKCHANNEL_EMBEDDED_PG_DIR" in lines[0]
+
+
+def test_an_operator_command_from_a_folder_without_a_database_refuses_to_create_one(
+    tmp_path: Path,
+) -> None:
+    result = _backchannel(tmp_path, "apikey", "list")
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"no embedded database in {tmp_path / 'pg'}" in lines[0]
+    assert "BACKCHANNEL_DATA_DIR" in lines[0]
+    assert not (tmp_path / "pg").exists()

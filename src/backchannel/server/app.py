@@ -127,7 +127,7 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     settings = runtime.settings
-    async with reachable_database(settings) as dsn:
+    async with reachable_database(settings, may_create=True) as dsn:
         runtime._db = await open_database(
             dsn,
             min_size=settings.db_pool_min_size,

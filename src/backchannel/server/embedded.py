@@ -81,15 +81,25 @@ class EmbeddedPostgres:
 
 
 @asynccontextmanager
-async def reachable_database(settings: Settings) -> AsyncIterator[str]:
+async def reachable_database(settings: Settings, *, may_create: bool = False) -> AsyncIterator[str]:
     """The DSN of a database that answers, migrated when `migrate_on_start` says so.
 
     `DATABASE_URL` when set; otherwise the embedded Postgres, started here and stopped on exit.
-    The server and the `migrate` and `apikey` commands all come up this way.
+    The server and every command come up this way. Only `may_create` callers (`serve`,
+    `migrate`) make a new embedded database: the data folder is relative to where a command
+    runs, and an operator command run from another folder must not quietly act on an empty one.
     """
     embedded: EmbeddedPostgres | None = None
     dsn = settings.database_url
     if dsn is None:
+        folder = settings.embedded_pg_path.resolve()
+        if not (folder / "PG_VERSION").exists():
+            if not may_create:
+                raise EmbeddedPostgresError(
+                    f"no embedded database in {folder}: run this from the folder where the "
+                    "server ran, or set BACKCHANNEL_DATA_DIR (or DATABASE_URL)"
+                )
+            log.warning("creating a new embedded database", extra={"data_dir": str(folder)})
         embedded = EmbeddedPostgres(settings.embedded_pg_path)
         dsn = await asyncio.to_thread(embedded.start)
     try:

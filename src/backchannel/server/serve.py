@@ -90,7 +90,7 @@ def run_migrations(settings: Settings) -> int:
 
     async def run() -> list[str]:
         async with reachable_database(
-            settings.model_copy(update={"migrate_on_start": False})
+            settings.model_copy(update={"migrate_on_start": False}), may_create=True
         ) as dsn:
             return await migrate(dsn)
 
