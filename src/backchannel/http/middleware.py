@@ -11,6 +11,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from backchannel import inputs
 from backchannel.errors import (
     BackchannelError,
     ErrorCode,
@@ -106,6 +107,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _contract_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        for name, value in request.match_info.items():
+            inputs.path_id(value, name)  # `/profiles/%00` never reaches Postgres
         return await handler(request)
     except BackchannelError as exc:
         return error_response(exc)
