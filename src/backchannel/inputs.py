@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field
 
 from backchannel.errors import Invalid
 
@@ -118,3 +121,25 @@ def path_id(value: str, name: str) -> str:
     if problem:
         raise _refuse((name,), problem)
     return value
+
+
+def _http_url(value: str) -> str:
+    """An absolute `http:` or `https:` URL with a host: never `javascript:` or `data:`."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an https: URL")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise ValueError("must not contain whitespace or control characters")
+    return value
+
+
+# A media or avatar URL as stored: text, so it round-trips exactly as the client gave it.
+MediaUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_http_url)]
+
+
+def require_https(urls: list[tuple[str, str]], *, dev: bool) -> None:
+    """Refuse any `(field, url)` that is not `https:` (`http:` is allowed in dev mode)."""
+    for field, url in urls:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme != "https" and not (dev and scheme == "http"):
+            raise _refuse((field,), "must be an https: URL")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid, NotFound, PaymentRequired
+from backchannel.inputs import MediaUrl, require_https
 from backchannel.persistence import content as store
 from backchannel.persistence import subscriptions, unlocks, users
 from backchannel.persistence.content import ContentRow, Visibility
@@ -22,7 +23,7 @@ class MediaItem(BaseModel):
     """An attachment: where it is and what kind."""
 
     model_config = ConfigDict(extra="forbid")
-    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    url: MediaUrl
     type: Annotated[str, Field(min_length=1, max_length=50)]
 
 
@@ -138,6 +139,10 @@ async def create(rt: Runtime, creator_id: str, role: str, request: ContentCreate
     """A creator posts."""
     if role != "creator":
         raise Forbidden("only creators post content")
+    require_https(
+        [(f"media.{i}.url", m.url) for i, m in enumerate(request.media)],
+        dev=rt.settings.env == "dev",
+    )
     async with rt.db.transaction() as conn:
         item = await store.insert(
             conn,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
 from backchannel.errors import Invalid, NotFound
+from backchannel.inputs import require_https
 from backchannel.persistence import users
 from backchannel.persistence.users import Role, User
 
@@ -78,7 +79,9 @@ async def update_my_profile(rt: Runtime, user_id: str, update: ProfileUpdate) ->
     """Change the caller's own profile."""
     given = update.model_fields_set
     if not given:
-        raise Invalid("nothing to update", [{"field": "(body)", "message": "no fields given"}])
+        return await get_profile(rt, user_id)  # `{}` changes nothing, as the document says
+    if update.avatar_url is not None:
+        require_https([("avatar_url", str(update.avatar_url))], dev=rt.settings.env == "dev")
     async with rt.db.transaction() as conn:
         current = await users.get_active_user(conn, user_id)
         if current is None:
