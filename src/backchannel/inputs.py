@@ -85,10 +85,22 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or exponent: an int when it is a whole one.
+
+    JSON Schema (and JavaScript) make no difference between 100 and 100.0; the strict models
+    would refuse the second as an integer, so a whole number is read as one.
+    """
+    value = float(text)
+    if value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
 def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON and `check` it; `Invalid` naming `(body)` or the field otherwise."""
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_number)
     except RecursionError:
         raise _refuse((), f"nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -144,7 +144,7 @@ async def test_an_empty_profile_patch_changes_nothing(api: Api) -> None:
     assert body["user_id"] == user.id
 
 
-@pytest.mark.parametrize("amount", [True, "100", 1.5, 10**30])
+@pytest.mark.parametrize("amount", [True, "100", 1.5, 10**30, None])
 async def test_http_amounts_are_integers_as_on_sockets(
     stripe_settings: Settings, amount: Any
 ) -> None:

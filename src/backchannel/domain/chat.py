@@ -99,7 +99,7 @@ class HistoryQuery(BaseModel):
     """`GET /conversations/{id}/messages?before_seq=&limit=` (newest first)."""
 
     model_config = ConfigDict(extra="forbid")
-    before_seq: Annotated[int, Field(ge=1)] | None = None
+    before_seq: Annotated[int, Field(ge=1, le=(1 << 63) - 1)] | None = None
     limit: Annotated[int, Field(ge=1, le=HISTORY_PAGE_MAX)] = HISTORY_PAGE_DEFAULT
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
-from backchannel.errors import Invalid, NotFound
+from backchannel.errors import Forbidden, NotFound
 from backchannel.inputs import require_https
 from backchannel.persistence import users
 from backchannel.persistence.users import Role, User
@@ -87,10 +87,8 @@ async def update_my_profile(rt: Runtime, user_id: str, update: ProfileUpdate) ->
         if current is None:
             raise NotFound("no such user")
         if "subscription_price_cents" in given and current.role != "creator":
-            raise Invalid(
-                "only creators set a subscription price",
-                [{"field": "subscription_price_cents", "message": "creators only"}],
-            )
+            # Who may set it depends on the caller, not on the request: forbidden, not invalid.
+            raise Forbidden("only creators set a subscription price")
         user = await users.update_profile(
             conn,
             user_id,
