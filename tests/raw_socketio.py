@@ -88,9 +88,10 @@ class RawSocketIO:
         """Send `2<namespace>,<id><body>` (an EVENT with an ack id); the data of its ACK."""
         ack_id = next(self._ids)
         prefix = f"{namespace}," if namespace != "/" else ""
+        before = len(self.packets)
         await self.send(f"2{prefix}{ack_id}{body}")
         head = f"3{prefix}{ack_id}"
-        reply = await self.next(lambda p: p.startswith(head + "["), timeout=timeout)
+        reply = await self.next(lambda p: p.startswith(head + "["), after=before, timeout=timeout)
         data = json.loads(reply[len(head) :])
         assert len(data) == 1, reply
         return data[0]
