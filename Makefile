@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck fmt migrate run-cluster bench clean
+.PHONY: run test fuzz lint typecheck fmt migrate run-cluster bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test: $(VENV)/.installed-dev tests/js/node_modules/.installed  ## lint, type-che
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# schemathesis over the OpenAPI document, hypothesis over every namespace's events and over
+# websocket frames, against a live node (tests/fuzz). `make test` runs the same at FUZZ_EXAMPLES=8.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(VENV)/.installed-dev
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests

@@ -10,6 +10,7 @@ import json
 import urllib.request
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from tests.fuzz.support import COUNTER, EXAMPLES, FuzzNode
+
+# A live node in its own process (tests/fuzz/support.py).
+pytestmark = pytest.mark.slow
 
 _SETTINGS = settings(
     max_examples=EXAMPLES,

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import jwt
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,9 @@ from backchannel.server.socket_guard import RESERVED_EVENTS
 from tests.conftest import TEST_JWT_SECRET
 from tests.fuzz.support import ACK_TIMEOUT, COUNTER, EXAMPLES, FuzzNode
 from tests.raw_socketio import RawSocketIO
+
+# A live node in its own process (tests/fuzz/support.py).
+pytestmark = pytest.mark.slow
 
 
 def _events() -> dict[str, dict[str, list[str]]]:
