@@ -41,7 +41,7 @@ test: $(VENV)/.installed-dev tests/js/node_modules/.installed  ## lint, type-che
 # websocket frames, against a live node (tests/fuzz). `make test` runs the same at FUZZ_EXAMPLES=8.
 FUZZ_EXAMPLES ?= 200
 fuzz: $(VENV)/.installed-dev
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -o timeout=3600
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests

@@ -16,11 +16,13 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+import socketio
 from aiohttp.test_utils import TestServer
 
 from backchannel.server.app import create_app
 from backchannel.server.keys import SIO
 from backchannel.server.settings import Settings
+from backchannel.server.socket_guard import check_library
 from tests.chat_support import open_dm
 from tests.conftest import TEST_JWT_SECRET
 from tests.raw_socketio import RawSocketIO
@@ -218,3 +220,25 @@ async def test_one_ip_may_hold_only_a_few_transports_that_connect_no_namespace(
     again = await RawSocketIO.open(node.session, node.url)
     for raw in (*idle, again):
         await raw.close()
+
+
+# -- the library internals the guard relies on ---------------------------------------------
+
+
+def test_the_guard_refuses_to_start_on_a_socketio_without_the_methods_it_overrides(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check_library(socketio.AsyncServer)  # the installed release is the one it was written for
+    monkeypatch.delattr(socketio.AsyncServer, "_handle_event")
+    with pytest.raises(RuntimeError, match="_handle_event"):
+        create_app(settings)
+
+
+def test_the_guard_refuses_to_start_when_a_method_changed_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def reshaped(self: Any, eio_sid: str, pkt: Any, extra: Any) -> None: ...
+
+    monkeypatch.setattr(socketio.AsyncServer, "_handle_eio_message", reshaped)
+    with pytest.raises(RuntimeError, match="_handle_eio_message"):
+        check_library(socketio.AsyncServer)

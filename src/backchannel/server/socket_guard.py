@@ -23,6 +23,7 @@ answered. This mixin sits in front of all of that:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 from typing import Any
@@ -72,6 +73,36 @@ def event_name_problem(data: Any) -> str | None:
     return inputs.string_problem(name)
 
 
+# The python-socketio methods the guard overrides or calls, with their parameters: private,
+# so checked when a server is built (docs/internals.md). A library release that renames or
+# reshapes one fails start-up rather than silently losing the guard.
+LIBRARY_METHODS: dict[str, tuple[str, ...]] = {
+    "_handle_eio_connect": ("eio_sid", "environ"),
+    "_handle_eio_message": ("eio_sid", "data"),
+    "_handle_eio_disconnect": ("eio_sid", "reason"),
+    "_handle_connect": ("eio_sid", "namespace", "data"),
+    "_handle_disconnect": ("eio_sid", "namespace", "reason"),
+    "_handle_event": ("eio_sid", "namespace", "id", "data"),
+    "_handle_ack": ("eio_sid", "namespace", "id", "data"),
+    "_send_packet": ("eio_sid", "pkt"),
+}
+
+
+def check_library(server_class: type) -> None:
+    """Fail loudly if python-socketio no longer has the methods the guard relies on."""
+    library = next((c for c in server_class.__mro__ if c.__module__.startswith("socketio.")), None)
+    for name, expected in LIBRARY_METHODS.items():
+        method = getattr(library, name, None)
+        if method is None:
+            raise RuntimeError(f"python-socketio has no {name}: the packet guard needs updating")
+        params = tuple(inspect.signature(method).parameters)[1:]
+        if params[: len(expected)] != expected:
+            raise RuntimeError(
+                f"python-socketio's {name}{params} is not {name}{expected}: "
+                "the packet guard needs updating"
+            )
+
+
 def _envelope(error: BackchannelError) -> dict[str, Any]:
     return {"ok": False, "error": error.to_dict()}
 
@@ -90,6 +121,14 @@ class GuardedServer:
     eio: Any
     reason: Any
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        check_library(type(self))
+        # Transports with no namespace yet: eio sid -> (client IP, deadline timer).
+        self._pending: dict[str, tuple[str, asyncio.TimerHandle]] = {}
+        self._pending_per_ip: dict[str, int] = {}
+        self._closing: set[asyncio.Task[Any]] = set()
+
     def guard(
         self,
         *,
@@ -101,23 +140,6 @@ class GuardedServer:
         self.connect_deadline = connect_deadline
         self.max_unauthenticated_per_ip = max_unauthenticated_per_ip
         self.trusted_proxies = trusted_proxies
-
-    @property
-    def _pending(self) -> dict[str, tuple[str, asyncio.TimerHandle]]:
-        """Transports with no namespace yet: eio sid -> (client IP, deadline timer)."""
-        pending: dict[str, tuple[str, asyncio.TimerHandle]] | None = self.__dict__.get(
-            "_guard_pending"
-        )
-        if pending is None:
-            pending = self.__dict__["_guard_pending"] = {}
-        return pending
-
-    @property
-    def _pending_per_ip(self) -> dict[str, int]:
-        counts: dict[str, int] | None = self.__dict__.get("_guard_per_ip")
-        if counts is None:
-            counts = self.__dict__["_guard_per_ip"] = {}
-        return counts
 
     def unauthenticated_transports(self, ip: str | None = None) -> int:
         """How many transports (from `ip`, or from anyone) have connected no namespace yet."""
@@ -163,8 +185,8 @@ class GuardedServer:
             return
         self._settled(eio_sid)
         task = asyncio.ensure_future(self.eio.disconnect(eio_sid))
-        self.__dict__.setdefault("_guard_tasks", set()).add(task)
-        task.add_done_callback(self.__dict__["_guard_tasks"].discard)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self._settled(eio_sid)
