@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from backchannel.server.settings import Settings
-from tests.chat_support import node
+from tests.chat_support import node, open_dm
 from tests.conftest import TEST_JWT_SECRET
 from tests.stripe_support import FakeStripe, Webhooks, event, fake_stripe, sign, with_stripe
 from tests.support import Api, Sockets
@@ -239,3 +239,17 @@ async def test_a_stripe_event_nested_20000_deep_is_a_400(stripe_settings: Settin
         body = _deep(20_000).encode()
         status, answer = await Webhooks(n.api).post_raw(body, sign(body))
         _error(status, answer, 400, "invalid")
+
+
+async def test_chat_media_must_be_https_outside_dev_too(settings: Settings) -> None:
+    async with node(settings, env="production") as prod:
+        creator, fan = await prod.api.register("creator"), await prod.api.register()
+        conversation_id = await open_dm(prod.sockets, creator, fan)
+        socket = await prod.sockets.connect("/chat", creator)
+        media = [{"url": "http://cdn.example.com/a.jpg", "type": "image"}]
+        ack = await socket.call(
+            "message:send",
+            {"conversation_id": conversation_id, "client_id": "m1", "media": media},
+        )
+        assert ack["ok"] is False and ack["error"]["code"] == "invalid", ack
+        assert ack["error"]["details"][0]["field"] == "media.0.url"
