@@ -40,8 +40,10 @@ test: $(VENV)/.installed-dev tests/js/node_modules/.installed  ## lint, type-che
 # schemathesis over the OpenAPI document, hypothesis over every namespace's events and over
 # websocket frames, against a live node (tests/fuzz). `make test` runs the same at FUZZ_EXAMPLES=8.
 FUZZ_EXAMPLES ?= 200
+FUZZ_HEALTHZ_MS ?= 100
 fuzz: $(VENV)/.installed-dev
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -o timeout=3600
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_HEALTHZ_MS=$(FUZZ_HEALTHZ_MS) \
+		$(BIN)/pytest tests/fuzz -o timeout=3600
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests
