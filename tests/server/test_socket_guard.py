@@ -166,6 +166,17 @@ async def test_payloads_that_cannot_be_stored_are_acked_invalid(
     await raw.close()
 
 
+async def test_a_connect_whose_auth_cannot_be_decoded_is_refused_invalid(node: Node) -> None:
+    user = await node.api.register()
+    raw = await RawSocketIO.open(node.session, node.url)
+    await raw.send("0/chat," + "[" * 3000 + "]" * 3000)
+    reply = await raw.next(lambda p: p.startswith("4/chat,"))
+    assert json.loads(reply.split(",", 1)[1])["data"]["code"] == "invalid"
+    # The connection carries on: a readable connect still works.
+    assert (await raw.connect_namespace("/chat", user.access_token)).startswith("0/chat,")
+    await raw.close()
+
+
 async def test_binary_events_are_refused_without_eating_the_next_packets(node: Node) -> None:
     user = await node.api.register()
     raw = await _chat(node, user)

@@ -267,14 +267,25 @@ class GuardedServer:
         if not isinstance(data, str):
             return
         header = _HEADER.match(data)
-        if header is None or int(header.group(1)) != sio_packet.EVENT or not header.group(3):
+        if header is None:
             return
-        namespace = (header.group(2) or "/").split("?", 1)[0]
+        kind, namespace = int(header.group(1)), (header.group(2) or "/").split("?", 1)[0]
         reason = "nested too deep" if isinstance(exc, RecursionError) else "not valid JSON"
         error = Invalid(
             "invalid packet", [{"field": "(packet)", "message": f"the payload is {reason}"}]
         )
-        await self._refuse(eio_sid, namespace, int(header.group(3)), error)
+        if kind == sio_packet.CONNECT:
+            # A connect whose auth cannot be read: refused as any failed connect is.
+            await self._send_packet(  # type: ignore[attr-defined]
+                eio_sid,
+                self.packet_class(
+                    sio_packet.CONNECT_ERROR,
+                    data={"message": error.message, "data": error.to_dict()},
+                    namespace=namespace,
+                ),
+            )
+        elif kind == sio_packet.EVENT and header.group(3):
+            await self._refuse(eio_sid, namespace, int(header.group(3)), error)
 
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, ack_id: int | None, data: Any
