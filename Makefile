@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-compat lint typecheck fmt migrate run-cluster bench clean lock
+.PHONY: run test test-compat fuzz lint typecheck fmt migrate run-cluster bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ test: $(VENV)/.installed-dev tests/js/node_modules/.installed  ## lint, type-che
 # python-engineio and aiohttp (their own venvs, .venv-compat-*); the rest stays locked.
 test-compat: tests/js/node_modules/.installed
 	PYTHON=$(PYTHON) sh scripts/test-compat.sh
+
+# schemathesis over the OpenAPI document, hypothesis over every namespace's events and over
+# websocket frames, against a live node (tests/fuzz). `make test` runs the same at FUZZ_EXAMPLES=8.
+FUZZ_EXAMPLES ?= 200
+FUZZ_HEALTHZ_MS ?= 100
+fuzz: $(VENV)/.installed-dev
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_HEALTHZ_MS=$(FUZZ_HEALTHZ_MS) \
+		$(BIN)/pytest tests/fuzz -o timeout=3600
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests

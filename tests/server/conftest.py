@@ -10,7 +10,7 @@ import uvloop
 
 # The websocket tests take over transports: `backchannel serve` runs uvloop, whose transports
 # are not asyncio's, so those tests run on both.
-_BOTH_LOOPS = {"test_engine_sockets.py"}
+_BOTH_LOOPS = {"test_engine_sockets.py", "test_websocket_frames.py"}
 
 
 def pytest_asyncio_loop_factories(

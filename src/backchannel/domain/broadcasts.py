@@ -25,6 +25,7 @@ from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid
+from backchannel.inputs import require_https
 from backchannel.persistence import broadcasts
 from backchannel.persistence.broadcasts import Broadcast, BroadcastContent
 from backchannel.rooms.names import Namespace, subscribers_room
@@ -66,6 +67,10 @@ async def ppv_broadcast(
         raise Forbidden("only creators broadcast paid messages")
     if not request.body and not request.media:
         raise Invalid("a broadcast needs a body or media", [{"field": "body", "message": "empty"}])
+    require_https(
+        [(f"media.{i}.url", m.url) for i, m in enumerate(request.media)],
+        dev=rt.settings.env == "dev",
+    )
     content = BroadcastContent(
         body=request.body,
         media=[item.model_dump() for item in request.media],

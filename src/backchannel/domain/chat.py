@@ -24,6 +24,7 @@ from backchannel.domain.chat_views import (
     render_for_viewer,
 )
 from backchannel.errors import Conflict, Invalid, NotFound
+from backchannel.inputs import require_https
 from backchannel.persistence import conversations, messages
 from backchannel.persistence.conversations import ConversationRow
 from backchannel.persistence.database import Connection
@@ -98,7 +99,7 @@ class HistoryQuery(BaseModel):
     """`GET /conversations/{id}/messages?before_seq=&limit=` (newest first)."""
 
     model_config = ConfigDict(extra="forbid")
-    before_seq: Annotated[int, Field(ge=1)] | None = None
+    before_seq: Annotated[int, Field(ge=1, le=(1 << 63) - 1)] | None = None
     limit: Annotated[int, Field(ge=1, le=HISTORY_PAGE_MAX)] = HISTORY_PAGE_DEFAULT
 
 
@@ -149,6 +150,10 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     if body is None and not request.media:
         raise Invalid("a message needs a body or media", [{"field": "body", "message": "empty"}])
     check_price(role, request.price_cents)
+    require_https(
+        [(f"media.{i}.url", str(m.url)) for i, m in enumerate(request.media)],
+        dev=rt.settings.env == "dev",
+    )
     conversation_id = parse_id(request.conversation_id)
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid, NotFound, PaymentRequired
+from backchannel.inputs import INT64_MAX, MediaUrl, require_https
 from backchannel.persistence import content as store
 from backchannel.persistence import subscriptions, unlocks, users
 from backchannel.persistence.content import ContentRow, Visibility
@@ -22,14 +23,54 @@ class MediaItem(BaseModel):
     """An attachment: where it is and what kind."""
 
     model_config = ConfigDict(extra="forbid")
-    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    url: MediaUrl
     type: Annotated[str, Field(min_length=1, max_length=50)]
 
 
 class ContentCreate(BaseModel):
     """`POST /content`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The document says what `_price_matches_visibility` enforces.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {
+                    "anyOf": [
+                        {
+                            "required": ["visibility", "price_cents"],
+                            "properties": {
+                                "visibility": {"const": "ppv"},
+                                "price_cents": {"type": "integer"},
+                            },
+                        },
+                        {
+                            "properties": {
+                                "visibility": {"enum": ["public", "subscribers"]},
+                                "price_cents": {"type": "null"},
+                            }
+                        },
+                    ]
+                },
+                {
+                    "anyOf": [
+                        {
+                            "required": ["title"],
+                            "properties": {"title": {"type": "string", "minLength": 1}},
+                        },
+                        {
+                            "required": ["body"],
+                            "properties": {"body": {"type": "string", "minLength": 1}},
+                        },
+                        {
+                            "required": ["media"],
+                            "properties": {"media": {"type": "array", "minItems": 1}},
+                        },
+                    ]
+                },
+            ]
+        },
+    )
     title: Annotated[str, Field(max_length=200)] | None = None
     body: Annotated[str, Field(max_length=50_000)] | None = None
     media: Annotated[list[MediaItem], Field(max_length=50)] = []
@@ -138,6 +179,10 @@ async def create(rt: Runtime, creator_id: str, role: str, request: ContentCreate
     """A creator posts."""
     if role != "creator":
         raise Forbidden("only creators post content")
+    require_https(
+        [(f"media.{i}.url", m.url) for i, m in enumerate(request.media)],
+        dev=rt.settings.env == "dev",
+    )
     async with rt.db.transaction() as conn:
         item = await store.insert(
             conn,
@@ -193,7 +238,10 @@ def _cursor(raw: str | None) -> int | None:
     if not raw:
         return None
     try:
-        return int(base64.urlsafe_b64decode(raw.encode() + b"==").decode())
+        value = int(base64.urlsafe_b64decode(raw.encode() + b"==").decode())
+        if not 0 <= value <= INT64_MAX:
+            raise ValueError("out of range")  # ids are bigint: Postgres would refuse it
+        return value
     except (ValueError, UnicodeDecodeError):
         raise Invalid("bad cursor", [{"field": "cursor", "message": "not a cursor"}]) from None
 

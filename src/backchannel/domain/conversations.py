@@ -94,7 +94,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, conversation_id = base64.urlsafe_b64decode(padded).decode().split("|")
-        return datetime.fromisoformat(stamp), int(conversation_id)
+        decoded = datetime.fromisoformat(stamp), int(conversation_id)
+        if not 0 <= decoded[1] <= (1 << 63) - 1:
+            raise ValueError("out of range")  # ids are bigint: Postgres would refuse it
+        return decoded
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Invalid(
             "bad cursor", [{"field": "cursor", "message": "use a next_cursor you were given"}]

@@ -78,7 +78,22 @@ class Audience(BaseModel):
 class PublishRequest(BaseModel):
     """`POST /publish` and a stream entry's payload: `user_ids` or `audience`, not both."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The document says what `check_target` enforces: exactly one of the two, not null.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["user_ids"],
+                    "properties": {"user_ids": {"type": "array"}, "audience": {"type": "null"}},
+                },
+                {
+                    "required": ["audience"],
+                    "properties": {"audience": {"type": "object"}, "user_ids": {"type": "null"}},
+                },
+            ]
+        },
+    )
     user_ids: Annotated[list[UserId], Field(max_length=MAX_RECIPIENTS)] | None = None
     audience: Audience | None = None
     notification: NotificationContent
@@ -137,11 +152,11 @@ class ReadRequest(BaseModel):
     all: bool = False
 
     def check(self) -> None:
-        """`invalid` unless ids or all is given."""
-        if not self.all and self.ids is None:
-            raise Invalid(
-                "give ids or all: true", [{"field": "ids", "message": "ids or all is required"}]
-            )
+        """Nothing to refuse: `{}` (neither ids nor `all`) marks nothing and returns the count.
+
+        The document lets both be omitted; answering the unread count then is what a client
+        polling it would want.
+        """
 
 
 class UnreadCount(BaseModel):

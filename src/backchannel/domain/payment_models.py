@@ -21,7 +21,22 @@ BuyableKind = Literal["ppv_message", "content", "tip", "wallet_topup"]
 class PurchaseRequest(BaseModel):
     """`POST /purchases`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The document says what `sales` enforces: a tip or a top-up names its amount.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"kind": {"enum": ["ppv_message", "content"]}}},
+                {
+                    "required": ["amount_cents"],
+                    "properties": {
+                        "kind": {"enum": ["tip", "wallet_topup"]},
+                        "amount_cents": {"type": "integer"},
+                    },
+                },
+            ]
+        },
+    )
     kind: BuyableKind
     target_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     amount_cents: Cents | None = None

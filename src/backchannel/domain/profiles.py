@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
-from backchannel.errors import Invalid, NotFound
+from backchannel.errors import Forbidden, NotFound
+from backchannel.inputs import require_https
 from backchannel.persistence import users
 from backchannel.persistence.users import Role, User
 
@@ -78,16 +79,16 @@ async def update_my_profile(rt: Runtime, user_id: str, update: ProfileUpdate) ->
     """Change the caller's own profile."""
     given = update.model_fields_set
     if not given:
-        raise Invalid("nothing to update", [{"field": "(body)", "message": "no fields given"}])
+        return await get_profile(rt, user_id)  # `{}` changes nothing, as the document says
+    if update.avatar_url is not None:
+        require_https([("avatar_url", str(update.avatar_url))], dev=rt.settings.env == "dev")
     async with rt.db.transaction() as conn:
         current = await users.get_active_user(conn, user_id)
         if current is None:
             raise NotFound("no such user")
         if "subscription_price_cents" in given and current.role != "creator":
-            raise Invalid(
-                "only creators set a subscription price",
-                [{"field": "subscription_price_cents", "message": "creators only"}],
-            )
+            # Who may set it depends on the caller, not on the request: forbidden, not invalid.
+            raise Forbidden("only creators set a subscription price")
         user = await users.update_profile(
             conn,
             user_id,

@@ -8,7 +8,6 @@ naming nothing we know is recorded and answered 200, never retried by Stripe for
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from pydantic import BaseModel
 
+from backchannel import inputs
 from backchannel.domain import card_settlement, delivery
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import split_sale
@@ -42,8 +42,12 @@ class WebhookAnswer(BaseModel):
 
 
 def _ts(value: Any) -> datetime | None:
+    """A Unix time as a datetime; None if it is not one a datetime (or Postgres) can hold."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     return None
 
 
@@ -90,10 +94,7 @@ def verify(rt: Runtime, raw: bytes, signature: str | None) -> Obj:
         )
     except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
         raise Invalid("invalid Stripe signature") from exc
-    try:
-        event = json.loads(payload)
-    except ValueError as exc:
-        raise Invalid("the event is not JSON") from exc
+    event = inputs.loads(payload)  # bounded depth, storable text, 64-bit integers
     if (
         not isinstance(event, dict)
         or not _str(event.get("id"))

@@ -19,6 +19,7 @@ OWN_ALGORITHM = "HS256"
 EXTERNAL_ALGORITHMS = ["RS256", "ES256"]
 _JWKS_TTL_SECONDS = 600.0
 _JWKS_MIN_REFRESH_SECONDS = 30.0
+_TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class TokenService:
         """The claims of a valid token; `Unauthorized` or `TokenExpired` otherwise."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized("malformed token") from exc
         algorithm = header.get("alg")
         if algorithm == OWN_ALGORITHM:
@@ -165,10 +166,18 @@ class TokenService:
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenExpired() from exc
-        except jwt.InvalidTokenError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
+            # Not only InvalidTokenError: a key that does not fit the token's algorithm (an
+            # ES256 token against an RSA key) raises InvalidKeyError, and a malformed key or
+            # signature can surface as ValueError from the crypto backend.
             raise Unauthorized(f"invalid token: {exc}") from exc
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise Unauthorized("invalid token: sub must be a non-empty string")
+        for name in _TIME_CLAIMS:
+            # PyJWT accepts "123" for a time claim; everything downstream does arithmetic.
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Unauthorized(f"invalid token: {name} must be a number")
         return claims
 
 

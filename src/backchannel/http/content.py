@@ -57,7 +57,7 @@ async def get_one(request: web.Request) -> web.Response:
     "/creators/{creator_id}/content",
     summary="A creator's content, newest first; locked items as teasers",
     response=content.ContentPage,
-    query=("cursor", "limit"),
+    query=ContentQuery,
     errors=(400, 401, 404),
 )
 async def list_by_creator(request: web.Request) -> web.Response:

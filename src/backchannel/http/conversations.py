@@ -17,7 +17,7 @@ routes = RouteGroup(tag="conversations")
     "/conversations",
     summary="Your conversations, most recently active first, with last message and unread count",
     response=ConversationPage,
-    query=("cursor", "limit"),
+    query=conversations.ListConversations,
     errors=(400, 401),
 )
 async def list_mine(request: web.Request) -> web.Response:
@@ -34,7 +34,7 @@ async def list_mine(request: web.Request) -> web.Response:
     "/conversations/{conversation_id}/messages",
     summary="A conversation's messages, newest first; pass next_cursor as before_seq",
     response=HistoryPage,
-    query=("before_seq", "limit"),
+    query=chat.HistoryQuery,
     errors=(400, 401, 403, 404),
 )
 async def history(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from backchannel import inputs
 from backchannel.errors import (
     BackchannelError,
     ErrorCode,
@@ -50,17 +51,26 @@ def error_response(error: BackchannelError, status: int | None = None) -> web.Re
     return response
 
 
-def _from_http_exception(exc: web.HTTPException) -> web.Response:
+def _allowed(exc: web.HTTPException) -> str:
+    """The methods the document lists for the route (aiohttp also adds HEAD to every GET)."""
+    methods = [m.strip() for m in exc.headers.get("Allow", "").split(",") if m.strip()]
+    return ", ".join(sorted({m for m in methods if m != "HEAD"} | {"OPTIONS"}))
+
+
+def _from_http_exception(exc: web.HTTPException, method: str = "GET") -> web.Response:
     if exc.status == 404:
         return error_response(NotFound("no such route"))
     if exc.status == 413:
         return error_response(TooLarge("request body too large"))
     if exc.status == 405:
-        response = error_response(
-            Invalid(f"method not allowed; allowed: {exc.headers.get('Allow', '')}"), 405
-        )
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
+        allowed = _allowed(exc)
+        if method == "OPTIONS":
+            # Any route answers OPTIONS with what it allows, as CORS preflights already are.
+            options = web.Response(status=204)
+            options.headers["Allow"] = allowed
+            return options
+        response = error_response(Invalid(f"method not allowed; allowed: {allowed}"), 405)
+        response.headers["Allow"] = allowed
         return response
     code = _STATUS_CODES.get(
         exc.status, ErrorCode.INTERNAL if exc.status >= 500 else ErrorCode.INVALID
@@ -106,13 +116,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _contract_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        for name, value in request.match_info.items():
+            inputs.path_id(value, name)  # `/profiles/%00` never reaches Postgres
         return await handler(request)
     except BackchannelError as exc:
         return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _from_http_exception(exc)
+        return _from_http_exception(exc, request.method)
     except Exception:
         ref = correlation_id.get() or uuid.uuid4().hex
         log.exception("unhandled error", extra={"path": request.path})

@@ -42,7 +42,7 @@ class _ListQuery(BaseModel):
     "/notifications",
     summary="Your notifications after a cursor, oldest first, with the unread count",
     response=SyncPage,
-    query=("cursor", "limit"),
+    query=_ListQuery,
     errors=(400, 401),
 )
 async def list_notifications(request: web.Request) -> web.Response:

@@ -63,10 +63,7 @@ def build_document(specs: list[RouteSpec]) -> dict[str, Any]:
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in _PATH_PARAM.findall(spec.path)
         ]
-        parameters += [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-            for name in spec.query
-        ]
+        parameters += _query_parameters(spec.query)
         if parameters:
             operation["parameters"] = parameters
         if spec.auth:
@@ -98,6 +95,27 @@ def build_document(specs: list[RouteSpec]) -> dict[str, Any]:
             },
         },
     }
+
+
+def _query_parameters(query: tuple[str, ...] | type[BaseModel]) -> list[dict[str, Any]]:
+    """Query parameters, typed from the model that validates them (all optional).
+
+    A query value is text, so `null` is not one: `anyOf [X, null]` becomes X. An empty value
+    (`?limit=`) is accepted as absent (`backchannel.inputs.query_values`).
+    """
+    if isinstance(query, tuple):
+        return [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in query
+        ]
+    parameters = []
+    for name, schema in query.model_json_schema()["properties"].items():
+        options = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+        chosen = {k: v for k, v in options[0].items() if k != "title"} if options else {}
+        if "default" in schema and schema["default"] is not None:
+            chosen["default"] = schema["default"]
+        parameters.append({"name": name, "in": "query", "required": False, "schema": chosen})
+    return parameters
 
 
 def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:

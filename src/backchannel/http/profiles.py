@@ -17,7 +17,7 @@ routes = RouteGroup(tag="profiles")
     summary="Edit your own profile",
     body=profiles.ProfileUpdate,
     response=profiles.Profile,
-    errors=(400, 401),
+    errors=(400, 401, 403),
 )
 async def update_mine(request: web.Request) -> web.Response:
     """Edit the caller's profile."""

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from backchannel import inputs
 from backchannel.domain.auth import Identity, authenticate
 from backchannel.errors import Invalid, TooLarge, Unauthorized, validation_details
 from backchannel.server.keys import RUNTIME
@@ -23,36 +24,41 @@ def runtime(request: web.Request) -> Runtime:
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    """The JSON body validated as `model`; `invalid` or `too_large` otherwise."""
+    """The JSON body validated as `model`; `invalid` or `too_large` otherwise.
+
+    Strict, as socket payloads are: an amount is a JSON integer, never `true` or `"100"`.
+    """
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise TooLarge(
             f"request body exceeds {request.app[RUNTIME].settings.max_http_body_bytes} bytes"
         ) from exc
-    if not raw:
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Invalid(
-                "request body is not valid JSON", [{"field": "(body)", "message": str(exc)}]
-            ) from None
-    return validate(model, data)
+    data: Any = inputs.loads(raw) if raw else {}
+    return validate(model, data, strict=True)
 
 
-def validate(model: type[M], data: Any) -> M:
-    """`data` as `model`, or `invalid` with field details."""
+def validate(model: type[M], data: Any, *, strict: bool = False) -> M:
+    """`data` as `model`, or `invalid` with field details.
+
+    `strict` validates as JSON input (strings stay strings, numbers stay numbers); a query
+    string is all text, so it is validated lax. Either way every integer the model produced
+    must fit the 64-bit columns it is compared with.
+    """
     try:
-        return model.model_validate(data)
+        if strict:
+            value = model.model_validate_json(json.dumps(data), strict=True)
+        else:
+            value = model.model_validate(data)
     except ValidationError as exc:
         raise Invalid("invalid request", validation_details(exc.errors())) from None
+    inputs.check(value.model_dump(mode="python", exclude_defaults=True, round_trip=True))
+    return value
 
 
 def query(request: web.Request, model: type[M]) -> M:
-    """The query string validated as `model`."""
-    return validate(model, dict(request.query))
+    """The query string validated as `model` (an empty value is the default)."""
+    return validate(model, inputs.query_values(request.query))
 
 
 def bearer_token(request: web.Request) -> str | None:

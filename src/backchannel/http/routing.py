@@ -25,7 +25,7 @@ class RouteSpec:
     status: int = 200
     auth: str | None = "bearer"
     tag: str = "api"
-    query: tuple[str, ...] = ()
+    query: tuple[str, ...] | type[BaseModel] = ()
     errors: tuple[int, ...] = ()
 
 
@@ -47,7 +47,7 @@ class RouteGroup:
         response: type[BaseModel] | None = None,
         status: int = 200,
         auth: str | None = "bearer",
-        query: tuple[str, ...] = (),
+        query: tuple[str, ...] | type[BaseModel] = (),
         errors: tuple[int, ...] = (),
     ) -> Callable[[RouteHandler], RouteHandler]:
         """Register a handler for `method prefix+path`."""

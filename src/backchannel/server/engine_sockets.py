@@ -71,17 +71,43 @@ def _control_frame(opcode: int, payload: bytes = b"") -> bytes:
     return bytes((0x80 | opcode, len(payload))) + payload
 
 
+def _close_frame_error(payload: bytes) -> int:
+    """The code to answer a client's close frame with (RFC 6455 5.5.1, 7.4).
+
+    Empty, or a code a peer may send followed by a UTF-8 reason: answered with 1000. A one-byte
+    body or a reserved code (1004-1006, 1015, under 1000, 1016-2999) is a protocol error;
+    a reason that is not UTF-8 is invalid data.
+    """
+    if not payload:
+        return NORMAL
+    if len(payload) == 1:
+        return PROTOCOL_ERROR
+    code = int.from_bytes(payload[:2], "big")
+    if not (1000 <= code <= 1014 or 3000 <= code <= 4999) or code in (1004, 1005, 1006):
+        return PROTOCOL_ERROR
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        return INVALID_DATA
+    return NORMAL
+
+
 class WebSocketConnection(asyncio.Protocol):
     """One Engine.IO websocket after its handshake: parses client frames, writes server frames.
 
     RFC 6455 for a server without extensions: client frames must be masked, reserved bits
-    clear, control frames short and unfragmented; text must be UTF-8; a message, fragmented or
-    not, may not exceed the socket's maximum size. Any violation closes with the matching code.
+    clear, control frames short and unfragmented; a close frame carries nothing, or a valid
+    code and a UTF-8 reason; text must be UTF-8; a message, fragmented or not, may not exceed
+    the socket's maximum size nor arrive in more than `max_ws_fragments` frames. Any violation
+    closes with the matching code. Each frame costs time in proportion to its own size only:
+    the size so far of a fragmented message is a running total, so a stream of empty
+    continuation frames is linear (it was quadratic) and ends at the fragment cap.
     """
 
     __slots__ = (
         "_buffer",
         "_drained",
+        "_fragment_bytes",
         "_fragments",
         "_opcode",
         "paused",
@@ -98,6 +124,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._drained: asyncio.Future[None] | None = None
         self._buffer: bytearray | None = None
         self._fragments: list[bytes] | None = None
+        self._fragment_bytes = 0  # the running total of `_fragments`, never re-summed
         self._opcode = 0
 
     @property
@@ -153,6 +180,7 @@ class WebSocketConnection(asyncio.Protocol):
         """The TCP connection is gone: the Engine.IO socket closes (transport close)."""
         self.transport = None
         self._buffer = self._fragments = None
+        self._fragment_bytes = 0
         self._wake_writer()
         socket, self.socket = self.socket, None
         if socket is None:
@@ -236,16 +264,20 @@ class WebSocketConnection(asyncio.Protocol):
             return 0
         if opcode not in (0x0, 0x1, 0x2):
             return PROTOCOL_ERROR
-        limit = self.socket.server.max_http_buffer_size if self.socket is not None else 0
-        so_far = sum(len(f) for f in self._fragments) if self._fragments else 0
-        if limit and length + so_far > limit:
+        server = self.socket.server if self.socket is not None else None
+        if server is None:
+            return 0
+        limit = server.max_http_buffer_size
+        if limit and length + self._fragment_bytes > limit:
+            return TOO_BIG
+        if self._fragments is not None and len(self._fragments) >= server.max_ws_fragments:
             return TOO_BIG
         return 0
 
     def _frame(self, first: int, payload: bytes) -> None:
         opcode, fin = first & 0x0F, first & 0x80
         if opcode == 0x8:  # close: answer it, then the client closes TCP (or we do)
-            self.close(NORMAL)
+            self.close(_close_frame_error(payload))
             return
         if opcode == 0x9:  # ping
             self.write(_control_frame(0xA, payload))
@@ -257,15 +289,17 @@ class WebSocketConnection(asyncio.Protocol):
                 self.close(PROTOCOL_ERROR)
                 return
             self._fragments.append(payload)
+            self._fragment_bytes += len(payload)
             if not fin:
                 return
             payload, opcode = b"".join(self._fragments), self._opcode
-            self._fragments = None
+            self._fragments, self._fragment_bytes = None, 0
         elif self._fragments is not None:
             self.close(PROTOCOL_ERROR)  # a new message before the fragmented one finished
             return
         elif not fin:
             self._fragments, self._opcode = [payload], opcode
+            self._fragment_bytes = len(payload)
             return
         if opcode == 0x1:
             try:
@@ -606,6 +640,7 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     ping_interval: float
     ping_timeout: float
     max_http_buffer_size: int
+    max_ws_fragments: int = 1024  # set from the settings by `server.realtime`
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The library's monitor task walks every socket each ping_timeout; the timers do it.

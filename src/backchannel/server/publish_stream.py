@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
+from backchannel import inputs
 from backchannel.domain import api_keys, notifications
 from backchannel.domain.notification_models import PublishRequest
 from backchannel.errors import Invalid, Unavailable, validation_details
@@ -218,9 +219,9 @@ class PublishStreamConsumer:
         if raw is None:
             raise Poison("entry has no `payload` field")
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Poison(f"payload is not valid JSON: {exc}") from None
+            data = inputs.loads(raw)  # bounded depth, storable text, 64-bit integers
+        except Invalid as exc:
+            raise Poison(_reason(exc)) from None
         if not isinstance(data, dict):
             raise Poison("payload must be a JSON object")
         key_name = data.pop("api_key_name", None)

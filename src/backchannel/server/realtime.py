@@ -13,7 +13,9 @@ from backchannel.rooms.fanout import WS_ATTRIBUTE, FanoutServer
 from backchannel.rooms.names import Namespace
 from backchannel.server.cluster import ClusterManager, LocalManager
 from backchannel.server.engine_sockets import EngineServer
+from backchannel.server.proxies import parse_networks
 from backchannel.server.settings import Settings
+from backchannel.server.socket_guard import GuardedServer
 
 
 class _WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
@@ -77,15 +79,23 @@ class LeanQueue(asyncio.Queue[Any]):
         self._queue.append(item)
 
 
-class _LeanServer(socketio.AsyncServer):  # type: ignore[misc]
-    """The library's Socket.IO server over `EngineServer` (loop-owned websockets)."""
+class _Server(GuardedServer, socketio.AsyncServer):  # type: ignore[misc]
+    """The library's Socket.IO server behind the packet guard."""
+
+
+class _FanoutServer(GuardedServer, FanoutServer):
+    """`FanoutServer` behind the packet guard."""
+
+
+class _LeanServer(_Server):
+    """The guarded server over `EngineServer` (loop-owned websockets)."""
 
     def _engineio_server_class(self) -> type[EngineServer]:
         return EngineServer
 
 
-class _LeanFanoutServer(FanoutServer):
-    """`FanoutServer` over `EngineServer`."""
+class _LeanFanoutServer(_FanoutServer):
+    """The guarded `FanoutServer` over `EngineServer`."""
 
     def _engineio_server_class(self) -> type[EngineServer]:
         return EngineServer
@@ -95,8 +105,8 @@ def _server_class(settings: Settings) -> type[socketio.AsyncServer]:
     # Accepting deflate keeps the library's websocket path: compressed frames are aiohttp's.
     lean = settings.lean_websockets and not settings.ws_compression
     if settings.fast_fanout:
-        return _LeanFanoutServer if lean else FanoutServer
-    return _LeanServer if lean else socketio.AsyncServer
+        return _LeanFanoutServer if lean else _FanoutServer
+    return _LeanServer if lean else _Server
 
 
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
@@ -130,6 +140,12 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
+    sio.guard(
+        connect_deadline=settings.connect_deadline_seconds,
+        max_unauthenticated_per_ip=settings.max_unauthenticated_per_ip,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+    )
+    sio.eio.max_ws_fragments = settings.max_ws_fragments
     websocket = _WebSocketWithDeflate if settings.ws_compression else _WebSocket
     sio.eio._async = {**sio.eio._async, "websocket": websocket}
     sio.eio.create_queue = LeanQueue

@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     max_socket_message_bytes: int = Field(
         1_000_000, ge=1024, description="Largest Socket.IO message"
     )
+    max_ws_fragments: int = Field(
+        1024, ge=1, description="Most websocket frames one fragmented message may arrive in"
+    )
+    connect_deadline_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="An Engine.IO transport that has connected no namespace by then is closed",
+    )
+    max_unauthenticated_per_ip: int = Field(
+        50, ge=1, description="Open Engine.IO transports per client IP not yet in a namespace"
+    )
     ping_interval_seconds: float = Field(25.0, gt=0, description="Engine.IO ping interval")
     ping_timeout_seconds: float = Field(20.0, gt=0, description="Engine.IO ping timeout")
     shutdown_grace_seconds: float = Field(
