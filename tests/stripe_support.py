@@ -3,13 +3,18 @@ as Stripe signs them (`t=<ts>,v1=<hex HMAC-SHA256(secret, "<ts>.<raw body>")>`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import io
 import itertools
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -229,18 +234,32 @@ def subscription(
 
 
 async def ledger_problems(database_url: str) -> list[str]:
-    """Every ledger inconsistency (unbalanced movements, wallets disagreeing), plus the total."""
-    from backchannel.persistence import ledger
+    """Every discrepancy `backchannel ledger check` would report, read in-process."""
+    from backchannel.persistence import ledger_check
 
     conn = await asyncpg.connect(database_url)
     try:
-        problems = await ledger.audit(conn)
-        total = await conn.fetchval("select coalesce(sum(amount_cents), 0) from ledger_entries")
-        if total != 0:
-            problems.append(f"the ledger sums to {total}")
-        return problems
+        return (await ledger_check.check(conn)).problems
     finally:
         await conn.close()
+
+
+async def ledger_check_cli(
+    services: RunServices, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    """Run the real `backchannel ledger check` (its own event loop, so in a thread)."""
+    from backchannel.server.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("BACKCHANNEL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", services.database_url)
+    monkeypatch.setenv("BACKCHANNEL_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BACKCHANNEL_MIGRATE_ON_START", "false")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = await asyncio.to_thread(main, ["ledger", "check"])
+    return code, out.getvalue()
 
 
 async def send_paid(
@@ -288,7 +307,11 @@ def stripe_settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
 
 
 @pytest.fixture
-async def balanced_ledger(services: RunServices) -> AsyncIterator[None]:
-    """After the test, every movement balances and every wallet equals its ledger sum."""
+async def balanced_ledger(
+    services: RunServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    """After the test, `backchannel ledger check` passes: every money test ends reconciled."""
     yield
-    assert await ledger_problems(services.database_url) == []
+    code, printed = await ledger_check_cli(services, tmp_path, monkeypatch)
+    assert code == 0, printed
+    assert "ledger OK" in printed

@@ -17,12 +17,20 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from pydantic import BaseModel
 
-from backchannel.domain import card_settlement, delivery
+from backchannel.domain import card_reversals, card_settlement, delivery
+from backchannel.domain.card_reversals import RefundSeen
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import split_sale
 from backchannel.domain.subscriptions import StripeState, apply_stripe_state
 from backchannel.errors import Invalid, Unavailable
-from backchannel.persistence import ledger, purchases, stripe_events, subscriptions, users
+from backchannel.persistence import (
+    ledger,
+    purchases,
+    reversals,
+    stripe_events,
+    subscriptions,
+    users,
+)
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -176,28 +184,73 @@ async def _payment_intent_succeeded(rt: Runtime, fx: Deliveries, event: Obj, obj
     )
 
 
+def _refunds_seen(items: Any) -> list[RefundSeen]:
+    """The Refund objects a Charge lists (`refunds.data`), when it lists them."""
+    data = _dict(items).get("data")
+    seen = []
+    for item in data if isinstance(data, list) else []:
+        refund = _dict(item)
+        refund_id, amount = _str(refund.get("id")), _int(refund.get("amount"))
+        if refund_id and amount is not None and amount >= 0:
+            failed = refund.get("status") in ("failed", "canceled")
+            seen.append(RefundSeen(refund_id, amount, failed))
+    return seen
+
+
 async def _charge_refunded(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
-    return await card_settlement.reverse_card_payment(
+    """A Charge's running total of refunds (and, when listed, its Refund objects)."""
+    total = _int(obj.get("amount_refunded"))
+    return await card_reversals.refund_reported(
         rt,
         fx,
-        event_id=str(event["id"]),
         payment_intent_id=_id(obj.get("payment_intent")),
         purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
-        reversed_cents=_int(obj.get("amount_refunded")),
-        reason="refund",
+        charge_id=_str(obj.get("id")),
+        amount_refunded=total if total is not None and total >= 0 else None,
+        refunds=_refunds_seen(obj.get("refunds")),
     )
 
 
-async def _dispute_created(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
-    return await card_settlement.reverse_card_payment(
+async def _refund_changed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+    """`refund.created/updated`, `charge.refund.updated`: one Refund, maybe failed or canceled."""
+    seen = _refunds_seen({"data": [obj]})
+    if not seen:
+        return "missing_refund"
+    return await card_reversals.refund_reported(
         rt,
         fx,
-        event_id=str(event["id"]),
         payment_intent_id=_id(obj.get("payment_intent")),
         purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
-        reversed_cents=_int(obj.get("amount")),
-        reason="dispute",
+        charge_id=None,
+        amount_refunded=None,
+        refunds=seen,
     )
+
+
+def _dispute_handler(stage: int | None) -> Handler:
+    """A dispute event at a fixed stage, or (`None`) `closed`, whose stage is its status."""
+
+    async def handle(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+        reached = stage
+        if reached is None:
+            closed = obj.get("status")
+            if closed == "lost":
+                reached = reversals.LOST
+            elif closed in ("won", "warning_closed"):
+                reached = reversals.REINSTATED
+            else:
+                return "dispute_status_ignored"
+        return await card_reversals.dispute_reported(
+            rt,
+            fx,
+            dispute_id=_str(obj.get("id")),
+            payment_intent_id=_id(obj.get("payment_intent")),
+            purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
+            amount_cents=_int(obj.get("amount")),
+            stage=reached,
+        )
+
+    return handle
 
 
 # -- subscriptions --------------------------------------------------------------------------
@@ -342,7 +395,14 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.expired": _session_expired,
     "payment_intent.succeeded": _payment_intent_succeeded,
     "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute_created,
+    "charge.refund.updated": _refund_changed,
+    "refund.created": _refund_changed,
+    "refund.updated": _refund_changed,
+    "refund.failed": _refund_changed,
+    "charge.dispute.created": _dispute_handler(reversals.WITHHELD),
+    "charge.dispute.funds_withdrawn": _dispute_handler(reversals.WITHHELD),
+    "charge.dispute.funds_reinstated": _dispute_handler(reversals.REINSTATED),
+    "charge.dispute.closed": _dispute_handler(None),
     "customer.subscription.created": _subscription_changed,
     "customer.subscription.updated": _subscription_changed,
     "customer.subscription.deleted": _subscription_changed,
