@@ -315,3 +315,67 @@ async def balanced_ledger(
     code, printed = await ledger_check_cli(services, tmp_path, monkeypatch)
     assert code == 0, printed
     assert "ledger OK" in printed
+
+
+def charge_refunded(
+    pi: str,
+    amount_refunded: int,
+    refunds: list[tuple[str, int, str]] | None = None,
+    *,
+    charge_id: str | None = None,
+    amount: int = 1000,
+) -> dict[str, Any]:
+    """`charge.refunded`: the running total, and (when given) the Refund objects listed."""
+    obj: dict[str, Any] = {
+        "id": charge_id or f"ch_{pi}",
+        "object": "charge",
+        "payment_intent": pi,
+        "amount": amount,
+        "amount_refunded": amount_refunded,
+        "refunded": amount_refunded >= amount,
+        "metadata": {},
+    }
+    if refunds is not None:
+        obj["refunds"] = {
+            "object": "list",
+            "data": [
+                {"id": rid, "object": "refund", "amount": cents, "status": status}
+                for rid, cents, status in refunds
+            ],
+        }
+    return event("charge.refunded", obj)
+
+
+def refund_updated(
+    pi: str, refund_id: str, amount: int, status: str, *, type_: str = "charge.refund.updated"
+) -> dict[str, Any]:
+    """A Refund's own update (`charge.refund.updated`, `refund.updated`)."""
+    return event(
+        type_,
+        {
+            "id": refund_id,
+            "object": "refund",
+            "amount": amount,
+            "status": status,
+            "payment_intent": pi,
+            "charge": f"ch_{pi}",
+        },
+    )
+
+
+def dispute(
+    type_: str, pi: str, amount: int, *, dispute_id: str | None = None, status: str = ""
+) -> dict[str, Any]:
+    """A `charge.dispute.*` event for the charge of `pi`."""
+    return event(
+        f"charge.dispute.{type_}",
+        {
+            "id": dispute_id or f"dp_{pi}",
+            "object": "dispute",
+            "amount": amount,
+            "currency": "usd",
+            "payment_intent": pi,
+            "charge": f"ch_{pi}",
+            "status": status or {"closed": "won"}.get(type_, "needs_response"),
+        },
+    )

@@ -61,8 +61,9 @@ async def test_a_fan_unlocks_a_paid_message_from_the_wallet_and_every_device_hea
         "purchase_id": sale["purchase_id"],
     }
     balances = await phone.wait_for("wallet:balance")
-    assert balances[-1] == {"balance_cents": 700, "currency": "usd"}
-    assert (await phone.call("wallet:get"))["data"] == {"balance_cents": 700, "currency": "usd"}
+    assert balances[-1] == {"balance_cents": 700, "currency": "usd", "version": 2}
+    wallet = (await phone.call("wallet:get"))["data"]
+    assert wallet == {"balance_cents": 700, "currency": "usd", "version": 2}
 
 
 async def test_buying_what_you_own_is_a_conflict_and_charges_nothing(
