@@ -29,6 +29,7 @@ from backchannel.http import (
     openapi,
     profiles,
     purchases,
+    server_wallets,
     subscriptions,
     webhooks,
 )
@@ -65,6 +66,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     webhooks.routes,
     conversations.routes,
     notifications.routes,
+    server_wallets.routes,
 )
 
 

@@ -174,4 +174,3 @@ def run_ledger_check(settings: Settings) -> int:
         print(f"DISCREPANCY: {problem}")
     print(f"{len(report.problems)} discrepancies" if report.problems else "ledger OK")
     return 1 if report.problems else 0
-
