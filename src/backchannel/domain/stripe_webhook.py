@@ -297,11 +297,21 @@ async def _subscription_changed(rt: Runtime, fx: Deliveries, event: Obj, obj: Ob
         creator_id=creator,
         status=status,
         version=_ts(event["created"]) or datetime.now(UTC),
-        current_period_end=period_end,
+        current_period_end=_paid_period_end(status, period_end),
         cancel_at_period_end=cancel if isinstance(cancel, bool) else None,
         price_cents=price,
     )
     return await apply_stripe_state(rt, fx, state)
+
+
+# Stripe starts the next period whether or not its invoice is paid; until it is, the period
+# we show (and grant access by) stays the last one paid for.
+UNPAID = frozenset({"past_due", "unpaid", "incomplete", "incomplete_expired"})
+
+
+def _paid_period_end(status: str, period_end: datetime | None) -> datetime | None:
+    """The period end to record: None (keep the recorded one) while the period is unpaid."""
+    return None if status in UNPAID else period_end
 
 
 def _invoice_subscription(obj: Obj) -> tuple[str | None, Obj]:
@@ -330,7 +340,7 @@ async def _invoice(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj, status: st
         creator_id=creator,
         status=status,
         version=_ts(event["created"]) or datetime.now(UTC),
-        current_period_end=_ts(_dict(line.get("period")).get("end")),
+        current_period_end=_paid_period_end(status, _ts(_dict(line.get("period")).get("end"))),
     )
     outcome = await apply_stripe_state(rt, fx, state)
     if outcome == "unknown_user":
