@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from pydantic import BaseModel
 
-from backchannel.domain import card_reversals, card_settlement, delivery
+from backchannel.domain import card_reversals, card_settlement, delivery, payouts
 from backchannel.domain.card_reversals import RefundSeen
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import split_sale
@@ -399,6 +399,25 @@ async def _invoice_failed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> 
     return await _invoice(rt, fx, event, obj, "past_due")
 
 
+# -- Connect payouts -------------------------------------------------------------------------
+
+
+async def _account_updated(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+    enabled = obj.get("payouts_enabled")
+    return await payouts.account_updated(
+        fx.conn, _str(obj.get("id")), enabled if isinstance(enabled, bool) else None
+    )
+
+
+async def _transfer_reversed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+    return await payouts.transfer_reversed(
+        fx.conn,
+        _str(obj.get("id")),
+        _str(_dict(obj.get("metadata")).get("bc_payout_id")),
+        _int(obj.get("amount_reversed")),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": _session_completed,
     "checkout.session.async_payment_succeeded": _session_completed,
@@ -418,4 +437,6 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.deleted": _subscription_changed,
     "invoice.paid": _invoice_paid,
     "invoice.payment_failed": _invoice_failed,
+    "account.updated": _account_updated,
+    "transfer.reversed": _transfer_reversed,
 }

@@ -24,6 +24,7 @@ from backchannel.http import (
     auth,
     content,
     conversations,
+    earnings,
     health,
     notifications,
     openapi,
@@ -67,6 +68,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     conversations.routes,
     notifications.routes,
     server_wallets.routes,
+    earnings.routes,
 )
 
 
