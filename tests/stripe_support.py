@@ -51,6 +51,11 @@ class FakeStripe:
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Idempotency-Key -> the first answer, as Stripe replays it.
+    answered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refuse_transfers: bool = False
     url: str = ""
 
     def app(self) -> web.Application:
@@ -58,7 +63,78 @@ class FakeStripe:
         app = web.Application()
         app.router.add_post("/v1/checkout/sessions", self._create_session)
         app.router.add_post("/v1/subscriptions/{id}", self._update_subscription)
+        app.router.add_post("/v1/accounts", self._create_account)
+        app.router.add_post("/v1/account_links", self._create_account_link)
+        app.router.add_post("/v1/transfers", self._create_transfer)
         return app
+
+    def _replay(self, key: str | None, make: Any) -> web.Response:
+        """Stripe's idempotency: the same key answers the first result."""
+        if key and key in self.answered:
+            return web.json_response(self.answered[key])
+        answer = make()
+        if key:
+            self.answered[key] = answer
+        return web.json_response(answer)
+
+    async def _create_account(self, request: web.Request) -> web.Response:
+        params = await self._record(request)
+
+        def make() -> dict[str, Any]:
+            account = {
+                "id": f"acct_test_{next(_ids)}",
+                "object": "account",
+                "type": params["type"],
+                "metadata": params.get("metadata", {}),
+                "payouts_enabled": False,
+            }
+            self.accounts[account["id"]] = account
+            return account
+
+        return self._replay(request.headers.get("Idempotency-Key"), make)
+
+    async def _create_account_link(self, request: web.Request) -> web.Response:
+        params = await self._record(request)
+        return web.json_response(
+            {
+                "object": "account_link",
+                "url": f"https://connect.stripe.test/setup/e/{params['account']}/{next(_ids)}",
+                "expires_at": int(time.time()) + 300,
+            }
+        )
+
+    async def _create_transfer(self, request: web.Request) -> web.Response:
+        params = await self._record(request)
+        if self.refuse_transfers:
+            return web.json_response(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "Insufficient funds in your Stripe balance",
+                        "code": "balance_insufficient",
+                    }
+                },
+                status=400,
+            )
+
+        def make() -> dict[str, Any]:
+            transfer = {
+                "id": f"tr_test_{next(_ids)}",
+                "object": "transfer",
+                "amount": int(params["amount"]),
+                "currency": params["currency"],
+                "destination": params["destination"],
+                "metadata": params.get("metadata", {}),
+                "amount_reversed": 0,
+            }
+            self.transfers[transfer["id"]] = transfer
+            return transfer
+
+        return self._replay(request.headers.get("Idempotency-Key"), make)
+
+    def requests_to(self, path: str) -> list[dict[str, Any]]:
+        """What our server sent to one endpoint, in order."""
+        return [r for r in self.requests if r["path"] == path]
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         form = dict(await request.post())

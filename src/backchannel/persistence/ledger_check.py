@@ -4,7 +4,7 @@ Each check is one query; a check passes when its query finds nothing. The checks
 every transaction sums to zero; each wallet mirror equals its ledger account; every purchase
 keeps in the ledger exactly its amount less what was refunded and withheld, with the fee
 reversed by `floor(fee * reversed / amount)`, and its status agrees; every active unlock has a
-completed, not wholly reversed purchase.
+completed, not wholly reversed purchase; every payouts account equals its payouts.
 """
 
 from __future__ import annotations
@@ -64,6 +64,21 @@ where not exists (
 )
 """
 
+# Every creator's payouts account holds exactly what their payouts sent and kept.
+PAYOUT_MISMATCHES = """
+select coalesce(p.creator_id, l.creator_id) as creator_id, coalesce(p.sent, 0) as sent,
+    coalesce(l.total, 0) as ledger_cents
+from (
+    select creator_id, sum(amount_cents - reversed_cents) as sent from payouts
+    where status <> 'failed' group by creator_id
+) p
+full join (
+    select substr(account, 9) as creator_id, sum(amount_cents) as total
+    from ledger_entries where account like 'payouts:%' group by account
+) l on l.creator_id = p.creator_id
+where coalesce(p.sent, 0) <> coalesce(l.total, 0)
+"""
+
 SETTLED = ("completed", "refunded", "disputed", "credited")
 
 
@@ -110,6 +125,11 @@ async def check(conn: Connection) -> Report:
     report.checked.append(f"{len(rows)} purchases match their ledger rows")
     for row in rows:
         report.problems += _purchase_problems(dict(row))
+    rows = await conn.fetch(PAYOUT_MISMATCHES)
+    report.checked.append("payouts accounts equal what payouts sent")
+    report.problems += [
+        f"payouts of {r['creator_id']} sent {r['sent']}, ledger {r['ledger_cents']}" for r in rows
+    ]
     for label, sql in (("message", UNPAID_MESSAGE_UNLOCKS), ("content", UNPAID_CONTENT_UNLOCKS)):
         rows = await conn.fetch(sql)
         report.checked.append(f"active {label} unlocks have a live purchase")
