@@ -480,3 +480,25 @@ async def test_a_subscription_invoice_refunded_in_part_reverses_that_part_only(
     assert await money(services, purchase_id) == kept(250)
     _, mine = await api.call("GET", "/api/v1/subscriptions", user=fan)
     assert mine["items"][0]["status"] == "active"
+
+
+async def test_a_refund_failing_after_the_fan_bought_again_credits_their_wallet(
+    api: Api, sockets: Sockets, fake_stripe: FakeStripe, services: RunServices
+) -> None:
+    hooks = Webhooks(api)
+    sale = await card_sale(api, sockets, fake_stripe)
+    await hooks.send(charge_refunded(sale.pi, 1000, [("re_x", 1000, "succeeded")]))
+    await sale.buyer.wait_for("ppv:locked")
+    await api.call("POST", "/api/v1/dev/wallet/topup", json={"amount_cents": 1000}, user=sale.fan)
+    again = await sale.buyer.call("ppv:unlock", {"message_id": sale.message_id})
+    assert again["ok"], again
+
+    failed = await hooks.send(refund_updated(sale.pi, "re_x", 1000, "failed"))
+
+    assert failed["outcome"] == "refund_reinstated"
+    state = await money(services, sale.purchase_id)
+    assert (state["status"], state["refunded_cents"], state["clearing"]) == ("credited", 0, -1000)
+    assert (state["earnings"], state["fee"]) == (0, 0)
+    _, wallet = await api.call("GET", "/api/v1/wallet", user=sale.fan)
+    assert wallet["balance_cents"] == 1000
+    assert not await locked(api, sale)

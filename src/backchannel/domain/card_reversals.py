@@ -71,6 +71,7 @@ async def refund_reported(
     refunds: list[RefundSeen],
 ) -> str:
     """`charge.refunded` (a running total and Refund objects) or a Refund's own update."""
+    await reversals.lock_payment(fx.conn, payment_intent_id)
     found = await find_payment(fx.conn, payment_intent_id, purchase_id)
     if found is None and not payment_intent_id:
         return "unknown_payment"
@@ -111,6 +112,7 @@ async def dispute_reported(
     """A dispute event: withheld, reinstated (won) or lost, at the furthest stage seen."""
     if dispute_id is None:
         return "missing_dispute_id"
+    await reversals.lock_payment(fx.conn, payment_intent_id)
     found = await find_payment(fx.conn, payment_intent_id, purchase_id)
     if found is None and not payment_intent_id:
         return "unknown_payment"
@@ -128,10 +130,10 @@ async def dispute_reported(
     return await reconcile(rt, fx, found, "dispute")
 
 
-def _legs(found: Purchase, before: int, after: int) -> list[tuple[str, int]]:
+def _legs(found: Purchase, before: int, after: int, credited: bool) -> list[tuple[str, int]]:
     """The ledger difference between having reversed `before` and `after` of a purchase."""
     delta = after - before
-    if found.status == "credited" or found.kind == "wallet_topup":
+    if credited or found.kind == "wallet_topup":
         holder = (
             ledger.wallet_account(found.buyer_id)
             if found.currency == ledger.WALLET_CURRENCY
@@ -163,6 +165,16 @@ async def reconcile(rt: Runtime, fx: Deliveries, found: Purchase, reason: str) -
     if found.status != "credited":
         whole: Status = "refunded" if refunded == amount else "disputed"
         status = "completed" if after < amount else whole
+    if (
+        found.status in ("refunded", "disputed")
+        and status == "completed"
+        and found.kind in ("ppv_message", "content")
+        and found.target_id is not None
+        and await purchases.owns(conn, found.buyer_id, found.kind, found.target_id)
+    ):
+        # Reinstated after the buyer bought it again: they cannot own it twice, so what comes
+        # back is theirs, in the wallet (as a payment for something already owned).
+        status = "credited"
     if (before, status, dispute_status, found.refunded_cents) == (
         after,
         found.status,
@@ -174,7 +186,7 @@ async def reconcile(rt: Runtime, fx: Deliveries, found: Purchase, reason: str) -
     if after != before:
         movement = await ledger.post(
             conn,
-            _legs(found, before, after),
+            _legs(found, before, after, "credited" in (found.status, status)),
             currency=found.currency,
             memo=f"{reason} {found.kind}" if after > before else f"reinstated {found.kind}",
             purchase_id=found.pk,

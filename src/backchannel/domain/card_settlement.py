@@ -38,6 +38,8 @@ async def complete_card_payment(
         pk = parse_id(purchase_id, "purchase")
     except NotFound:
         return "unknown_purchase"
+    # Before the purchase's row lock, in the same order as refunds and disputes take them.
+    await reversals.lock_payment(conn, payment_intent_id)
     found = await purchases.lock(conn, pk)
     if found is None:
         return "unknown_purchase"

@@ -13,6 +13,19 @@ from backchannel.persistence.database import Connection
 
 WITHHELD, REINSTATED, LOST = 1, 2, 3
 
+LOCK_PAYMENT = "select pg_advisory_xact_lock(hashtextextended('stripe-payment:' || $1, 0))"
+
+
+async def lock_payment(conn: Connection, payment_intent_id: str | None) -> None:
+    """Serialise everything about one PaymentIntent for the transaction.
+
+    A refund recorded while the payment's success event is being applied would otherwise be
+    missed by both: the success would not see it yet, and the refund would find no payment.
+    """
+    if payment_intent_id:
+        await conn.execute(LOCK_PAYMENT, payment_intent_id)
+
+
 UPSERT_REFUND = """
 insert into stripe_refunds (id, payment_intent_id, purchase_id, amount_cents, failed)
 values ($1, $2, $3, $4, $5)
