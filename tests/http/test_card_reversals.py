@@ -502,3 +502,23 @@ async def test_a_refund_failing_after_the_fan_bought_again_credits_their_wallet(
     _, wallet = await api.call("GET", "/api/v1/wallet", user=sale.fan)
     assert wallet["balance_cents"] == 1000
     assert not await locked(api, sale)
+
+
+async def test_absurd_amounts_and_nul_ids_in_reversal_events_change_nothing(
+    api: Api, sockets: Sockets, fake_stripe: FakeStripe, services: RunServices
+) -> None:
+    hooks = Webhooks(api)
+    sale = await card_sale(api, sockets, fake_stripe)
+    hostile = [
+        charge_refunded(sale.pi, 10**30, [("re_big", 10**30, "succeeded")]),
+        charge_refunded(sale.pi, -5, [("re_neg", -5, "succeeded")]),
+        refund_updated(sale.pi, "re_\u0000nul", 100, "succeeded"),
+        dispute("created", sale.pi, 10**25),
+        dispute("created", "pi_\u0000", 100),
+        event("transfer.reversed", {"id": "tr_\u0000", "amount_reversed": 10**40}),
+    ]
+    for delivery in hostile:
+        await hooks.send(delivery)
+    state = await money(services, sale.purchase_id)
+    # Only the dispute (its amount unreadable: the whole payment) was applied.
+    assert state == kept(0, 1000, status="disputed", dispute_status="withheld")

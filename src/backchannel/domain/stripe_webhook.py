@@ -57,11 +57,9 @@ def _ts(value: Any) -> datetime | None:
 
 def _id(value: Any) -> str | None:
     """An expandable field: an id string or an object with an id."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return str(value["id"])
-    return None
+    if isinstance(value, dict):
+        return _str(value.get("id"))
+    return _str(value)
 
 
 def _dict(value: Any) -> Obj:
@@ -69,11 +67,23 @@ def _dict(value: Any) -> Obj:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    # Postgres text cannot hold NUL: such a value names nothing we know.
+    return value if isinstance(value, str) and value and "\x00" not in value else None
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# Stripe amounts are at most 8 digits in any currency; anything outside this is not an amount
+# and must not reach a bigint column.
+_MAX_CENTS = 10**12
+
+
+def _cents(value: Any) -> int | None:
+    """A non-negative amount in minor units, or None."""
+    number = _int(value)
+    return number if number is not None and 0 <= number <= _MAX_CENTS else None
 
 
 def _first(items: Any) -> Obj:
@@ -190,8 +200,8 @@ def _refunds_seen(items: Any) -> list[RefundSeen]:
     seen = []
     for item in data if isinstance(data, list) else []:
         refund = _dict(item)
-        refund_id, amount = _str(refund.get("id")), _int(refund.get("amount"))
-        if refund_id and amount is not None and amount >= 0:
+        refund_id, amount = _str(refund.get("id")), _cents(refund.get("amount"))
+        if refund_id and amount is not None:
             failed = refund.get("status") in ("failed", "canceled")
             seen.append(RefundSeen(refund_id, amount, failed))
     return seen
@@ -199,14 +209,13 @@ def _refunds_seen(items: Any) -> list[RefundSeen]:
 
 async def _charge_refunded(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
     """A Charge's running total of refunds (and, when listed, its Refund objects)."""
-    total = _int(obj.get("amount_refunded"))
     return await card_reversals.refund_reported(
         rt,
         fx,
         payment_intent_id=_id(obj.get("payment_intent")),
         purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
         charge_id=_str(obj.get("id")),
-        amount_refunded=total if total is not None and total >= 0 else None,
+        amount_refunded=_cents(obj.get("amount_refunded")),
         refunds=_refunds_seen(obj.get("refunds")),
     )
 
@@ -246,7 +255,7 @@ def _dispute_handler(stage: int | None) -> Handler:
             dispute_id=_str(obj.get("id")),
             payment_intent_id=_id(obj.get("payment_intent")),
             purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
-            amount_cents=_int(obj.get("amount")),
+            amount_cents=_cents(obj.get("amount")),
             stage=reached,
         )
 
@@ -414,7 +423,7 @@ async def _transfer_reversed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) 
         fx.conn,
         _str(obj.get("id")),
         _str(_dict(obj.get("metadata")).get("bc_payout_id")),
-        _int(obj.get("amount_reversed")),
+        _cents(obj.get("amount_reversed")),
     )
 
 
