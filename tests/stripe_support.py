@@ -3,13 +3,18 @@ as Stripe signs them (`t=<ts>,v1=<hex HMAC-SHA256(secret, "<ts>.<raw body>")>`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import io
 import itertools
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -46,6 +51,11 @@ class FakeStripe:
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Idempotency-Key -> the first answer, as Stripe replays it.
+    answered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refuse_transfers: bool = False
     url: str = ""
 
     def app(self) -> web.Application:
@@ -53,7 +63,78 @@ class FakeStripe:
         app = web.Application()
         app.router.add_post("/v1/checkout/sessions", self._create_session)
         app.router.add_post("/v1/subscriptions/{id}", self._update_subscription)
+        app.router.add_post("/v1/accounts", self._create_account)
+        app.router.add_post("/v1/account_links", self._create_account_link)
+        app.router.add_post("/v1/transfers", self._create_transfer)
         return app
+
+    def _replay(self, key: str | None, make: Any) -> web.Response:
+        """Stripe's idempotency: the same key answers the first result."""
+        if key and key in self.answered:
+            return web.json_response(self.answered[key])
+        answer = make()
+        if key:
+            self.answered[key] = answer
+        return web.json_response(answer)
+
+    async def _create_account(self, request: web.Request) -> web.Response:
+        params = await self._record(request)
+
+        def make() -> dict[str, Any]:
+            account = {
+                "id": f"acct_test_{next(_ids)}",
+                "object": "account",
+                "type": params["type"],
+                "metadata": params.get("metadata", {}),
+                "payouts_enabled": False,
+            }
+            self.accounts[account["id"]] = account
+            return account
+
+        return self._replay(request.headers.get("Idempotency-Key"), make)
+
+    async def _create_account_link(self, request: web.Request) -> web.Response:
+        params = await self._record(request)
+        return web.json_response(
+            {
+                "object": "account_link",
+                "url": f"https://connect.stripe.test/setup/e/{params['account']}/{next(_ids)}",
+                "expires_at": int(time.time()) + 300,
+            }
+        )
+
+    async def _create_transfer(self, request: web.Request) -> web.Response:
+        params = await self._record(request)
+        if self.refuse_transfers:
+            return web.json_response(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "Insufficient funds in your Stripe balance",
+                        "code": "balance_insufficient",
+                    }
+                },
+                status=400,
+            )
+
+        def make() -> dict[str, Any]:
+            transfer = {
+                "id": f"tr_test_{next(_ids)}",
+                "object": "transfer",
+                "amount": int(params["amount"]),
+                "currency": params["currency"],
+                "destination": params["destination"],
+                "metadata": params.get("metadata", {}),
+                "amount_reversed": 0,
+            }
+            self.transfers[transfer["id"]] = transfer
+            return transfer
+
+        return self._replay(request.headers.get("Idempotency-Key"), make)
+
+    def requests_to(self, path: str) -> list[dict[str, Any]]:
+        """What our server sent to one endpoint, in order."""
+        return [r for r in self.requests if r["path"] == path]
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         form = dict(await request.post())
@@ -229,18 +310,32 @@ def subscription(
 
 
 async def ledger_problems(database_url: str) -> list[str]:
-    """Every ledger inconsistency (unbalanced movements, wallets disagreeing), plus the total."""
-    from backchannel.persistence import ledger
+    """Every discrepancy `backchannel ledger check` would report, read in-process."""
+    from backchannel.persistence import ledger_check
 
     conn = await asyncpg.connect(database_url)
     try:
-        problems = await ledger.audit(conn)
-        total = await conn.fetchval("select coalesce(sum(amount_cents), 0) from ledger_entries")
-        if total != 0:
-            problems.append(f"the ledger sums to {total}")
-        return problems
+        return (await ledger_check.check(conn)).problems
     finally:
         await conn.close()
+
+
+async def ledger_check_cli(
+    services: RunServices, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    """Run the real `backchannel ledger check` (its own event loop, so in a thread)."""
+    from backchannel.server.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("BACKCHANNEL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", services.database_url)
+    monkeypatch.setenv("BACKCHANNEL_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BACKCHANNEL_MIGRATE_ON_START", "false")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = await asyncio.to_thread(main, ["ledger", "check"])
+    return code, out.getvalue()
 
 
 async def send_paid(
@@ -288,7 +383,75 @@ def stripe_settings(settings: Settings, fake_stripe: FakeStripe) -> Settings:
 
 
 @pytest.fixture
-async def balanced_ledger(services: RunServices) -> AsyncIterator[None]:
-    """After the test, every movement balances and every wallet equals its ledger sum."""
+async def balanced_ledger(
+    services: RunServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    """After the test, `backchannel ledger check` passes: every money test ends reconciled."""
     yield
-    assert await ledger_problems(services.database_url) == []
+    code, printed = await ledger_check_cli(services, tmp_path, monkeypatch)
+    assert code == 0, printed
+    assert "ledger OK" in printed
+
+
+def charge_refunded(
+    pi: str,
+    amount_refunded: int,
+    refunds: list[tuple[str, int, str]] | None = None,
+    *,
+    charge_id: str | None = None,
+    amount: int = 1000,
+) -> dict[str, Any]:
+    """`charge.refunded`: the running total, and (when given) the Refund objects listed."""
+    obj: dict[str, Any] = {
+        "id": charge_id or f"ch_{pi}",
+        "object": "charge",
+        "payment_intent": pi,
+        "amount": amount,
+        "amount_refunded": amount_refunded,
+        "refunded": amount_refunded >= amount,
+        "metadata": {},
+    }
+    if refunds is not None:
+        obj["refunds"] = {
+            "object": "list",
+            "data": [
+                {"id": rid, "object": "refund", "amount": cents, "status": status}
+                for rid, cents, status in refunds
+            ],
+        }
+    return event("charge.refunded", obj)
+
+
+def refund_updated(
+    pi: str, refund_id: str, amount: int, status: str, *, type_: str = "charge.refund.updated"
+) -> dict[str, Any]:
+    """A Refund's own update (`charge.refund.updated`, `refund.updated`)."""
+    return event(
+        type_,
+        {
+            "id": refund_id,
+            "object": "refund",
+            "amount": amount,
+            "status": status,
+            "payment_intent": pi,
+            "charge": f"ch_{pi}",
+        },
+    )
+
+
+def dispute(
+    type_: str, pi: str, amount: int, *, dispute_id: str | None = None, status: str = ""
+) -> dict[str, Any]:
+    """A `charge.dispute.*` event for the charge of `pi`."""
+    return event(
+        f"charge.dispute.{type_}",
+        {
+            "id": dispute_id or f"dp_{pi}",
+            "object": "dispute",
+            "amount": amount,
+            "currency": "usd",
+            "payment_intent": pi,
+            "charge": f"ch_{pi}",
+            "status": status or {"closed": "won"}.get(type_, "needs_response"),
+        },
+    )

@@ -61,8 +61,9 @@ async def test_a_fan_unlocks_a_paid_message_from_the_wallet_and_every_device_hea
         "purchase_id": sale["purchase_id"],
     }
     balances = await phone.wait_for("wallet:balance")
-    assert balances[-1] == {"balance_cents": 700, "currency": "usd"}
-    assert (await phone.call("wallet:get"))["data"] == {"balance_cents": 700, "currency": "usd"}
+    assert balances[-1] == {"balance_cents": 700, "currency": "usd", "version": 2}
+    wallet = (await phone.call("wallet:get"))["data"]
+    assert wallet == {"balance_cents": 700, "currency": "usd", "version": 2}
 
 
 async def test_buying_what_you_own_is_a_conflict_and_charges_nothing(
@@ -278,3 +279,39 @@ async def test_broadcasts_and_checkouts_are_rate_limited_but_retries_are_free(
         body = {"kind": "wallet_topup", "amount_cents": 500, "pay_with": "card"}
         assert (await n.api.call("POST", "/api/v1/purchases", json=body, user=fan))[0] == 201
         assert (await n.api.call("POST", "/api/v1/purchases", json=body, user=fan))[0] == 429
+
+
+def latest_balance(events: list[dict[str, int]]) -> int:
+    """What a client shows if it keeps the highest `version` seen and ignores older events."""
+    shown, version = 0, -1
+    for item in events:
+        if item["version"] > version:
+            shown, version = item["balance_cents"], item["version"]
+    return shown
+
+
+async def test_concurrent_purchases_send_balances_whose_versions_order_them(
+    api: Api, sockets: Sockets
+) -> None:
+    creator, fan = await api.register(role="creator"), await api.register()
+    first, second = await send_paid(sockets, creator, fan, 300, count=2)
+    await topup(api, fan, 1000)
+    phone = await sockets.connect("/ppv", fan, events=("wallet:balance",))
+    buyer = await sockets.connect("/ppv", fan)
+
+    acks = await asyncio.gather(
+        *(buyer.call("ppv:unlock", {"message_id": m}) for m in (first, second))
+    )
+
+    assert all(ack["ok"] for ack in acks), acks
+    arrived = await phone.wait_for("wallet:balance", 2)
+    # The top-up was version 1; the two purchases are 2 and 3, whichever committed first.
+    assert sorted((b["version"], b["balance_cents"]) for b in arrived) == [(2, 700), (3, 400)]
+    wallet = (await buyer.call("wallet:get"))["data"]
+    _, statement = await api.call("GET", "/api/v1/wallet", user=fan)
+    assert wallet == {"balance_cents": 400, "currency": "usd", "version": 3}
+    assert (statement["balance_cents"], statement["version"]) == (400, 3)
+    # Whatever order the events arrive in, keeping the highest version shows the truth.
+    assert latest_balance(arrived) == latest_balance(arrived[::-1]) == 400
+    # ...while "the last event wins" shows a stale 700 in one of the two orders.
+    assert {arrived[-1]["balance_cents"], arrived[::-1][-1]["balance_cents"]} == {700, 400}

@@ -194,7 +194,7 @@ async def test_a_card_top_up_credits_the_wallet_and_pushes_the_balance(
     await Webhooks(api).pay_session(fake_stripe.sessions[str(checkout["session_id"])])
 
     (balance,) = await ppv.wait_for("wallet:balance")
-    assert balance == {"balance_cents": 2500, "currency": "usd"}
+    assert balance == {"balance_cents": 2500, "currency": "usd", "version": 1}
     status, wallet = await api.call("GET", "/api/v1/wallet", user=fan)
     assert status == 200 and wallet["balance_cents"] == 2500
     assert [e["amount_cents"] for e in wallet["entries"]] == [2500]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -147,3 +149,69 @@ async def test_a_webhook_on_one_node_moves_the_fans_sockets_on_another(
                 continue
         else:
             raise AssertionError("the fan's socket on node B never joined the room")
+
+
+def _invoice(
+    type_: str, sub_id: str, metadata: dict[str, str], period_end: int, created: int
+) -> dict[str, Any]:
+    """`invoice.paid` / `invoice.payment_failed` for one period of a subscription."""
+    paid = type_ == "invoice.paid"
+    return event(
+        type_,
+        {
+            "id": f"in_{sub_id}_{period_end}",
+            "object": "invoice",
+            "amount_paid": 900 if paid else 0,
+            "currency": "usd",
+            "parent": {"subscription_details": {"subscription": sub_id, "metadata": metadata}},
+            "lines": {"data": [{"period": {"end": period_end}}]},
+        },
+        created=created,
+    )
+
+
+async def test_a_failed_renewal_withholds_access_but_keeps_the_last_paid_period_end(
+    api: Api, fake_stripe: FakeStripe
+) -> None:
+    hooks = Webhooks(api)
+    creator, fan = await _priced_creator(api), await api.register()
+    status, post = await api.call(
+        "POST",
+        "/api/v1/content",
+        json={"title": "For subscribers", "body": "inside", "visibility": "subscribers"},
+        user=creator,
+    )
+    assert status == 201
+    now = int(time.time())
+    paid_end, unpaid_end = now + 30 * 86400, now + 60 * 86400
+    sub_id = await hooks.subscribe(fan, creator, period_end=paid_end)
+    metadata = {"bc_kind": "subscription", "bc_user_id": fan.id, "bc_creator_id": creator.id}
+    await hooks.send(_invoice("invoice.paid", sub_id, metadata, paid_end, now + 1))
+
+    # Renewal fails: Stripe has already started the next period, and says so everywhere.
+    await hooks.send(_invoice("invoice.payment_failed", sub_id, metadata, unpaid_end, now + 2))
+    await hooks.send(
+        event(
+            "customer.subscription.updated",
+            subscription(sub_id, metadata, "past_due", unpaid_end),
+            created=now + 3,
+        )
+    )
+
+    _, mine = await api.call("GET", "/api/v1/subscriptions", user=fan)
+    (sub,) = mine["items"]
+    assert sub["status"] == "past_due"
+    assert sub["current_period_end"] == _iso(paid_end)
+    assert (await api.call("GET", f"/api/v1/content/{post['id']}", user=fan))[0] == 402
+
+    await hooks.send(_invoice("invoice.paid", sub_id, metadata, unpaid_end, now + 4))
+
+    _, mine = await api.call("GET", "/api/v1/subscriptions", user=fan)
+    (sub,) = mine["items"]
+    assert sub["status"] == "active"
+    assert sub["current_period_end"] == _iso(unpaid_end)
+    assert (await api.call("GET", f"/api/v1/content/{post['id']}", user=fan))[0] == 200
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")

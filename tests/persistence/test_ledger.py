@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from backchannel.persistence import ledger
+from backchannel.persistence import ledger, ledger_check
 from tests.services import RunServices
 
 
@@ -39,9 +39,12 @@ async def test_a_wallet_is_never_overdrawn_but_a_reversal_may_take_it_negative(
 ) -> None:
     wallet = ledger.wallet_account("u1")
     async with conn.transaction():
-        assert await ledger.post(
+        granted = await ledger.post(
             conn, [(ledger.DEV_GRANTS, -100), (wallet, 100)], currency="usd", memo="grant"
-        ) == {"u1": 100}
+        )
+        assert granted is not None
+        assert granted.wallets["u1"].balance_cents == 100
+        assert granted.wallets["u1"].version == 1
     async with conn.transaction():
         assert (
             await ledger.post(
@@ -50,13 +53,17 @@ async def test_a_wallet_is_never_overdrawn_but_a_reversal_may_take_it_negative(
             is None
         )
     async with conn.transaction():
-        assert await ledger.post(
+        refunded = await ledger.post(
             conn,
             [(wallet, -150), (ledger.STRIPE_CLEARING, 150)],
             currency="usd",
             memo="refund",
             allow_overdraft=True,
-        ) == {"u1": -50}
+        )
+        assert refunded is not None
+        assert refunded.wallets["u1"].balance_cents == -50
+        # The refused spend changed nothing, so the version moved once more, not twice.
+        assert refunded.wallets["u1"].version == 2
     assert await ledger.account_balance(conn, wallet) == -50
     assert (await ledger.get_wallet(conn, "u1")).balance_cents == -50
-    assert await ledger.audit(conn) == []
+    assert (await ledger_check.check(conn)).problems == []

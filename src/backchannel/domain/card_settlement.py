@@ -1,6 +1,7 @@
-"""What Stripe webhooks do to card purchases: settle a payment once, or reverse it.
+"""What Stripe webhooks do to card purchases: settle a payment once (refunds and disputes are
+`card_reversals`, which this applies to a payment they were reported for before it arrived).
 
-Both run inside the webhook's transaction (the event id is recorded in it too) and queue their
+It runs inside the webhook's transaction (the event id is recorded in it too) and queue their
 live events on its `Deliveries`.
 """
 
@@ -9,20 +10,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from backchannel.domain.card_reversals import reconcile
 from backchannel.domain.delivery import Deliveries
-from backchannel.domain.fees import Split, split_reversal, split_sale
-from backchannel.domain.sales import (
-    grant,
-    message_view,
-    parse_id,
-    sale_effects,
-    sale_legs,
-    tell_balances,
-)
+from backchannel.domain.fees import split_sale
+from backchannel.domain.sales import grant, parse_id, sale_effects, sale_legs, tell_balances
 from backchannel.errors import NotFound
-from backchannel.persistence import ledger, purchases, stripe_events, unlocks
-from backchannel.persistence.purchases import Purchase
-from backchannel.rooms.names import Namespace
+from backchannel.persistence import ledger, purchases, reversals
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -45,20 +38,23 @@ async def complete_card_payment(
         pk = parse_id(purchase_id, "purchase")
     except NotFound:
         return "unknown_purchase"
+    # Before the purchase's row lock, in the same order as refunds and disputes take them.
+    await reversals.lock_payment(conn, payment_intent_id)
     found = await purchases.lock(conn, pk)
     if found is None:
         return "unknown_purchase"
     if found.status != "pending":
         return f"purchase_already_{found.status}"
-    if payment_intent_id and await stripe_events.reversal(conn, payment_intent_id):
-        await purchases.set_status(conn, pk, "refunded", payment_intent_id=payment_intent_id)
-        return "reversed_before_payment"
     paid = found.amount_cents if amount_paid is None else amount_paid
     if (currency or found.currency).lower() != found.currency or paid != found.amount_cents:
         log.warning("payment for purchase %s does not match its price", found.id)
         return "amount_mismatch"
     split = split_sale(found.amount_cents, rt.settings.platform_fee_percent)
-    granted = await grant(conn, found)
+    # Refunds or disputes reported before this success event: a payment already wholly taken
+    # back unlocks nothing (its sale and its reversal are both still written, below).
+    early = await reversals.targets(conn, pk, payment_intent_id)
+    wholly_reversed = early.refunded_cents + early.withheld_cents >= found.amount_cents
+    granted = True if wholly_reversed else await grant(conn, found)
     if granted:
         completed = await purchases.set_status(
             conn, pk, "completed", fee_cents=split.fee_cents, payment_intent_id=payment_intent_id
@@ -78,106 +74,15 @@ async def complete_card_payment(
         )
         legs = [(ledger.STRIPE_CLEARING, -found.amount_cents), (holder, found.amount_cents)]
         outcome = "credited_to_wallet" if holder != ledger.REFUNDS_DUE else "refund_due"
-    balances = await ledger.post(
+    moved = await ledger.post(
         conn, legs, currency=found.currency, memo=f"card {found.kind}", purchase_id=pk
     )
-    assert balances is not None
-    if granted:
-        await sale_effects(rt, fx, completed, balances)
+    assert moved is not None
+    if granted and not wholly_reversed:
+        await sale_effects(rt, fx, completed, moved.wallets)
     else:
-        await tell_balances(fx, balances)
+        await tell_balances(fx, moved.wallets)
+    if early.refunded_cents or early.withheld_cents or early.dispute_stage:
+        reconciled = await reconcile(rt, fx, completed, "reversal")
+        return "reversed_before_payment" if wholly_reversed else f"{outcome}_{reconciled}"
     return outcome
-
-
-async def reverse_card_payment(
-    rt: Runtime,
-    fx: Deliveries,
-    *,
-    event_id: str,
-    payment_intent_id: str | None,
-    purchase_id: str | None,
-    reversed_cents: int | None,
-    reason: str,
-) -> str:
-    """A refund or dispute: take the unlock back and reverse the ledger, once."""
-    conn = fx.conn
-    found: Purchase | None = None
-    if payment_intent_id:
-        found = await purchases.lock_by_payment_intent(conn, payment_intent_id)
-    if found is None and purchase_id:
-        try:
-            found = await purchases.lock(conn, parse_id(purchase_id, "purchase"))
-        except NotFound:
-            found = None
-    if found is None or found.status == "pending":
-        if payment_intent_id:
-            await stripe_events.add_reversal(conn, payment_intent_id, event_id, reason)
-        if found is not None:
-            await purchases.set_status(
-                conn, found.pk, "refunded", payment_intent_id=payment_intent_id
-            )
-        return "reversal_recorded_before_payment"
-    if found.status not in ("completed", "credited"):
-        return f"purchase_already_{found.status}"
-    amount = (
-        found.amount_cents if reversed_cents is None else min(reversed_cents, found.amount_cents)
-    )
-    balances: dict[str, int] | None
-    if found.status == "credited" or found.kind == "wallet_topup":
-        holder = (
-            ledger.wallet_account(found.buyer_id)
-            if found.currency == ledger.WALLET_CURRENCY
-            else ledger.REFUNDS_DUE
-        )
-        balances = await ledger.post(
-            conn,
-            [(holder, -amount), (ledger.STRIPE_CLEARING, amount)],
-            currency=found.currency,
-            memo=f"{reason} {found.kind}",
-            purchase_id=found.pk,
-            allow_overdraft=True,
-        )
-    else:
-        assert found.creator_id is not None
-        back = split_reversal(
-            Split(found.amount_cents, found.fee_cents, found.amount_cents - found.fee_cents), amount
-        )
-        balances = await ledger.post(
-            conn,
-            [
-                (ledger.STRIPE_CLEARING, back.amount_cents),
-                (ledger.earnings_account(found.creator_id), -back.creator_cents),
-                (ledger.PLATFORM_FEE, -back.fee_cents),
-            ],
-            currency=found.currency,
-            memo=f"{reason} {found.kind}",
-            purchase_id=found.pk,
-            allow_overdraft=True,
-        )
-    assert balances is not None
-    await purchases.set_status(conn, found.pk, "refunded")
-    if found.status == "completed" and found.kind == "ppv_message" and found.target_id:
-        await unlocks.relock_message(conn, int(found.target_id), found.buyer_id)
-        message = await unlocks.message_for_viewer(conn, int(found.target_id), found.buyer_id)
-        if message is not None and message.is_member:
-            await fx.to_user(
-                Namespace.PPV,
-                found.buyer_id,
-                "ppv:locked",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "reason": reason,
-                    "message": await message_view(rt, conn, message.id, found.buyer_id),
-                },
-            )
-    if found.status == "completed" and found.kind == "content" and found.target_id:
-        await unlocks.relock_content(conn, int(found.target_id), found.buyer_id)
-        await fx.to_user(
-            Namespace.PPV,
-            found.buyer_id,
-            "content:locked",
-            {"content_id": found.target_id, "reason": reason},
-        )
-    await tell_balances(fx, balances)
-    return f"{reason}_reversed"

@@ -92,11 +92,13 @@ class WalletView(BaseModel):
 
     balance_cents: int
     currency: str
+    version: int = Field(description="grows by one with every change of this wallet")
     entries: list[LedgerEntry]
 
 
 class WalletBalance(BaseModel):
-    """`wallet:get` and the `wallet:balance` event."""
+    """`wallet:get` and the `wallet:balance` event: keep the highest `version` seen."""
 
     balance_cents: int
     currency: str
+    version: int = Field(description="grows by one with every change of this wallet")

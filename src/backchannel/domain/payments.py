@@ -89,21 +89,21 @@ async def pay_from_wallet(
         )
         if not await grant(conn, purchase):
             raise Conflict("you already unlocked this")
-        balances = await ledger.post(
+        moved = await ledger.post(
             conn,
             sale_legs(ledger.wallet_account(buyer_id), purchase, split),
             currency=target.currency,
             memo=f"{target.kind} {target.target_id or ''}".strip(),
             purchase_id=purchase.pk,
         )
-        if balances is None:
+        if moved is None:
             wallet = await ledger.get_wallet(conn, buyer_id)
             raise PaymentRequired(
                 f"your wallet holds {wallet.balance_cents} cents; this costs {target.amount_cents}",
                 card_details(rt, target, wallet.balance_cents),
             )
         fx = Deliveries(conn)
-        whole = await sale_effects(rt, fx, purchase, balances)
+        whole = await sale_effects(rt, fx, purchase, moved.wallets)
     await delivery.finish(rt, fx)
     return purchase, whole
 

@@ -153,7 +153,7 @@ async def sale_effects(
     rt: Runtime,
     fx: Deliveries,
     purchase: Purchase,
-    balances: dict[str, int],
+    balances: dict[str, ledger.Wallet],
 ) -> dict[str, Any] | None:
     """Unlock what was bought and queue the live events; returns the whole message if any."""
     conn = fx.conn
@@ -221,12 +221,7 @@ async def sale_effects(
     return whole
 
 
-async def tell_balances(fx: Deliveries, balances: dict[str, int]) -> None:
-    """Queue `wallet:balance` for each wallet a ledger post moved."""
-    for user_id, balance in balances.items():
-        await fx.to_user(
-            Namespace.PPV,
-            user_id,
-            "wallet:balance",
-            {"balance_cents": balance, "currency": ledger.WALLET_CURRENCY},
-        )
+async def tell_balances(fx: Deliveries, balances: dict[str, ledger.Wallet]) -> None:
+    """Queue `wallet:balance` (with the wallet's version) for each wallet a ledger post moved."""
+    for user_id, wallet in balances.items():
+        await fx.to_user(Namespace.PPV, user_id, "wallet:balance", wallet.model_dump())

@@ -160,6 +160,71 @@ class StripeGateway:
             log.warning("stripe cancel failed: %s", exc.__class__.__name__)
             raise Unavailable(_provider_failed(exc)) from exc
 
+    async def create_express_account(self, *, creator_id: str, idempotency_key: str) -> str:
+        """A Stripe Connect Express account for a creator; returns its id."""
+        client = self._require()
+        params: dict[str, Any] = {
+            "type": "express",
+            "capabilities": {"transfers": {"requested": True}},
+            "metadata": {"bc_creator_id": creator_id},
+        }
+        try:
+            account = await client.v1.accounts.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            log.warning("stripe account creation failed: %s", exc.__class__.__name__)
+            raise Unavailable(_provider_failed(exc)) from exc
+        return str(account.id)
+
+    async def onboarding_link(self, account_id: str) -> str:
+        """An Account Link: where the creator finishes onboarding (single use, short-lived)."""
+        client = self._require()
+        base = self._settings.public_url.rstrip("/")
+        params: dict[str, Any] = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": f"{base}/creator/payouts/onboarding?refresh=1",
+            "return_url": f"{base}/creator/payouts/onboarding?done=1",
+        }
+        try:
+            link = await client.v1.account_links.create_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as exc:
+            log.warning("stripe account link failed: %s", exc.__class__.__name__)
+            raise Unavailable(_provider_failed(exc)) from exc
+        return str(link.url)
+
+    async def transfer(
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        destination: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> str:
+        """A Transfer of platform funds to a connected account; returns its id."""
+        client = self._require()
+        params: dict[str, Any] = {
+            "amount": amount_cents,
+            "currency": currency,
+            "destination": destination,
+            "metadata": metadata,
+        }
+        try:
+            transfer = await client.v1.transfers.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            log.warning("stripe transfer failed: %s", exc.__class__.__name__)
+            raise Unavailable(
+                f"the payment provider refused or failed "
+                f"({exc.user_message or exc.__class__.__name__}); nothing was paid out"
+            ) from exc
+        return str(transfer.id)
+
     async def close(self) -> None:
         """Close the HTTP client."""
         if self._http is not None:

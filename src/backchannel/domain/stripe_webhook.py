@@ -17,12 +17,20 @@ import stripe
 from pydantic import BaseModel
 
 from backchannel import inputs
-from backchannel.domain import card_settlement, delivery
+from backchannel.domain import card_reversals, card_settlement, delivery, payouts
+from backchannel.domain.card_reversals import RefundSeen
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import split_sale
 from backchannel.domain.subscriptions import StripeState, apply_stripe_state
 from backchannel.errors import Invalid, Unavailable
-from backchannel.persistence import ledger, purchases, stripe_events, subscriptions, users
+from backchannel.persistence import (
+    ledger,
+    purchases,
+    reversals,
+    stripe_events,
+    subscriptions,
+    users,
+)
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -53,11 +61,9 @@ def _ts(value: Any) -> datetime | None:
 
 def _id(value: Any) -> str | None:
     """An expandable field: an id string or an object with an id."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return str(value["id"])
-    return None
+    if isinstance(value, dict):
+        return _str(value.get("id"))
+    return _str(value)
 
 
 def _dict(value: Any) -> Obj:
@@ -65,11 +71,23 @@ def _dict(value: Any) -> Obj:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    # Postgres text cannot hold NUL: such a value names nothing we know.
+    return value if isinstance(value, str) and value and "\x00" not in value else None
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# Stripe amounts are at most 8 digits in any currency; anything outside this is not an amount
+# and must not reach a bigint column.
+_MAX_CENTS = 10**12
+
+
+def _cents(value: Any) -> int | None:
+    """A non-negative amount in minor units, or None."""
+    number = _int(value)
+    return number if number is not None and 0 <= number <= _MAX_CENTS else None
 
 
 def _first(items: Any) -> Obj:
@@ -177,28 +195,72 @@ async def _payment_intent_succeeded(rt: Runtime, fx: Deliveries, event: Obj, obj
     )
 
 
+def _refunds_seen(items: Any) -> list[RefundSeen]:
+    """The Refund objects a Charge lists (`refunds.data`), when it lists them."""
+    data = _dict(items).get("data")
+    seen = []
+    for item in data if isinstance(data, list) else []:
+        refund = _dict(item)
+        refund_id, amount = _str(refund.get("id")), _cents(refund.get("amount"))
+        if refund_id and amount is not None:
+            failed = refund.get("status") in ("failed", "canceled")
+            seen.append(RefundSeen(refund_id, amount, failed))
+    return seen
+
+
 async def _charge_refunded(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
-    return await card_settlement.reverse_card_payment(
+    """A Charge's running total of refunds (and, when listed, its Refund objects)."""
+    return await card_reversals.refund_reported(
         rt,
         fx,
-        event_id=str(event["id"]),
         payment_intent_id=_id(obj.get("payment_intent")),
         purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
-        reversed_cents=_int(obj.get("amount_refunded")),
-        reason="refund",
+        charge_id=_str(obj.get("id")),
+        amount_refunded=_cents(obj.get("amount_refunded")),
+        refunds=_refunds_seen(obj.get("refunds")),
     )
 
 
-async def _dispute_created(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
-    return await card_settlement.reverse_card_payment(
+async def _refund_changed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+    """`refund.created/updated`, `charge.refund.updated`: one Refund, maybe failed or canceled."""
+    seen = _refunds_seen({"data": [obj]})
+    if not seen:
+        return "missing_refund"
+    return await card_reversals.refund_reported(
         rt,
         fx,
-        event_id=str(event["id"]),
         payment_intent_id=_id(obj.get("payment_intent")),
         purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
-        reversed_cents=_int(obj.get("amount")),
-        reason="dispute",
+        charge_id=None,
+        amount_refunded=None,
+        refunds=seen,
     )
+
+
+def _dispute_handler(stage: int | None) -> Handler:
+    """A dispute event at a fixed stage, or (`None`) `closed`, whose stage is its status."""
+
+    async def handle(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+        reached = stage
+        if reached is None:
+            closed = obj.get("status")
+            if closed == "lost":
+                reached = reversals.LOST
+            elif closed in ("won", "warning_closed"):
+                reached = reversals.REINSTATED
+            else:
+                return "dispute_status_ignored"
+        return await card_reversals.dispute_reported(
+            rt,
+            fx,
+            dispute_id=_str(obj.get("id")),
+            payment_intent_id=_id(obj.get("payment_intent")),
+            purchase_id=_str(_dict(obj.get("metadata")).get("bc_purchase_id")),
+            amount_cents=_cents(obj.get("amount")),
+            stage=reached,
+        )
+
+    return handle
 
 
 # -- subscriptions --------------------------------------------------------------------------
@@ -245,11 +307,21 @@ async def _subscription_changed(rt: Runtime, fx: Deliveries, event: Obj, obj: Ob
         creator_id=creator,
         status=status,
         version=_ts(event["created"]) or datetime.now(UTC),
-        current_period_end=period_end,
+        current_period_end=_paid_period_end(status, period_end),
         cancel_at_period_end=cancel if isinstance(cancel, bool) else None,
         price_cents=price,
     )
     return await apply_stripe_state(rt, fx, state)
+
+
+# Stripe starts the next period whether or not its invoice is paid; until it is, the period
+# we show (and grant access by) stays the last one paid for.
+UNPAID = frozenset({"past_due", "unpaid", "incomplete", "incomplete_expired"})
+
+
+def _paid_period_end(status: str, period_end: datetime | None) -> datetime | None:
+    """The period end to record: None (keep the recorded one) while the period is unpaid."""
+    return None if status in UNPAID else period_end
 
 
 def _invoice_subscription(obj: Obj) -> tuple[str | None, Obj]:
@@ -278,7 +350,7 @@ async def _invoice(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj, status: st
         creator_id=creator,
         status=status,
         version=_ts(event["created"]) or datetime.now(UTC),
-        current_period_end=_ts(_dict(line.get("period")).get("end")),
+        current_period_end=_paid_period_end(status, _ts(_dict(line.get("period")).get("end"))),
     )
     outcome = await apply_stripe_state(rt, fx, state)
     if outcome == "unknown_user":
@@ -337,16 +409,44 @@ async def _invoice_failed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> 
     return await _invoice(rt, fx, event, obj, "past_due")
 
 
+# -- Connect payouts -------------------------------------------------------------------------
+
+
+async def _account_updated(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+    enabled = obj.get("payouts_enabled")
+    return await payouts.account_updated(
+        fx.conn, _str(obj.get("id")), enabled if isinstance(enabled, bool) else None
+    )
+
+
+async def _transfer_reversed(rt: Runtime, fx: Deliveries, event: Obj, obj: Obj) -> str:
+    return await payouts.transfer_reversed(
+        fx.conn,
+        _str(obj.get("id")),
+        _str(_dict(obj.get("metadata")).get("bc_payout_id")),
+        _cents(obj.get("amount_reversed")),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": _session_completed,
     "checkout.session.async_payment_succeeded": _session_completed,
     "checkout.session.expired": _session_expired,
     "payment_intent.succeeded": _payment_intent_succeeded,
     "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute_created,
+    "charge.refund.updated": _refund_changed,
+    "refund.created": _refund_changed,
+    "refund.updated": _refund_changed,
+    "refund.failed": _refund_changed,
+    "charge.dispute.created": _dispute_handler(reversals.WITHHELD),
+    "charge.dispute.funds_withdrawn": _dispute_handler(reversals.WITHHELD),
+    "charge.dispute.funds_reinstated": _dispute_handler(reversals.REINSTATED),
+    "charge.dispute.closed": _dispute_handler(None),
     "customer.subscription.created": _subscription_changed,
     "customer.subscription.updated": _subscription_changed,
     "customer.subscription.deleted": _subscription_changed,
     "invoice.paid": _invoice_paid,
     "invoice.payment_failed": _invoice_failed,
+    "account.updated": _account_updated,
+    "transfer.reversed": _transfer_reversed,
 }

@@ -20,7 +20,7 @@ async def wallet_balance(rt: Runtime, user_id: str) -> WalletBalance:
     """`wallet:get`."""
     async with rt.db.connection() as conn:
         wallet = await ledger.get_wallet(conn, user_id)
-    return WalletBalance(balance_cents=wallet.balance_cents, currency=wallet.currency)
+    return WalletBalance.model_validate(wallet.model_dump())
 
 
 async def wallet_statement(rt: Runtime, user_id: str) -> WalletView:
@@ -28,7 +28,12 @@ async def wallet_statement(rt: Runtime, user_id: str) -> WalletView:
     async with rt.db.connection() as conn:
         wallet = await ledger.get_wallet(conn, user_id)
         entries = await ledger.account_entries(conn, ledger.wallet_account(user_id), 50)
-    return WalletView(balance_cents=wallet.balance_cents, currency=wallet.currency, entries=entries)
+    return WalletView(
+        balance_cents=wallet.balance_cents,
+        currency=wallet.currency,
+        version=wallet.version,
+        entries=entries,
+    )
 
 
 async def dev_topup(rt: Runtime, user_id: str, request: TopupRequest) -> WalletBalance:
@@ -48,15 +53,15 @@ async def dev_topup(rt: Runtime, user_id: str, request: TopupRequest) -> WalletB
             pay_with="dev",
             status="completed",
         )
-        balances = await ledger.post(
+        moved = await ledger.post(
             conn,
             sale_legs(ledger.DEV_GRANTS, done, Split(request.amount_cents, 0, 0)),
             currency=ledger.WALLET_CURRENCY,
             memo="dev top-up",
             purchase_id=done.pk,
         )
-        assert balances is not None
+        assert moved is not None
         fx = Deliveries(conn)
-        await sale_effects(rt, fx, done, balances)
+        await sale_effects(rt, fx, done, moved.wallets)
     await delivery.finish(rt, fx)
-    return WalletBalance(balance_cents=balances[user_id], currency=ledger.WALLET_CURRENCY)
+    return WalletBalance.model_validate(moved.wallets[user_id].model_dump())

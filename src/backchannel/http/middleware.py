@@ -173,6 +173,7 @@ _UNLIMITED_PREFIXES = (
     "/metrics",
     "/api/v1/webhooks/",
     "/api/v1/publish",
+    "/api/v1/server/",
 )
 
 

@@ -33,11 +33,24 @@ def earnings_account(creator_id: str) -> str:
     return f"earnings:{creator_id}"
 
 
+def grants_account(key_name: str) -> str:
+    """What one server API key granted (+) or took (-) across every wallet."""
+    return f"grants:{key_name}"
+
+
 class Wallet(BaseModel):
-    """A user's spendable balance."""
+    """A user's spendable balance and its version (grows by one with every change)."""
 
     balance_cents: int
     currency: str
+    version: int = 0
+
+
+class Movement(BaseModel):
+    """What one `post` did: the wallets it moved, and the id of each account's entry."""
+
+    wallets: dict[str, Wallet]
+    entry_ids: dict[str, int]
 
 
 class LedgerEntry(BaseModel):
@@ -54,9 +67,10 @@ class LedgerEntry(BaseModel):
 ENSURE_WALLET = "insert into wallets (user_id) values ($1) on conflict (user_id) do nothing"
 
 MOVE_WALLET = """
-update wallets set balance_cents = balance_cents + $2, updated_at = now()
+update wallets set balance_cents = balance_cents + $2, version = version + 1,
+    updated_at = now()
 where user_id = $1 and ($3::boolean or balance_cents + $2 >= 0)
-returning balance_cents
+returning balance_cents, currency, version
 """
 
 INSERT_ENTRIES = """
@@ -64,6 +78,7 @@ insert into ledger_entries (txn_id, account, amount_cents, currency, purchase_id
 select $1, account, amount, $4, $5, $6
 from unnest($2::text[], $3::bigint[]) as leg (account, amount)
 where amount <> 0
+returning id, account
 """
 
 
@@ -75,8 +90,8 @@ async def post(
     memo: str,
     purchase_id: int | None = None,
     allow_overdraft: bool = False,
-) -> dict[str, int] | None:
-    """Write one balanced movement; returns the new balance of each wallet it touched.
+) -> Movement | None:
+    """Write one balanced movement; returns the new state of each wallet it touched.
 
     Returns None, having written nothing, when a wallet leg would overdraw (unless
     `allow_overdraft`, used only for reversals of money that was already spent). The caller's
@@ -84,18 +99,20 @@ async def post(
     """
     if sum(amount for _, amount in legs) != 0:
         raise ValueError(f"unbalanced legs: {legs}")
-    balances: dict[str, int] = {}
+    wallets: dict[str, Wallet] = {}
     # Debits first, in a stable order, so two movements lock wallets in the same order.
     for account, amount in sorted(legs, key=lambda leg: (leg[1] > 0, leg[0])):
         if not account.startswith("wallet:") or amount == 0:
             continue
         user_id = account.removeprefix("wallet:")
         await conn.execute(ENSURE_WALLET, user_id)
-        balance = await conn.fetchval(MOVE_WALLET, user_id, amount, allow_overdraft)
-        if balance is None:
+        row = await conn.fetchrow(MOVE_WALLET, user_id, amount, allow_overdraft)
+        if row is None:
             return None
-        balances[user_id] = int(balance)
-    await conn.execute(
+        wallets[user_id] = Wallet(
+            balance_cents=row["balance_cents"], currency=row["currency"], version=row["version"]
+        )
+    rows = await conn.fetch(
         INSERT_ENTRIES,
         uuid.uuid4(),
         [account for account, _ in legs],
@@ -104,10 +121,10 @@ async def post(
         purchase_id,
         memo,
     )
-    return balances
+    return Movement(wallets=wallets, entry_ids={row["account"]: row["id"] for row in rows})
 
 
-SELECT_WALLET = "select balance_cents, currency from wallets where user_id = $1"
+SELECT_WALLET = "select balance_cents, currency, version from wallets where user_id = $1"
 
 
 async def get_wallet(conn: Connection, user_id: str) -> Wallet:
@@ -115,7 +132,9 @@ async def get_wallet(conn: Connection, user_id: str) -> Wallet:
     row = await conn.fetchrow(SELECT_WALLET, user_id)
     if row is None:
         return Wallet(balance_cents=0, currency=WALLET_CURRENCY)
-    return Wallet(balance_cents=row["balance_cents"], currency=row["currency"])
+    return Wallet(
+        balance_cents=row["balance_cents"], currency=row["currency"], version=row["version"]
+    )
 
 
 SELECT_ACCOUNT_ENTRIES = """
@@ -138,32 +157,3 @@ SELECT_ACCOUNT_BALANCE = (
 async def account_balance(conn: Connection, account: str) -> int:
     """The sum of an account's entries."""
     return int(await conn.fetchval(SELECT_ACCOUNT_BALANCE, account))
-
-
-SELECT_UNBALANCED = """
-select txn_id::text, currency, sum(amount_cents) as total from ledger_entries
-group by txn_id, currency having sum(amount_cents) <> 0
-"""
-
-SELECT_WALLET_MISMATCHES = """
-select w.user_id, w.balance_cents, coalesce(l.total, 0) as ledger_cents
-from wallets w
-left join (
-    select substr(account, 8) as user_id, sum(amount_cents) as total
-    from ledger_entries where account like 'wallet:%' group by account
-) l on l.user_id = w.user_id
-where w.balance_cents <> coalesce(l.total, 0)
-"""
-
-
-async def audit(conn: Connection) -> list[str]:
-    """Every inconsistency: unbalanced movements, wallets that disagree with the ledger."""
-    problems = [
-        f"txn {row['txn_id']} sums to {row['total']} {row['currency']}"
-        for row in await conn.fetch(SELECT_UNBALANCED)
-    ]
-    problems.extend(
-        f"wallet {row['user_id']} says {row['balance_cents']}, ledger {row['ledger_cents']}"
-        for row in await conn.fetch(SELECT_WALLET_MISMATCHES)
-    )
-    return problems

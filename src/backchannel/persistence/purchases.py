@@ -10,7 +10,8 @@ from pydantic import BaseModel, field_validator
 from backchannel.persistence.database import Connection
 
 Kind = Literal["ppv_message", "content", "tip", "wallet_topup", "subscription"]
-Status = Literal["pending", "completed", "refunded", "failed", "credited"]
+Status = Literal["pending", "completed", "refunded", "disputed", "failed", "credited"]
+DisputeStatus = Literal["withheld", "reinstated", "lost"]
 PayWith = Literal["wallet", "card", "dev"]
 
 
@@ -32,6 +33,9 @@ class Purchase(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     refunded_at: datetime | None
+    refunded_cents: int = 0
+    disputed_cents: int = 0
+    dispute_status: DisputeStatus | None = None
 
     @field_validator("id", mode="before")
     @classmethod
@@ -46,7 +50,7 @@ class Purchase(BaseModel):
 
 _COLUMNS = """id, buyer_id, kind, target_id, creator_id, amount_cents, fee_cents, currency,
 pay_with, status, stripe_session_id, stripe_payment_intent_id, created_at, completed_at,
-refunded_at"""
+refunded_at, refunded_cents, disputed_cents, dispute_status"""
 
 INSERT_PURCHASE = f"""
 insert into purchases (buyer_id, kind, target_id, creator_id, amount_cents, fee_cents,
@@ -171,6 +175,34 @@ async def set_status(
 ) -> Purchase:
     """Move a purchase to a new status (the caller holds its row lock)."""
     row = await conn.fetchrow(SET_STATUS, purchase_id, status, fee_cents, payment_intent_id)
+    return Purchase.model_validate(dict(row))
+
+
+SET_REVERSED = f"""
+update purchases set
+    status = $2,
+    refunded_cents = $3,
+    disputed_cents = $4,
+    dispute_status = $5,
+    refunded_at = case when $2 in ('refunded', 'disputed') then coalesce(refunded_at, now()) end
+where id = $1
+returning {_COLUMNS}
+"""
+
+
+async def set_reversed(
+    conn: Connection,
+    purchase_id: int,
+    *,
+    status: Status,
+    refunded_cents: int,
+    disputed_cents: int,
+    dispute_status: DisputeStatus | None,
+) -> Purchase:
+    """Record what has been reversed of a purchase (the caller holds its row lock)."""
+    row = await conn.fetchrow(
+        SET_REVERSED, purchase_id, status, refunded_cents, disputed_cents, dispute_status
+    )
     return Purchase.model_validate(dict(row))
 
 

@@ -1,4 +1,4 @@
-"""Stripe event ids seen (each takes effect once) and reversals seen before their payment."""
+"""Stripe event ids seen: each takes effect once."""
 
 from __future__ import annotations
 
@@ -35,26 +35,4 @@ SELECT_OUTCOME = "select outcome from stripe_events where id = $1"
 async def outcome(conn: Connection, event_id: str) -> str | None:
     """What an event did, or None if never seen."""
     value: str | None = await conn.fetchval(SELECT_OUTCOME, event_id)
-    return value
-
-
-INSERT_REVERSAL = """
-insert into stripe_reversals (payment_intent_id, event_id, reason) values ($1, $2, $3)
-on conflict (payment_intent_id) do nothing
-"""
-
-
-async def add_reversal(
-    conn: Connection, payment_intent_id: str, event_id: str, reason: str
-) -> None:
-    """Remember that a payment was refunded or disputed before we saw it succeed."""
-    await conn.execute(INSERT_REVERSAL, payment_intent_id, event_id, reason)
-
-
-SELECT_REVERSAL = "select reason from stripe_reversals where payment_intent_id = $1"
-
-
-async def reversal(conn: Connection, payment_intent_id: str) -> str | None:
-    """Why a payment was reversed before it arrived, if it was."""
-    value: str | None = await conn.fetchval(SELECT_REVERSAL, payment_intent_id)
     return value

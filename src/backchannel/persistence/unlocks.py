@@ -69,12 +69,14 @@ async def unlock_message(conn: Connection, message_id: int, user_id: str) -> boo
     return await conn.fetchval(INSERT_MESSAGE_UNLOCK, message_id, user_id) is not None
 
 
-DELETE_MESSAGE_UNLOCK = "delete from message_unlocks where message_id = $1 and user_id = $2"
+DELETE_MESSAGE_UNLOCK = (
+    "delete from message_unlocks where message_id = $1 and user_id = $2 returning message_id"
+)
 
 
-async def relock_message(conn: Connection, message_id: int, user_id: str) -> None:
-    """Take an unlock back (refund, dispute)."""
-    await conn.execute(DELETE_MESSAGE_UNLOCK, message_id, user_id)
+async def relock_message(conn: Connection, message_id: int, user_id: str) -> bool:
+    """Take an unlock back (refund, dispute); False if there was none."""
+    return await conn.fetchval(DELETE_MESSAGE_UNLOCK, message_id, user_id) is not None
 
 
 INSERT_CONTENT_UNLOCK = """
@@ -88,12 +90,14 @@ async def unlock_content(conn: Connection, content_id: int, user_id: str) -> boo
     return await conn.fetchval(INSERT_CONTENT_UNLOCK, content_id, user_id) is not None
 
 
-DELETE_CONTENT_UNLOCK = "delete from content_unlocks where content_id = $1 and user_id = $2"
+DELETE_CONTENT_UNLOCK = (
+    "delete from content_unlocks where content_id = $1 and user_id = $2 returning content_id"
+)
 
 
-async def relock_content(conn: Connection, content_id: int, user_id: str) -> None:
-    """Take a content unlock back."""
-    await conn.execute(DELETE_CONTENT_UNLOCK, content_id, user_id)
+async def relock_content(conn: Connection, content_id: int, user_id: str) -> bool:
+    """Take a content unlock back; False if there was none."""
+    return await conn.fetchval(DELETE_CONTENT_UNLOCK, content_id, user_id) is not None
 
 
 SELECT_CONTENT_UNLOCKED = (

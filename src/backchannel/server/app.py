@@ -24,11 +24,13 @@ from backchannel.http import (
     auth,
     content,
     conversations,
+    earnings,
     health,
     notifications,
     openapi,
     profiles,
     purchases,
+    server_wallets,
     subscriptions,
     webhooks,
 )
@@ -65,6 +67,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     webhooks.routes,
     conversations.routes,
     notifications.routes,
+    server_wallets.routes,
+    earnings.routes,
 )
 
 

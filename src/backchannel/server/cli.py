@@ -1,4 +1,4 @@
-"""The `backchannel` command: serve, migrate, check-config, version, apikey."""
+"""The `backchannel` command: serve, migrate, check-config, version, apikey, ledger."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke the live key with this name")
     revoke.add_argument("name")
+    ledger = commands.add_parser("ledger", help="reconcile the money tables")
+    ledger_actions = ledger.add_subparsers(dest="action", required=True)
+    ledger_actions.add_parser(
+        "check", help="verify the ledger from the database alone; exit 1 on any discrepancy"
+    )
     return parser
 
 
@@ -72,12 +77,19 @@ def _run_apikey(args: argparse.Namespace) -> int:
     return run_apikey(_settings(), args.action, getattr(args, "name", None))
 
 
+def _run_ledger(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_ledger_check
+
+    return run_ledger_check(_settings())
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
     "check-config": _run_check_config,
     "version": _run_version,
     "apikey": _run_apikey,
+    "ledger": _run_ledger,
 }
 
 

@@ -146,3 +146,31 @@ def run_apikey(settings: Settings, action: str, name: str | None) -> int:
         print(f"backchannel: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_ledger_check(settings: Settings) -> int:
+    """`backchannel ledger check`: print every check and discrepancy; 1 if there is any."""
+    from backchannel.persistence import ledger_check
+
+    configure_logging("warning")
+
+    async def run() -> ledger_check.Report:
+        async with reachable_database(settings) as dsn:
+            db = await open_database(
+                dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
+            )
+            try:
+                async with db.transaction() as conn:
+                    # One snapshot: every check sees the same committed state.
+                    await conn.execute("set transaction isolation level repeatable read")
+                    return await ledger_check.check(conn)
+            finally:
+                await db.close()
+
+    report = asyncio.run(run())
+    for line in report.checked:
+        print(f"checked: {line}")
+    for problem in report.problems:
+        print(f"DISCREPANCY: {problem}")
+    print(f"{len(report.problems)} discrepancies" if report.problems else "ledger OK")
+    return 1 if report.problems else 0

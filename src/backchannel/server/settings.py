@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often unsent live events (outbox) are retried"
     )
     platform_fee_percent: int = Field(20, ge=0, le=100, description="Platform fee per sale")
+    earnings_hold_days: int = Field(
+        7, ge=0, le=365, description="Days a sale's earnings stay pending before payout"
+    )
     dev_topup: bool = Field(False, description="Enable POST /dev/wallet/topup (never in prod)")
     cors_origins: str = Field("", description="Comma-separated allowed CORS origins")
 
