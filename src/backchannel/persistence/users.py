@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from backchannel.persistence.database import Connection
 
-Role = Literal["fan", "creator"]
+Role = Literal["fan", "creator", "moderator", "admin"]
+ROLES: tuple[Role, ...] = ("fan", "creator", "moderator", "admin")
 
 
 class User(BaseModel):
@@ -152,3 +153,50 @@ async def active_user_ids(conn: Connection, user_ids: list[str]) -> set[str]:
     """Which of these ids are active users."""
     rows = await conn.fetch(SELECT_ACTIVE_IDS, user_ids)
     return {row["id"] for row in rows}
+
+
+APPLY_EXTERNAL_CLAIMS = f"""
+update users set
+    role = coalesce($2, role),
+    email = case
+        when $3::text is null then email
+        when exists (select 1 from users o where o.email = $3 and o.id <> $1) then email
+        else $3
+    end
+where id = $1 and deleted_at is null
+returning {_USER_COLUMNS}
+"""
+
+
+async def apply_external_claims(
+    conn: Connection, user_id: str, *, role: Role | None, email: str | None
+) -> User | None:
+    """Store what an identity provider says (an email another user holds is not taken)."""
+    row = await conn.fetchrow(APPLY_EXTERNAL_CLAIMS, user_id, role, email)
+    return User.model_validate(dict(row)) if row else None
+
+
+SET_ROLE = f"""
+with old as (select id, role from users where id = $1 and deleted_at is null for update)
+update users u set role = $2 from old where u.id = old.id
+returning old.role as previous_role, {", ".join("u." + c.strip() for c in _USER_COLUMNS.split(","))}
+"""
+
+
+async def set_role(conn: Connection, user_id: str, role: Role) -> tuple[User, Role] | None:
+    """Give an active user a role; returns the user and the role they had."""
+    row = await conn.fetchrow(SET_ROLE, user_id, role)
+    if row is None:
+        return None
+    data = dict(row)
+    previous: Role = data.pop("previous_role")
+    return User.model_validate(data), previous
+
+
+SELECT_ID_BY_EMAIL = "select id from users where email = $1 and deleted_at is null"
+
+
+async def id_by_email(conn: Connection, email: str) -> str | None:
+    """The id of the active user with this email."""
+    value: str | None = await conn.fetchval(SELECT_ID_BY_EMAIL, email)
+    return value

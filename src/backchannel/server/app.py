@@ -15,12 +15,14 @@ from redis.asyncio import Redis
 
 from backchannel.domain import broadcasts, delivery
 from backchannel.domain import notifications as notification_ops
+from backchannel.domain import sessions as session_ops
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
+    admin,
     auth,
     content,
     conversations,
@@ -32,13 +34,13 @@ from backchannel.http import (
     subscriptions,
     webhooks,
 )
-from backchannel.http.middleware import cors, observe, rate_limits
+from backchannel.http.middleware import cors, observe, rate_limits, security_headers
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence import messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
 from backchannel.rooms.emitter import Emitter
-from backchannel.rooms.names import Namespace
+from backchannel.rooms.names import Namespace, session_room
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.cluster import ClusterCollector, ClusterManager
@@ -49,6 +51,7 @@ from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
+from backchannel.server.revocations import Revocations
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
 
@@ -65,6 +68,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     webhooks.routes,
     conversations.routes,
     notifications.routes,
+    admin.routes,
 )
 
 
@@ -82,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
         middlewares=[
+            security_headers(https=settings.public_url.startswith("https://")),
             observe,
             cors(settings.cors_origin_list),
             rate_limits(
@@ -106,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_presence)
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_revocations)
     app.cleanup_ctx.append(_stripe)
     app.cleanup_ctx.append(_outbox_publisher)
     app.cleanup_ctx.append(_broadcast_sweeper)
@@ -216,6 +222,36 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
     await sio.shutdown()
     if isinstance(sio.manager, ClusterManager):
         await sio.manager.close()
+
+
+async def _revocations(app: web.Application) -> AsyncIterator[None]:
+    """Ended sessions: loaded from the database, shared with other nodes through Redis."""
+    runtime = app[RUNTIME]
+
+    async def end_sockets(session_ids: list[str], reason: str) -> None:
+        for session_id in session_ids:
+            await runtime.emitter.end_local_room(
+                session_room(session_id), "session:ended", {"reason": reason}
+            )
+
+    async def load_ended(seconds: float) -> list[str]:
+        return await session_ops.recently_ended(runtime, seconds)
+
+    revocations = Revocations(
+        token_ttl_seconds=runtime.settings.access_token_ttl_seconds,
+        end_sockets=end_sockets,
+        load_ended=load_ended,
+        redis=runtime.redis,
+        channel=f"{runtime.settings.redis_prefix}:sessions-ended",
+        node_id=runtime.node_id,
+    )
+    await revocations.load()
+    runtime._revocations = revocations
+    task = asyncio.create_task(revocations.run(), name="session-revocations")
+    yield
+    revocations.stop()
+    await _stop(task)
+    runtime._revocations = None
 
 
 async def _resync_after_gap(runtime: Runtime) -> None:

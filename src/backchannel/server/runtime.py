@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from backchannel.rooms.socket_counts import SocketCounts
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
+    from backchannel.server.revocations import Revocations
     from backchannel.server.settings import Settings
 
 
@@ -72,6 +73,14 @@ class Runtime:
     presence: PresenceTracker | None = None
     socket_counts: SocketCounts | None = None
     _typing: TypingIndicators | None = None
+    _revocations: Revocations | None = None
+
+    @property
+    def revocations(self) -> Revocations:
+        """Ended login sessions (their tokens are refused); present once the app has started."""
+        if self._revocations is None:
+            raise Unavailable("server not ready")
+        return self._revocations
 
     @property
     def limiter(self) -> RateLimiter:
