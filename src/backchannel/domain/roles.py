@@ -21,7 +21,7 @@ from backchannel.errors import Forbidden, Invalid, NotFound
 from backchannel.persistence import audit, creator_requests, users
 from backchannel.persistence.audit import AuditEntry
 from backchannel.persistence.creator_requests import CreatorRequest
-from backchannel.persistence.database import Connection
+from backchannel.persistence.database import Connection, Database
 from backchannel.persistence.users import Role, User
 
 if TYPE_CHECKING:
@@ -68,18 +68,18 @@ async def change_role(rt: Runtime, admin: Identity, user_id: str, change: RoleCh
         return await change_role_in(conn, user_id, change.role, actor_id=admin.user_id, via="api")
 
 
-async def grant_by_email(rt: Runtime, email: str, role: Role) -> User:
+async def grant_by_email(db: Database, email: str, role: Role) -> User:
     """`backchannel user grant EMAIL ROLE`."""
-    async with rt.db.transaction() as conn:
+    async with db.transaction() as conn:
         user_id = await users.id_by_email(conn, email.strip().lower())
         if user_id is None:
             raise NotFound(f"no active user with email {email}")
         return await change_role_in(conn, user_id, role, actor_id=None, via="cli")
 
 
-async def revoke_by_email(rt: Runtime, email: str, role: Role) -> User:
+async def revoke_by_email(db: Database, email: str, role: Role) -> User:
     """`backchannel user revoke EMAIL ROLE`: back to fan, if the user holds that role."""
-    async with rt.db.transaction() as conn:
+    async with db.transaction() as conn:
         user_id = await users.id_by_email(conn, email.strip().lower())
         user = await users.get_active_user(conn, user_id) if user_id else None
         if user is None:

@@ -1,4 +1,4 @@
-"""The `backchannel` command: serve, migrate, check-config, version, apikey."""
+"""The `backchannel` command: serve, migrate, check-config, version, apikey, user."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke the live key with this name")
     revoke.add_argument("name")
+    user = commands.add_parser("user", help="manage users' roles")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    for verb, text in (("grant", "give EMAIL the role ROLE"), ("revoke", "take ROLE back (fan)")):
+        role_command = user_actions.add_parser(verb, help=text)
+        role_command.add_argument("email")
+        role_command.add_argument("role", choices=["fan", "creator", "moderator", "admin"])
     return parser
 
 
@@ -72,12 +78,19 @@ def _run_apikey(args: argparse.Namespace) -> int:
     return run_apikey(_settings(), args.action, getattr(args, "name", None))
 
 
+def _run_user(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_user_role
+
+    return run_user_role(_settings(), args.action, args.email, args.role)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
     "check-config": _run_check_config,
     "version": _run_version,
     "apikey": _run_apikey,
+    "user": _run_user,
 }
 
 

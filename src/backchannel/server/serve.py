@@ -146,3 +146,31 @@ def run_apikey(settings: Settings, action: str, name: str | None) -> int:
         print(f"backchannel: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_user_role(settings: Settings, action: str, email: str, role: str) -> int:
+    """`backchannel user grant|revoke EMAIL ROLE`."""
+    from backchannel.domain import roles
+
+    configure_logging("warning")
+
+    async def run() -> None:
+        async with reachable_database(settings) as dsn:
+            db = await open_database(
+                dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
+            )
+            try:
+                if action == "grant":
+                    user = await roles.grant_by_email(db, email, role)  # type: ignore[arg-type]
+                else:
+                    user = await roles.revoke_by_email(db, email, role)  # type: ignore[arg-type]
+                print(f"{user.email}\t{user.id}\t{user.role}")
+            finally:
+                await db.close()
+
+    try:
+        asyncio.run(run())
+    except BackchannelError as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
