@@ -100,7 +100,7 @@ def _hash_refresh(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def _issue_pair(
+async def issue_pair(
     rt: Runtime, conn: Connection, user: User, family: uuid.UUID, client: Client | None = None
 ) -> AuthResult:
     """A token pair of session `family`; a `client` means a new login, so a new session."""
@@ -152,7 +152,7 @@ async def register(
             )
             if needs_approval:
                 await creator_requests.insert_request(conn, user.id)
-            return await _issue_pair(rt, conn, user, uuid.uuid4(), client or Client())
+            return await issue_pair(rt, conn, user, uuid.uuid4(), client or Client())
     except Conflict as exc:
         raise Conflict("an account with this email already exists") from exc
 
@@ -258,7 +258,7 @@ async def login(rt: Runtime, request: LoginRequest, client: Client | None = None
         await audit.audit(
             conn, "login.succeeded", actor_id=user.id, target_id=user.id, ip=client.ip
         )
-        return await _issue_pair(rt, conn, user, uuid.uuid4(), client)
+        return await issue_pair(rt, conn, user, uuid.uuid4(), client)
 
 
 def _password_matches(stored_hash: str | None, password: str) -> bool:
@@ -295,7 +295,7 @@ async def refresh(rt: Runtime, request: RefreshRequest) -> AuthResult:
             if user is None:
                 raise Unauthorized("refresh token is not valid")
             await sessions.touch_session(conn, stored.family_id)
-            return await _issue_pair(rt, conn, user, stored.family_id)
+            return await issue_pair(rt, conn, user, stored.family_id)
     if reused or stored.rotated_at is not None:
         await rt.revocations.ended([str(sid) for sid in reused], "refresh_reused")
         raise Unauthorized("refresh token was already used; the session has been revoked")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backchannel.domain import auth, profiles, sessions
+from backchannel.domain import auth, email_codes, profiles, sessions
 from backchannel.errors import BackchannelError
 from backchannel.http.requests import bearer_token, caller, client_ip, read_body, runtime
 from backchannel.http.routing import RouteGroup, json_response
@@ -45,6 +45,37 @@ async def login(request: web.Request) -> web.Response:
     """Log in."""
     body = await read_body(request, auth.LoginRequest)
     return json_response(await auth.login(runtime(request), body, _client(request)))
+
+
+@routes.route(
+    "POST",
+    "/auth/otp/start",
+    summary="Email a 6-digit sign-in code (never says whether an account exists)",
+    body=email_codes.CodeStart,
+    response=email_codes.CodeStarted,
+    status=202,
+    auth=None,
+    errors=(400, 429, 503),
+)
+async def otp_start(request: web.Request) -> web.Response:
+    """Send a code."""
+    body = await read_body(request, email_codes.CodeStart)
+    return json_response(await email_codes.start(runtime(request), body), status=202)
+
+
+@routes.route(
+    "POST",
+    "/auth/otp/verify",
+    summary="Log in with an emailed code; the account is created on first use",
+    body=email_codes.CodeVerify,
+    response=email_codes.CodeLogin,
+    auth=None,
+    errors=(400, 401),
+)
+async def otp_verify(request: web.Request) -> web.Response:
+    """Use a code."""
+    body = await read_body(request, email_codes.CodeVerify)
+    return json_response(await email_codes.verify(runtime(request), body, _client(request)))
 
 
 @routes.route(

@@ -45,7 +45,7 @@ returning {_USER_COLUMNS}
 
 
 async def insert_user(
-    conn: Connection, *, email: str, password_hash: str, display_name: str, role: Role
+    conn: Connection, *, email: str, password_hash: str | None, display_name: str, role: Role
 ) -> User:
     """Create a user; a taken email raises `Conflict` at the unit-of-work boundary."""
     row = await conn.fetchrow(INSERT_USER, email, password_hash, display_name, role)

@@ -46,6 +46,7 @@ from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
+from backchannel.server.mailer import Mailer
 from backchannel.server.metrics import Metrics
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_revocations)
+    app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(_stripe)
     app.cleanup_ctx.append(_outbox_publisher)
     app.cleanup_ctx.append(_broadcast_sweeper)
@@ -252,6 +254,18 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
     revocations.stop()
     await _stop(task)
     runtime._revocations = None
+
+
+async def _mailer(app: web.Application) -> AsyncIterator[None]:
+    """Send queued mail (email codes) after commit, with retries."""
+    runtime = app[RUNTIME]
+    mailer = Mailer(runtime.settings, runtime.db)
+    runtime._mailer = mailer
+    task = asyncio.create_task(mailer.run(), name="mailer")
+    yield
+    mailer.stop()
+    await _stop(task)
+    runtime._mailer = None
 
 
 async def _resync_after_gap(runtime: Runtime) -> None:

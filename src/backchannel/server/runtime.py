@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from backchannel.persistence.message_appender import MessageAppender
     from backchannel.rooms.emitter import Emitter
     from backchannel.rooms.socket_counts import SocketCounts
+    from backchannel.server.mailer import Mailer
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
     from backchannel.server.revocations import Revocations
@@ -74,6 +75,14 @@ class Runtime:
     socket_counts: SocketCounts | None = None
     _typing: TypingIndicators | None = None
     _revocations: Revocations | None = None
+    _mailer: Mailer | None = None
+
+    @property
+    def mailer(self) -> Mailer:
+        """The outgoing mail queue's sender; present once the database is open."""
+        if self._mailer is None:
+            raise Unavailable("server not ready")
+        return self._mailer
 
     @property
     def revocations(self) -> Revocations:

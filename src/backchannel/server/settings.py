@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         description="Require `type: access`; unset: required of our own tokens only, "
         "not of JWKS/public-key tokens",
     )
+    smtp_url: str | None = Field(
+        None,
+        description="SMTP server for email codes: smtp://[user:pass@]host[:port] "
+        "(STARTTLS when offered) or smtps:// (TLS); unset in dev: codes go to the log",
+    )
+    email_from: str = Field(
+        "Backchannel <no-reply@localhost>", description="From address of the mail we send"
+    )
     creator_signup: Literal["open", "approval"] | None = Field(
         None,
         description="open: anyone registers as a creator; approval: an admin approves "
@@ -288,7 +296,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if name in SECRET_FIELDS:
                 shown[name] = "***" if value else None
-            elif name in {"database_url", "redis_url"} and value:
+            elif name in {"database_url", "redis_url", "smtp_url"} and value:
                 shown[name] = _redact_url(str(value))
             else:
                 shown[name] = str(value) if isinstance(value, Path) else value
