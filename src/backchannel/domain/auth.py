@@ -94,6 +94,7 @@ class Identity:
     role: Role
     expires_at: float
     session_id: str | None = None
+    account_id: str = ""
 
 
 def _hash_refresh(token: str) -> bytes:
@@ -122,7 +123,7 @@ async def issue_pair(
     )
     return AuthResult(
         user=user,
-        access_token=rt.tokens.mint_access(user.id, str(family)),
+        access_token=rt.tokens.mint_access(user.id, str(family), user.account_id),
         refresh_token=refresh,
         expires_in=rt.tokens.access_ttl_seconds,
     )
@@ -279,7 +280,7 @@ async def refresh(rt: Runtime, request: RefreshRequest) -> AuthResult:
             # Someone holds a copy of a token already exchanged: end the whole session.
             await refresh_tokens.revoke_family(conn, stored.family_id)
             reused = await sessions.end_sessions(
-                conn, stored.user_id, [stored.family_id], "refresh_reused"
+                conn, [stored.user_id], [stored.family_id], "refresh_reused"
             )
             await audit.audit(
                 conn,
@@ -344,6 +345,7 @@ async def authenticate(rt: Runtime, token: str | None) -> Identity:
         role=user.role,
         expires_at=claims.expires_at,
         session_id=claims.session_id,
+        account_id=user.account_id,
     )
 
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from backchannel.domain.auth import Identity, session_of_refresh_token
 from backchannel.errors import NotFound
-from backchannel.persistence import audit, sessions
+from backchannel.persistence import audit, sessions, users
+from backchannel.persistence.database import Connection
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -20,6 +21,7 @@ class SessionView(BaseModel):
     """One live session of the caller (`GET /auth/sessions`)."""
 
     id: str
+    profile_id: str
     created_at: datetime
     last_used_at: datetime
     user_agent: str | None
@@ -42,11 +44,14 @@ async def end_sessions(
     *,
     actor_id: str | None = None,
     ip: str | None = None,
+    account_id: str | None = None,
 ) -> list[str]:
-    """End sessions of `user_id` (all when None): refresh tokens revoked, access tokens
-    refused from now on, sockets on every node told `session:ended` and disconnected."""
+    """End sessions of `user_id`, or of every profile of `account_id` (all when None):
+    refresh tokens revoked, access tokens refused from now on, sockets on every node told
+    `session:ended` and disconnected."""
     async with rt.db.transaction() as conn:
-        ended = await sessions.end_sessions(conn, user_id, session_ids, reason)
+        owners = await _owners(conn, user_id, account_id)
+        ended = await sessions.end_sessions(conn, owners, session_ids, reason)
         for session_id in ended:
             await audit.audit(
                 conn,
@@ -74,19 +79,29 @@ async def logout(
         await end_sessions(rt, target[0], [target[1]], "logout", ip=ip)
 
 
+async def _owners(conn: Connection, user_id: str, account_id: str | None) -> list[str]:
+    if not account_id:
+        return [user_id]
+    return await users.account_profile_ids(conn, account_id) or [user_id]
+
+
 async def logout_all(rt: Runtime, identity: Identity, ip: str | None) -> list[str]:
-    """End every session of the caller, this one included."""
-    return await end_sessions(rt, identity.user_id, None, "logout", ip=ip)
+    """End every session of the caller's account (every profile), this one included."""
+    return await end_sessions(
+        rt, identity.user_id, None, "logout", ip=ip, account_id=identity.account_id
+    )
 
 
 async def list_sessions(rt: Runtime, identity: Identity) -> SessionList:
-    """The caller's live sessions; `current` marks the one of this token."""
+    """The live sessions of the caller's account; `current` marks the one of this token."""
     async with rt.db.connection() as conn:
-        stored = await sessions.live_sessions(conn, identity.user_id)
+        owners = await _owners(conn, identity.user_id, identity.account_id)
+        stored = await sessions.live_sessions(conn, owners)
     return SessionList(
         items=[
             SessionView(
                 id=str(s.id),
+                profile_id=s.user_id,
                 created_at=s.created_at,
                 last_used_at=s.last_used_at,
                 user_agent=s.user_agent,
@@ -100,7 +115,9 @@ async def list_sessions(rt: Runtime, identity: Identity) -> SessionList:
 
 async def end_one(rt: Runtime, identity: Identity, session_id: str, ip: str | None) -> None:
     """End one of the caller's sessions; another user's (or an unknown one) is `not_found`."""
-    ended = await end_sessions(rt, identity.user_id, [_parse(session_id)], "logout", ip=ip)
+    ended = await end_sessions(
+        rt, identity.user_id, [_parse(session_id)], "logout", ip=ip, account_id=identity.account_id
+    )
     if not ended:
         raise NotFound("no such session")
 

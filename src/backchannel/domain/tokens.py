@@ -107,13 +107,18 @@ class TokenService:
         """How long a minted access token lives."""
         return self._ttl
 
-    def mint_access(self, user_id: str, session_id: str | None = None) -> str:
-        """A signed HS256 access token for `user_id`, of login session `session_id` (`sid`)."""
+    def mint_access(
+        self, user_id: str, session_id: str | None = None, account_id: str | None = None
+    ) -> str:
+        """A signed HS256 access token for profile `user_id` of account `account_id` (`acc`),
+        in login session `session_id` (`sid`)."""
         now = int(time.time())
         claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + self._ttl}
         claims["type"] = "access"
         if session_id is not None:
             claims["sid"] = session_id
+        if account_id is not None:
+            claims["acc"] = account_id
         if self._issuer:
             claims["iss"] = self._issuer
         if self._audience:

@@ -47,7 +47,7 @@ async def touch_session(conn: Connection, session_id: UUID) -> None:
 
 END_SESSIONS = f"""
 update auth_sessions set ended_at = now(), end_reason = $3
-where user_id = $1 and (id = any($2::uuid[]) or $2 is null) and ended_at is null
+where user_id = any($1::text[]) and (id = any($2::uuid[]) or $2 is null) and ended_at is null
 returning {_COLUMNS}
 """
 
@@ -58,11 +58,11 @@ where family_id = any($1::uuid[]) and revoked_at is null
 
 
 async def end_sessions(
-    conn: Connection, user_id: str, session_ids: list[UUID] | None, reason: str
+    conn: Connection, user_ids: list[str], session_ids: list[UUID] | None, reason: str
 ) -> list[UUID]:
-    """End these live sessions of `user_id` (all of them when `session_ids` is None) and
-    revoke their refresh tokens; returns the ids actually ended."""
-    rows = await conn.fetch(END_SESSIONS, user_id, session_ids, reason)
+    """End these live sessions of any of `user_ids` (all of theirs when `session_ids` is None)
+    and revoke their refresh tokens; returns the ids actually ended."""
+    rows = await conn.fetch(END_SESSIONS, user_ids, session_ids, reason)
     ended = [row["id"] for row in rows]
     if ended:
         await conn.execute(REVOKE_FAMILIES, ended)
@@ -71,15 +71,17 @@ async def end_sessions(
 
 SELECT_LIVE = f"""
 select {_COLUMNS} from auth_sessions
-where user_id = $1 and ended_at is null
+where user_id = any($1::text[]) and ended_at is null
 order by created_at desc, id
 limit $2
 """
 
 
-async def live_sessions(conn: Connection, user_id: str, limit: int = 200) -> list[StoredSession]:
-    """The user's sessions that have not ended, newest first."""
-    rows = await conn.fetch(SELECT_LIVE, user_id, limit)
+async def live_sessions(
+    conn: Connection, user_ids: list[str], limit: int = 200
+) -> list[StoredSession]:
+    """The sessions of these users (an account's profiles) that have not ended, newest first."""
+    rows = await conn.fetch(SELECT_LIVE, user_ids, limit)
     return [StoredSession.model_validate(dict(row)) for row in rows]
 
 

@@ -24,6 +24,8 @@ class User(BaseModel):
     avatar_url: str | None
     subscription_price_cents: int
     created_at: datetime
+    account_id: str
+    kind: str
 
 
 class Credentials(BaseModel):
@@ -34,7 +36,8 @@ class Credentials(BaseModel):
 
 
 _USER_COLUMNS = (
-    "id, email, display_name, role, bio, avatar_url, subscription_price_cents, created_at"
+    "id, email, display_name, role, bio, avatar_url, subscription_price_cents, created_at, "
+    "account_id::text as account_id, kind"
 )
 
 INSERT_USER = f"""
@@ -177,9 +180,12 @@ async def apply_external_claims(
 
 
 SET_ROLE = f"""
-with old as (select id, role from users where id = $1 and deleted_at is null for update)
-update users u set role = $2 from old where u.id = old.id
-returning old.role as previous_role, {", ".join("u." + c.strip() for c in _USER_COLUMNS.split(","))}
+with old as (
+    select id as old_id, role as previous_role from users
+    where id = $1 and deleted_at is null for update
+)
+update users set role = $2 from old where users.id = old.old_id
+returning old.previous_role, {_USER_COLUMNS}
 """
 
 
@@ -200,3 +206,39 @@ async def id_by_email(conn: Connection, email: str) -> str | None:
     """The id of the active user with this email."""
     value: str | None = await conn.fetchval(SELECT_ID_BY_EMAIL, email)
     return value
+
+
+INSERT_PROFILE = f"""
+insert into users (account_id, display_name, kind, role) values ($1::uuid, $2, $3, $4)
+returning {_USER_COLUMNS}
+"""
+
+
+async def insert_profile(
+    conn: Connection, *, account_id: str, display_name: str, kind: str, role: Role
+) -> User:
+    """Another profile of an account: a user with no login of its own."""
+    row = await conn.fetchrow(INSERT_PROFILE, account_id, display_name, kind, role)
+    return User.model_validate(dict(row))
+
+
+SELECT_PROFILES = f"""
+select {_USER_COLUMNS} from users
+where account_id = $1::uuid and deleted_at is null
+order by created_at, id
+"""
+
+
+async def account_profiles(conn: Connection, account_id: str) -> list[User]:
+    """The active profiles of an account, oldest (the one holding the login) first."""
+    rows = await conn.fetch(SELECT_PROFILES, account_id)
+    return [User.model_validate(dict(row)) for row in rows]
+
+
+SELECT_PROFILE_IDS = "select id from users where account_id = $1::uuid"
+
+
+async def account_profile_ids(conn: Connection, account_id: str) -> list[str]:
+    """Every profile id of an account, deleted ones included."""
+    rows = await conn.fetch(SELECT_PROFILE_IDS, account_id)
+    return [row["id"] for row in rows]

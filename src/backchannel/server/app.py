@@ -22,6 +22,7 @@ from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
+    accounts,
     admin,
     auth,
     content,
@@ -70,6 +71,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     conversations.routes,
     notifications.routes,
     admin.routes,
+    accounts.routes,
 )
 
 
