@@ -237,7 +237,7 @@ async def login(rt: Runtime, request: LoginRequest, client: Client | None = None
     async with rt.db.connection() as conn:
         credentials = await users.get_credentials(conn, request.email)
     stored_hash = credentials.password_hash if credentials and credentials.password_hash else None
-    if not await asyncio.to_thread(_password_matches, stored_hash, request.password):
+    if not await asyncio.to_thread(password_matches, stored_hash, request.password):
         await limits.failed(rt)
         async with rt.db.transaction() as conn:
             await audit.audit(
@@ -262,7 +262,8 @@ async def login(rt: Runtime, request: LoginRequest, client: Client | None = None
         return await issue_pair(rt, conn, user, uuid.uuid4(), client)
 
 
-def _password_matches(stored_hash: str | None, password: str) -> bool:
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """Whether `password` is the one hashed (a missing hash costs the same and fails)."""
     try:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):

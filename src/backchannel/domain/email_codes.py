@@ -152,3 +152,18 @@ async def _user_for(rt: Runtime, conn: Connection, request: CodeVerify) -> tuple
     if approval:
         await creator_requests.insert_request(conn, user.id)
     return user, True
+
+
+async def check_code(rt: Runtime, email: str, code: str) -> bool:
+    """Use the address's code to confirm something (deleting the account) without logging in;
+    a wrong code counts as a wrong try."""
+    email = email.strip().lower()
+    async with rt.db.transaction() as conn:
+        live = await codes.lock_live_code(conn, email)
+        if live is None:
+            return False
+        if not hmac.compare_digest(live.code_hash, _digest(rt, email, code)):
+            await codes.count_wrong_try(conn, live.id, MAX_WRONG_TRIES)
+            return False
+        await codes.use_code(conn, live.id)
+        return True

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from backchannel.domain import broadcasts, delivery
+from backchannel.domain import account_rights, broadcasts, delivery
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain import sessions as session_ops
 from backchannel.domain.presence import PresenceTracker
@@ -116,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_revocations)
     app.cleanup_ctx.append(_mailer)
+    app.cleanup_ctx.append(_erasure_sweeper)
     app.cleanup_ctx.append(_stripe)
     app.cleanup_ctx.append(_outbox_publisher)
     app.cleanup_ctx.append(_broadcast_sweeper)
@@ -268,6 +269,28 @@ async def _mailer(app: web.Application) -> AsyncIterator[None]:
     mailer.stop()
     await _stop(task)
     runtime._mailer = None
+
+
+async def _erasure_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Erase deleted accounts whose grace period has passed, periodically."""
+    runtime = app[RUNTIME]
+    stopping = asyncio.Event()
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            try:
+                erased = await account_rights.erase_due(runtime)
+                if erased:
+                    log.info("deleted accounts erased", extra={"count": erased})
+            except Exception as exc:
+                log.warning("erasure sweep failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 60.0)
+
+    task = asyncio.create_task(loop(), name="erasure-sweeper")
+    yield
+    stopping.set()
+    await _stop(task)
 
 
 async def _resync_after_gap(runtime: Runtime) -> None:

@@ -1,4 +1,4 @@
-"""The `backchannel` command: serve, migrate, check-config, version, apikey, user."""
+"""The `backchannel` command: serve, migrate, check-config, version, apikey, user, account."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         role_command = user_actions.add_parser(verb, help=text)
         role_command.add_argument("email")
         role_command.add_argument("role", choices=["fan", "creator", "moderator", "admin"])
+    account = commands.add_parser("account", help="operator actions on accounts")
+    account_actions = account.add_subparsers(dest="action", required=True)
+    erase = account_actions.add_parser("erase", help="erase the account of EMAIL now")
+    erase.add_argument("email")
     return parser
 
 
@@ -84,6 +88,12 @@ def _run_user(args: argparse.Namespace) -> int:
     return run_user_role(_settings(), args.action, args.email, args.role)
 
 
+def _run_account(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_account_erase
+
+    return run_account_erase(_settings(), args.email)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
@@ -91,6 +101,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "version": _run_version,
     "apikey": _run_apikey,
     "user": _run_user,
+    "account": _run_account,
 }
 
 

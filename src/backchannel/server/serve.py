@@ -174,3 +174,28 @@ def run_user_role(settings: Settings, action: str, email: str, role: str) -> int
         print(f"backchannel: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_account_erase(settings: Settings, email: str) -> int:
+    """`backchannel account erase EMAIL`: erase now, whatever the grace period."""
+    from backchannel.domain import account_rights
+
+    configure_logging("warning")
+
+    async def run() -> None:
+        async with reachable_database(settings) as dsn:
+            db = await open_database(
+                dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
+            )
+            try:
+                ids = await account_rights.erase_by_email(db, email)
+                print(f"erased {len(ids)} profile(s): {' '.join(ids)}")
+            finally:
+                await db.close()
+
+    try:
+        asyncio.run(run())
+    except BackchannelError as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
+    return 0

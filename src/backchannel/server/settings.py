@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     email_from: str = Field(
         "Backchannel <no-reply@localhost>", description="From address of the mail we send"
     )
+    erase_grace_days: int = Field(
+        30, ge=0, le=3650, description="Days a deleted account waits before erasure (0: at once)"
+    )
     creator_signup: Literal["open", "approval"] | None = Field(
         None,
         description="open: anyone registers as a creator; approval: an admin approves "
