@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestServer
 from backchannel.server.app import create_app
 from backchannel.server.cli import main
 from backchannel.server.settings import Settings
-from tests.accounts_support import disconnected
-from tests.nodes import eventually
+from tests.accounts_support import disconnected, revocations_linked
+from tests.nodes import eventually, node
 from tests.services import RunServices
 from tests.support import Api, Sockets, User
 
@@ -212,3 +212,25 @@ async def test_a_deactivated_account_waits_its_grace_period_or_an_operator(
         return status == 201
 
     await eventually(email_free, what="the email free again")
+
+
+async def test_an_operator_erasure_ends_the_accounts_sockets_on_running_nodes(
+    cluster_settings: Settings,
+    services: RunServices,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with node(cluster_settings) as a:
+        await revocations_linked(a)
+        fan = await a.api.register()
+        socket = await a.sockets.connect("/chat", fan, events=("session:ended",))
+        for name in list(os.environ):
+            if name.startswith("BACKCHANNEL_"):
+                monkeypatch.delenv(name)
+        monkeypatch.setenv("DATABASE_URL", services.database_url)
+        monkeypatch.setenv("REDIS_URL", services.redis_url)
+        monkeypatch.setenv("BACKCHANNEL_REDIS_PREFIX", cluster_settings.redis_prefix)
+        monkeypatch.setenv("BACKCHANNEL_DATA_DIR", str(tmp_path))
+        assert await asyncio.to_thread(main, ["account", "erase", fan.email]) == 0
+        assert await socket.wait_for("session:ended") == [{"reason": "account_deleted"}]
+        await disconnected(socket)

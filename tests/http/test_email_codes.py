@@ -181,3 +181,35 @@ async def test_without_smtp_in_dev_the_code_goes_to_the_log(
         lambda: any("Your sign-in code is" in r.getMessage() for r in caplog.records),
         what="code in the log",
     )
+
+
+async def test_an_account_made_by_code_is_deleted_with_a_fresh_code(
+    mail_api: tuple[Api, Mailbox],
+) -> None:
+    api, mailbox = mail_api
+    await start(api, "leaving@example.com")
+    status, body = await verify(
+        api, "leaving@example.com", await mailbox.code_for("leaving@example.com")
+    )
+    assert status == 200 and isinstance(body, dict)
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    status, _ = await api.call(
+        "DELETE", "/api/v1/accounts/me", headers=headers, json={"code": "123456"}
+    )
+    assert status == 401  # no live code: the first one was used
+    await start(api, "leaving@example.com")
+    code = await mailbox.code_for("leaving@example.com", 2)
+    status, deleted = await api.call(
+        "DELETE", "/api/v1/accounts/me", headers=headers, json={"code": code}
+    )
+    assert status == 200 and isinstance(deleted, dict) and deleted["erased"] is False
+    assert (await api.call("GET", "/api/v1/auth/me", headers=headers))[0] == 401
+
+
+async def test_deleting_an_account_takes_a_password_or_a_code_not_both(api: Api) -> None:
+    fan = await api.register()
+    for body in ({}, {"code": "123456", "password": fan.password}, {"code": "12"}):
+        status, answer = await api.call("DELETE", "/api/v1/accounts/me", user=fan, json=body)
+        assert status == 400 and isinstance(answer, dict)
+        assert answer["error"]["code"] == "invalid"
+    assert (await api.call("GET", "/api/v1/auth/me", user=fan))[0] == 200

@@ -248,16 +248,18 @@ async def erase_account(
     return ids
 
 
-async def erase_by_email(db: Database, email: str) -> list[str]:
-    """`backchannel account erase EMAIL`: an operator erases an account now."""
+async def erase_by_email(db: Database, email: str) -> tuple[list[str], list[str]]:
+    """`backchannel account erase EMAIL`: an operator erases an account now; returns the
+    profile ids and the sessions that ended (for the running nodes to end their sockets)."""
     async with db.connection() as conn:
         account_id = await account_data.account_by_email(conn, email.strip().lower())
     if account_id is None:
         raise NotFound(f"no account with email {email}")
     async with db.transaction() as conn:
         ids = await account_data.deactivate(conn, account_id, 0)
-        await sessions.end_sessions(conn, ids, None, "account_deleted")
-    return await erase_account(db, account_id)
+        ended = await sessions.end_sessions(conn, ids, None, "account_deleted")
+        await audit.audit(conn, "account.deactivated", target_id=account_id, details={"by": "cli"})
+    return await erase_account(db, account_id), [str(s) for s in ended]
 
 
 async def erase_due(rt: Runtime) -> int:

@@ -53,7 +53,7 @@ from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
-from backchannel.server.revocations import Revocations
+from backchannel.server.revocations import Revocations, channel_name
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
 
@@ -247,7 +247,7 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
         end_sockets=end_sockets,
         load_ended=load_ended,
         redis=runtime.redis,
-        channel=f"{runtime.settings.redis_prefix}:sessions-ended",
+        channel=channel_name(runtime.settings.redis_prefix),
         node_id=runtime.node_id,
     )
     await revocations.load()

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 # Clocks of nodes and token issuers differ a little; keep entries a minute past a token's life.
 _SKEW_SECONDS = 60.0
 
+
+def channel_name(redis_prefix: str) -> str:
+    """The Redis channel on which nodes announce ended sessions."""
+    return f"{redis_prefix}:sessions-ended"
+
+
 EndSockets = Callable[[list[str], str], Awaitable[None]]
 LoadEnded = Callable[[float], Awaitable[list[str]]]
 

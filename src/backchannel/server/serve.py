@@ -188,10 +188,12 @@ def run_account_erase(settings: Settings, email: str) -> int:
                 dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
             )
             try:
-                ids = await account_rights.erase_by_email(db, email)
+                ids, ended = await account_rights.erase_by_email(db, email)
                 print(f"erased {len(ids)} profile(s): {' '.join(ids)}")
             finally:
                 await db.close()
+        if ended and settings.redis_url:
+            await _announce_ended_sessions(settings, ended)
 
     try:
         asyncio.run(run())
@@ -199,3 +201,31 @@ def run_account_erase(settings: Settings, email: str) -> int:
         print(f"backchannel: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _announce_ended_sessions(settings: Settings, session_ids: list[str]) -> None:
+    """Tell the running nodes (through Redis) to end these sessions' sockets."""
+    from redis.asyncio import Redis
+
+    from backchannel.server.revocations import Revocations, channel_name
+
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+
+    async def nothing_here(session_ids: list[str], reason: str) -> None:
+        return None
+
+    async def nothing_to_load(seconds: float) -> list[str]:
+        return []
+
+    try:
+        await Revocations(
+            token_ttl_seconds=settings.access_token_ttl_seconds,
+            end_sockets=nothing_here,
+            load_ended=nothing_to_load,
+            redis=redis,
+            channel=channel_name(settings.redis_prefix),
+            node_id="cli",
+        ).ended(session_ids, "account_deleted")
+    finally:
+        await redis.aclose()
