@@ -54,31 +54,52 @@ async def test_five_failed_logins_lock_the_account_even_for_the_right_password(
             assert 'backchannel_rate_limited_total{scope="login"} 2.0' in await response.text()
 
 
-async def test_failed_logins_are_counted_per_client_ip_behind_a_trusted_proxy(
+async def test_a_burst_against_one_account_never_refuses_anothers_right_password_from_that_ip(
     cluster_settings: Settings,
 ) -> None:
-    trusted = cluster_settings.model_copy(update={"trusted_proxies": "127.0.0.1/32"})
+    trusted = cluster_settings.model_copy(
+        update={"trusted_proxies": "127.0.0.1/32", "login_failures_per_ip": "8/900s"}
+    )
     async with node(trusted) as a, node(trusted) as b:
-        users = [await a.api.register() for _ in range(6)]
-        # One attacker IP tries many accounts, spread over both nodes.
-        for i, user in enumerate(users[:5]):
-            status, _ = await login(a if i % 2 else b, user, WRONG, ip="203.0.113.9")
-            assert status == 401
-        status, body = await login(a, users[5], users[5].password, ip="203.0.113.9")
-        assert_rate_limited(status, body)
-
-        # Another client behind the same proxy is not punished for it; nor is the account,
-        # which has one failure only.
-        status, _ = await login(b, users[0], users[0].password, ip="198.51.100.4")
+        victim, colleague = await a.api.register(), await a.api.register()
+        # An attacker behind the office NAT hammers the victim's account, over both nodes.
+        for i in range(20):
+            status, _ = await login(a if i % 2 else b, victim, WRONG, ip="203.0.113.9")
+            assert status in (401, 429)
+        assert_rate_limited(*await login(a, victim, victim.password, ip="203.0.113.9"))
+        # The colleague behind the same NAT logs in with the right password, on either node.
+        status, body = await login(b, colleague, colleague.password, ip="203.0.113.9")
+        assert status == 200, body
+        # The victim, from home, is not locked out by five failures from the office.
+        status, _ = await login(a, victim, victim.password, ip="198.51.100.4")
         assert status == 200
 
 
+async def test_spraying_many_accounts_from_one_ip_meets_the_ip_ceiling(
+    cluster_settings: Settings,
+) -> None:
+    trusted = cluster_settings.model_copy(
+        update={"trusted_proxies": "127.0.0.1/32", "login_failures_per_ip": "5/900s"}
+    )
+    async with node(trusted) as a, node(trusted) as b:
+        users = [await a.api.register() for _ in range(6)]
+        for i, user in enumerate(users[:5]):
+            status, _ = await login(a if i % 2 else b, user, WRONG, ip="203.0.113.9")
+            assert status == 401
+        # The IP has spent its ceiling: an account that failed from it is refused there...
+        assert_rate_limited(*await login(a, users[0], users[0].password, ip="203.0.113.9"))
+        # ...an account that never failed from it is not, and neither is another client.
+        assert (await login(b, users[5], users[5].password, ip="203.0.113.9"))[0] == 200
+        assert (await login(b, users[0], users[0].password, ip="198.51.100.4"))[0] == 200
+
+
 async def test_x_forwarded_for_is_ignored_from_an_untrusted_peer(settings: Settings) -> None:
-    async with node(settings) as a:
+    tight = settings.model_copy(update={"login_failures_per_ip": "5/900s"})
+    async with node(tight) as a:
         users = [await a.api.register() for _ in range(6)]
         for i, user in enumerate(users[:5]):
             await login(a, user, WRONG, ip=f"203.0.113.{i}")  # forged: each looks new
-        status, body = await login(a, users[5], users[5].password, ip="198.51.100.1")
+        status, body = await login(a, users[0], users[0].password, ip="198.51.100.1")
         assert_rate_limited(status, body)  # all counted against the real peer
 
 

@@ -13,11 +13,12 @@ import socketio
 from aiohttp.test_utils import TestServer
 
 from backchannel.rooms.fanout import FanoutMixin, websocket_frame
-from backchannel.rooms.names import Namespace, user_room
+from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.server.app import create_app
 from backchannel.server.keys import RUNTIME, SIO
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings
+from tests.accounts_support import claims_of
 from tests.support import Api, Sockets
 
 ROOM = "subscribers:test"
@@ -242,8 +243,9 @@ async def test_a_disconnected_socket_leaves_every_room_and_its_other_devices_sti
     laptop = await sockets.connect("/chat", fan, events=("news",))
     phone_sid = phone.client.get_sid("/chat")
     await rt.emitter.join(Namespace.CHAT, phone_sid, ROOM)
+    session = session_room(claims_of(fan)["sid"])  # the login session's room
     assert sorted(manager.get_rooms(phone_sid, "/chat")) == sorted(
-        [phone_sid, user_room(fan.id), ROOM]
+        [phone_sid, user_room(fan.id), session, ROOM]
     )
 
     await phone.disconnect()

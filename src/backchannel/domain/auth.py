@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
 from backchannel.errors import Conflict, RateLimited, Unauthorized
-from backchannel.persistence import refresh_tokens, users
+from backchannel.persistence import audit, creator_requests, refresh_tokens, sessions, users
 from backchannel.persistence.database import Connection
 from backchannel.persistence.users import Role, User
 from backchannel.server.ratelimit import Rate
@@ -55,10 +55,25 @@ class LoginRequest(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    """`POST /auth/refresh` and `POST /auth/logout`."""
+    """`POST /auth/refresh`."""
 
     model_config = ConfigDict(extra="forbid")
     refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=512)]
+
+
+class LogoutRequest(BaseModel):
+    """`POST /auth/logout`: the session of this refresh token, or of the bearer token."""
+
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=512)] | None = None
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a login comes from, for its session and the audit log."""
+
+    ip: str | None = None
+    user_agent: str | None = None
 
 
 class AuthResult(BaseModel):
@@ -78,13 +93,26 @@ class Identity:
     user_id: str
     role: Role
     expires_at: float
+    session_id: str | None = None
+    account_id: str = ""
 
 
 def _hash_refresh(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def _issue_pair(rt: Runtime, conn: Connection, user: User, family: uuid.UUID) -> AuthResult:
+async def issue_pair(
+    rt: Runtime, conn: Connection, user: User, family: uuid.UUID, client: Client | None = None
+) -> AuthResult:
+    """A token pair of session `family`; a `client` means a new login, so a new session."""
+    if client is not None:
+        await sessions.insert_session(
+            conn,
+            session_id=family,
+            user_id=user.id,
+            user_agent=(client.user_agent or "")[:512] or None,
+            ip=client.ip,
+        )
     refresh = secrets.token_urlsafe(32)
     await refresh_tokens.insert_token(
         conn,
@@ -95,15 +123,25 @@ async def _issue_pair(rt: Runtime, conn: Connection, user: User, family: uuid.UU
     )
     return AuthResult(
         user=user,
-        access_token=rt.tokens.mint_access(user.id),
+        access_token=rt.tokens.mint_access(user.id, str(family), user.account_id),
         refresh_token=refresh,
         expires_in=rt.tokens.access_ttl_seconds,
     )
 
 
-async def register(rt: Runtime, request: RegisterRequest) -> AuthResult:
-    """Create an account and log it in."""
+async def register(
+    rt: Runtime, request: RegisterRequest, client: Client | None = None
+) -> AuthResult:
+    """Create an account and log it in.
+
+    Under `BACKCHANNEL_CREATOR_SIGNUP=approval` a creator sign-up makes a fan with a pending
+    creator request, which an admin approves or rejects.
+    """
     password_hash = await asyncio.to_thread(_hasher.hash, request.password)
+    role: Role = request.role
+    needs_approval = role == "creator" and rt.settings.creator_signup_mode == "approval"
+    if needs_approval:
+        role = "fan"
     try:
         async with rt.db.transaction() as conn:
             user = await users.insert_user(
@@ -111,41 +149,105 @@ async def register(rt: Runtime, request: RegisterRequest) -> AuthResult:
                 email=request.email,
                 password_hash=password_hash,
                 display_name=request.display_name,
-                role=request.role,
+                role=role,
             )
-            return await _issue_pair(rt, conn, user, uuid.uuid4())
+            if needs_approval:
+                await creator_requests.insert_request(conn, user.id)
+            return await issue_pair(rt, conn, user, uuid.uuid4(), client or Client())
     except Conflict as exc:
         raise Conflict("an account with this email already exists") from exc
 
 
-def _login_limits(rt: Runtime, email: str, client_ip: str | None) -> list[tuple[str, Rate]]:
-    # The account is hashed so no email address ever sits in a Redis key.
-    account = hashlib.sha256(email.encode()).hexdigest()[:32]
-    limits = [(f"login:account:{account}", Rate.parse(rt.settings.login_failures_per_account))]
-    if client_ip:
-        limits.append((f"login:ip:{client_ip}", Rate.parse(rt.settings.login_failures_per_ip)))
-    return limits
+@dataclass(frozen=True)
+class LoginLimits:
+    """The three buckets of failed logins: per account, per (account, IP), per IP."""
+
+    account: tuple[str, Rate]
+    pair: tuple[str, Rate] | None
+    ip: tuple[str, Rate] | None
+
+    @classmethod
+    def of(cls, rt: Runtime, email: str, client_ip: str | None) -> LoginLimits:
+        """The buckets of a login attempt; the account is hashed so no email sits in Redis."""
+        account = hashlib.sha256(email.encode()).hexdigest()[:32]
+        settings = rt.settings
+        per_account = Rate.parse(settings.login_failures_per_account)
+        account_limit = (f"login:account:{account}", per_account)
+        if not client_ip:
+            return cls(account=account_limit, pair=None, ip=None)
+        return cls(
+            account=account_limit,
+            pair=(
+                f"login:pair:{account}:{client_ip}",
+                Rate.parse(settings.login_failures_per_account_ip),
+            ),
+            ip=(f"login:ip:{client_ip}", Rate.parse(settings.login_failures_per_ip)),
+        )
+
+    @property
+    def own(self) -> list[tuple[str, Rate]]:
+        """The buckets of this account: spent, they refuse even the right password."""
+        return [self.account] + ([self.pair] if self.pair else [])
+
+    async def check(self, rt: Runtime) -> None:
+        """Refuse when the account's buckets are spent, or the IP's is and this account has
+        failed from this IP: a pristine account is never refused for its neighbours' failures."""
+        refused: RateLimited | None = None
+        try:
+            await rt.limiter.check_all(self.own)
+        except RateLimited as exc:
+            refused = exc
+        if refused is None and self.ip is not None and self.pair is not None:
+            ip_wait = await rt.limiter.peek_all([self.ip])
+            if ip_wait > 0:
+                pair_bucket, pair_rate = self.pair
+                # A burst of one is "no failure outstanding": the pair bucket is full.
+                pristine = Rate(pair_rate.count, pair_rate.period_seconds, 1)
+                if await rt.limiter.peek_all([(pair_bucket, pristine)]) > 0:
+                    try:
+                        await rt.limiter.check_all([self.ip])
+                    except RateLimited as exc:
+                        refused = exc
+        if refused is not None:
+            raise RateLimited(
+                refused.retry_after_ms, "too many failed logins; try again later"
+            ) from None
+
+    async def failed(self, rt: Runtime) -> None:
+        """Count a failure in every bucket that still has room."""
+        for bucket in [*self.own, *([self.ip] if self.ip else [])]:
+            with contextlib.suppress(RateLimited):
+                await rt.limiter.hit(*bucket)
+
+    async def succeeded(self, rt: Runtime) -> None:
+        """The right password clears the account's failures (not the IP's)."""
+        for bucket, _ in self.own:
+            await rt.limiter.reset(bucket)
 
 
-async def login(rt: Runtime, request: LoginRequest, *, client_ip: str | None = None) -> AuthResult:
-    """Check a password and start a new token family.
+async def login(rt: Runtime, request: LoginRequest, client: Client | None = None) -> AuthResult:
+    """Check a password and start a new session (token family).
 
-    Failed attempts are counted per account and per client IP; once either budget is spent,
-    every attempt (even with the right password) answers `rate_limited` until it refills.
+    Failures are counted per account, per (account, IP) and, with a higher ceiling, per IP
+    (`LoginLimits`); a spent budget answers `rate_limited`, even with the right password.
     """
-    limits = _login_limits(rt, request.email, client_ip)
-    try:
-        await rt.limiter.check_all(limits)
-    except RateLimited as exc:
-        raise RateLimited(exc.retry_after_ms, "too many failed logins; try again later") from None
+    client = client or Client()
+    limits = LoginLimits.of(rt, request.email, client.ip)
+    await limits.check(rt)
     async with rt.db.connection() as conn:
         credentials = await users.get_credentials(conn, request.email)
     stored_hash = credentials.password_hash if credentials and credentials.password_hash else None
-    if not await asyncio.to_thread(_password_matches, stored_hash, request.password):
-        with contextlib.suppress(RateLimited):  # a concurrent failure spent the last unit
-            await rt.limiter.hit_all(limits)
+    if not await asyncio.to_thread(password_matches, stored_hash, request.password):
+        await limits.failed(rt)
+        async with rt.db.transaction() as conn:
+            await audit.audit(
+                conn,
+                "login.failed",
+                target_id=credentials.id if credentials else None,
+                ip=client.ip,
+            )
         raise Unauthorized("wrong email or password")
-    await rt.limiter.reset(limits[0][0])
+    await limits.succeeded(rt)
     assert credentials is not None and stored_hash is not None
     async with rt.db.transaction() as conn:
         if _hasher.check_needs_rehash(stored_hash):
@@ -154,10 +256,14 @@ async def login(rt: Runtime, request: LoginRequest, *, client_ip: str | None = N
         user = await users.get_active_user(conn, credentials.id)
         if user is None:
             raise Unauthorized("wrong email or password")
-        return await _issue_pair(rt, conn, user, uuid.uuid4())
+        await audit.audit(
+            conn, "login.succeeded", actor_id=user.id, target_id=user.id, ip=client.ip
+        )
+        return await issue_pair(rt, conn, user, uuid.uuid4(), client)
 
 
-def _password_matches(stored_hash: str | None, password: str) -> bool:
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """Whether `password` is the one hashed (a missing hash costs the same and fails)."""
     try:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -166,7 +272,7 @@ def _password_matches(stored_hash: str | None, password: str) -> bool:
 
 async def refresh(rt: Runtime, request: RefreshRequest) -> AuthResult:
     """Exchange a refresh token for a new pair; a reused one revokes its whole family."""
-    reused = False
+    reused: list[uuid.UUID] = []
     async with rt.db.transaction() as conn:
         stored = await refresh_tokens.lock_token(conn, _hash_refresh(request.refresh_token))
         if stored is None or stored.revoked_at is not None or not stored.user_active:
@@ -174,7 +280,15 @@ async def refresh(rt: Runtime, request: RefreshRequest) -> AuthResult:
         if stored.rotated_at is not None:
             # Someone holds a copy of a token already exchanged: end the whole session.
             await refresh_tokens.revoke_family(conn, stored.family_id)
-            reused = True
+            reused = await sessions.end_sessions(
+                conn, [stored.user_id], [stored.family_id], "refresh_reused"
+            )
+            await audit.audit(
+                conn,
+                "refresh.reused",
+                target_id=stored.user_id,
+                details={"session_id": str(stored.family_id)},
+            )
         else:
             if stored.expired:
                 raise Unauthorized("refresh token has expired")
@@ -182,18 +296,19 @@ async def refresh(rt: Runtime, request: RefreshRequest) -> AuthResult:
             user = await users.get_active_user(conn, stored.user_id)
             if user is None:
                 raise Unauthorized("refresh token is not valid")
-            return await _issue_pair(rt, conn, user, stored.family_id)
-    if reused:
+            await sessions.touch_session(conn, stored.family_id)
+            return await issue_pair(rt, conn, user, stored.family_id)
+    if reused or stored.rotated_at is not None:
+        await rt.revocations.ended([str(sid) for sid in reused], "refresh_reused")
         raise Unauthorized("refresh token was already used; the session has been revoked")
     raise Unauthorized("refresh token is not valid")
 
 
-async def logout(rt: Runtime, request: RefreshRequest) -> None:
-    """Revoke the token family of this refresh token; unknown tokens are ignored."""
-    async with rt.db.transaction() as conn:
-        stored = await refresh_tokens.lock_token(conn, _hash_refresh(request.refresh_token))
-        if stored is not None:
-            await refresh_tokens.revoke_family(conn, stored.family_id)
+async def session_of_refresh_token(rt: Runtime, token: str) -> tuple[str, uuid.UUID] | None:
+    """The user and session a refresh token belongs to, if it is known."""
+    async with rt.db.connection() as conn:
+        stored = await refresh_tokens.find_token(conn, _hash_refresh(token))
+    return (stored.user_id, stored.family_id) if stored is not None else None
 
 
 async def authenticate(rt: Runtime, token: str | None) -> Identity:
@@ -201,6 +316,8 @@ async def authenticate(rt: Runtime, token: str | None) -> Identity:
     if not token:
         raise Unauthorized("an access token is required")
     claims = await rt.tokens.verify(token)
+    if claims.session_id is not None and rt.revocations.is_ended(claims.session_id):
+        raise Unauthorized("this session has ended; log in again")
     async with rt.db.connection() as conn:
         user = await users.get_active_user(conn, claims.user_id)
         if (
@@ -208,15 +325,53 @@ async def authenticate(rt: Runtime, token: str | None) -> Identity:
             and claims.external
             and await users.user_exists(conn, claims.user_id) is None
         ):
-            role: Role = "creator" if claims.role == "creator" else "fan"
+            # Without a configured role claim, a legacy `role` claim may only ask for creator.
+            role: Role = _claimed_role(rt, claims.role) or (
+                "creator" if claims.role == "creator" else "fan"
+            )
             await users.provision_external_user(
                 conn,
                 user_id=claims.user_id,
                 display_name=claims.name or claims.user_id,
                 role=role,
-                email=None,
+                email=claims.email,
             )
             user = await users.get_active_user(conn, claims.user_id)
+        elif user is not None and claims.external:
+            user = await _apply_external_claims(rt, conn, user, claims.role, claims.email)
     if user is None:
         raise Unauthorized("this account no longer exists")
-    return Identity(user_id=user.id, role=user.role, expires_at=claims.expires_at)
+    return Identity(
+        user_id=user.id,
+        role=user.role,
+        expires_at=claims.expires_at,
+        session_id=claims.session_id,
+        account_id=user.account_id,
+    )
+
+
+def _claimed_role(rt: Runtime, role: str | None) -> Role | None:
+    """The role an external token sets, when `BACKCHANNEL_JWT_ROLE_CLAIM` is configured."""
+    if rt.settings.jwt_role_claim is None or role not in ("fan", "creator", "moderator", "admin"):
+        return None
+    return role  # type: ignore[return-value]
+
+
+async def _apply_external_claims(
+    rt: Runtime, conn: Connection, user: User, role: str | None, email: str | None
+) -> User:
+    """The identity provider is the authority on a configured role claim and on the email."""
+    wanted = _claimed_role(rt, role)
+    new_role = wanted if wanted is not None and wanted != user.role else None
+    new_email = email if email is not None and email != user.email else None
+    if new_role is None and new_email is None:
+        return user
+    updated = await users.apply_external_claims(conn, user.id, role=new_role, email=new_email)
+    if new_role is not None:
+        await audit.audit(
+            conn,
+            "role.changed",
+            target_id=user.id,
+            details={"from": user.role, "to": new_role, "by": "identity provider"},
+        )
+    return updated or user

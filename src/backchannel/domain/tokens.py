@@ -32,6 +32,7 @@ class TokenClaims:
     name: str | None = None
     email: str | None = None
     role: str | None = None
+    session_id: str | None = None
 
 
 class JwksCache:
@@ -100,17 +101,25 @@ class TokenService:
         self._audience = settings.jwt_audience
         self._public_key = _load_pem(settings.jwt_public_key) if settings.jwt_public_key else None
         self._jwks = JwksCache(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
+        self._claims = ClaimMapping.of(settings)
 
     @property
     def access_ttl_seconds(self) -> int:
         """How long a minted access token lives."""
         return self._ttl
 
-    def mint_access(self, user_id: str) -> str:
-        """A signed HS256 access token for `user_id`."""
+    def mint_access(
+        self, user_id: str, session_id: str | None = None, account_id: str | None = None
+    ) -> str:
+        """A signed HS256 access token for profile `user_id` of account `account_id` (`acc`),
+        in login session `session_id` (`sid`)."""
         now = int(time.time())
         claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + self._ttl}
         claims["type"] = "access"
+        if session_id is not None:
+            claims["sid"] = session_id
+        if account_id is not None:
+            claims["acc"] = account_id
         if self._issuer:
             claims["iss"] = self._issuer
         if self._audience:
@@ -126,21 +135,26 @@ class TokenService:
         algorithm = header.get("alg")
         if algorithm == OWN_ALGORITHM:
             claims = self._decode(token, self._secret, [OWN_ALGORITHM])
-            if claims.get("type") != "access":
+            if self._claims.require_type(external=False) and claims.get("type") != "access":
                 raise Unauthorized("not an access token")
-            return TokenClaims(user_id=claims["sub"], expires_at=claims["exp"], external=False)
+            return TokenClaims(
+                user_id=claims["sub"],
+                expires_at=claims["exp"],
+                external=False,
+                session_id=_str_claim(claims, "sid"),
+            )
         if algorithm in EXTERNAL_ALGORITHMS:
             key = await self._external_key(header.get("kid"))
             claims = self._decode(token, key, EXTERNAL_ALGORITHMS)
-            if claims.get("type", "access") != "access":
+            if self._claims.require_type(external=True) and claims.get("type") != "access":
                 raise Unauthorized("not an access token")
             return TokenClaims(
                 user_id=claims["sub"],
                 expires_at=claims["exp"],
                 external=True,
                 name=_str_claim(claims, "name"),
-                email=_str_claim(claims, "email"),
-                role=_str_claim(claims, "role"),
+                email=self._claims.email(claims),
+                role=self._claims.role(claims),
             )
         raise Unauthorized(f"token algorithm {algorithm!r} is not accepted")
 
@@ -179,6 +193,59 @@ class TokenService:
             if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise Unauthorized(f"invalid token: {name} must be a number")
         return claims
+
+
+ROLES = ("fan", "creator", "moderator", "admin")
+
+
+@dataclass(frozen=True)
+class ClaimMapping:
+    """Where an identity provider puts the email and the role, and whether `type` is checked.
+
+    A claim name is looked up whole first (Auth0 namespaces claims as URLs, dots included),
+    then as a dotted path (`app_metadata.role` for Supabase, `public_metadata.role` for Clerk).
+    A role claim may hold a list (Auth0 `roles`): the first value that is a role here wins.
+    """
+
+    role_claim: str | None
+    email_claim: str
+    require_type_setting: bool | None
+
+    @classmethod
+    def of(cls, settings: Settings) -> ClaimMapping:
+        """The mapping the settings describe."""
+        return cls(settings.jwt_role_claim, settings.jwt_email_claim, settings.jwt_require_type)
+
+    def require_type(self, *, external: bool) -> bool:
+        """Whether `type: "access"` is required: by default for our own tokens only."""
+        if self.require_type_setting is None:
+            return not external
+        return self.require_type_setting
+
+    def email(self, claims: dict[str, Any]) -> str | None:
+        """The email claim, when it is a string holding an `@`."""
+        value = _lookup(claims, self.email_claim)
+        return value.strip().lower() if isinstance(value, str) and "@" in value else None
+
+    def role(self, claims: dict[str, Any]) -> str | None:
+        """The configured role claim mapped to a role; without one, a legacy `role` claim."""
+        value = _lookup(claims, self.role_claim or "role")
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str) and item.lower() in ROLES:
+                return item.lower()
+        return None
+
+
+def _lookup(claims: dict[str, Any], name: str) -> Any:
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 def _str_claim(claims: dict[str, Any], name: str) -> str | None:

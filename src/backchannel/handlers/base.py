@@ -27,11 +27,13 @@ from backchannel.errors import (
     Internal,
     Invalid,
     TokenExpired,
+    Unauthorized,
     Unavailable,
     validation_details,
 )
+from backchannel.handlers.session_events import EXPIRING_NOTICE_SECONDS, SessionEvents
 from backchannel.rooms.live_rooms import JOIN_ON_CONNECT
-from backchannel.rooms.names import Namespace, user_room
+from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.server.logs import correlation_id
 from backchannel.server.proxies import client_address
 from backchannel.server.ratelimit import Rate, RateLimiter
@@ -110,7 +112,7 @@ def handshake_ip(environ: dict[str, Any], runtime: Runtime) -> str:
     return client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), runtime.trusted_proxies)
 
 
-class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: ignore[misc]
     """A namespace whose sockets all carry a verified identity and whose events all get acks."""
 
     path: Namespace
@@ -123,6 +125,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         # the whole namespace rather than a loop handle and closure per socket.
         self._live: set[str] = set()
         self._expiries = Deadlines(self._expire_soon)
+        self._warnings = Deadlines(self._warn_soon)
         self._expiring: set[asyncio.Task[None]] = set()
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._connect_rate = Rate.parse(runtime.settings.connect_rate_limit)
@@ -164,6 +167,11 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity = await authenticate(self.rt, token_from_handshake(auth, environ))
             await self.save_session(sid, {"identity": identity})
             await self.enter_room(sid, user_room(identity.user_id))
+            if identity.session_id is not None:
+                await self.enter_room(sid, session_room(identity.session_id))
+                if self.rt.revocations.is_ended(identity.session_id):
+                    # Ended while this socket authenticated: its room was already emptied.
+                    raise Unauthorized("this session has ended; log in again")
             if self.path in JOIN_ON_CONNECT:
                 for room in await subscriber_rooms(self.rt, identity.user_id):
                     await self.enter_room(sid, room)
@@ -193,6 +201,7 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return  # never finished connecting
         self._live.discard(sid)
         self._expiries.cancel(sid)
+        self._warnings.cancel(sid)
         if self.rt.presence is not None:
             self.rt.presence.socket_closed(self.path.value, sid)
         self.rt.metrics.connections.labels(self.path.value).dec()
@@ -220,7 +229,34 @@ class AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def _schedule_expiry(self, sid: str, expires_at: float) -> None:
         self._live.add(sid)
         delay = max(0.0, expires_at - time.time())
-        self._expiries.add(sid, asyncio.get_running_loop().time() + delay)
+        now = asyncio.get_running_loop().time()
+        self._expiries.add(sid, now + delay)
+        self._warnings.add(sid, now + max(0.0, delay - EXPIRING_NOTICE_SECONDS))
+
+    def _warn_soon(self, sid: str) -> None:
+        if sid in self._live:
+            task = asyncio.ensure_future(self._warn(sid))
+            self._expiring.add(task)
+            task.add_done_callback(self._expiring.discard)
+
+    async def _warn(self, sid: str) -> None:
+        identity = await self._identity(sid)
+        if identity is not None:
+            await self.emit("session:expiring", self.expiring_notice(identity), to=sid)
+
+    async def replace_identity(self, sid: str, identity: Identity) -> None:
+        """A live socket presented a fresh token of its user: its expiry (and session) move."""
+        async with self.session(sid) as session:
+            previous = session.get("identity")
+            session["identity"] = identity
+        old_session = previous.session_id if isinstance(previous, Identity) else None
+        if old_session != identity.session_id:
+            if old_session is not None:
+                await self.leave_room(sid, session_room(old_session))
+            if identity.session_id is not None:
+                await self.enter_room(sid, session_room(identity.session_id))
+        if sid in self._live:
+            self._schedule_expiry(sid, identity.expires_at)
 
     def _expire_soon(self, sid: str) -> None:
         if sid in self._live:

@@ -23,8 +23,10 @@ select coalesce(w.user_id, l.user_id) as user_id, coalesce(w.balance_cents, 0) a
     coalesce(l.total, 0) as ledger_cents
 from wallets w
 full join (
-    select substr(account, 8) as user_id, sum(amount_cents) as total
-    from ledger_entries where account like 'wallet:%' group by account
+    select coalesce(x.id, substr(e.account, 8)) as user_id, sum(e.amount_cents) as total
+    from ledger_entries e
+    left join users x on x.erased_at is not null and 'wallet:' || ledger_pseudonym(x.id) = e.account
+    where e.account like 'wallet:%' group by 1
 ) l on l.user_id = w.user_id
 where coalesce(w.balance_cents, 0) <> coalesce(l.total, 0)
 """
@@ -37,7 +39,10 @@ select p.id, p.kind, p.status, p.amount_cents, p.fee_cents, p.refunded_cents,
     coalesce(sum(e.amount_cents) filter (
         where e.account like 'earnings:%' or e.account = 'platform:fee'
             or ((p.kind = 'wallet_topup' or p.status = 'credited')
-                and e.account in ('wallet:' || p.buyer_id, 'platform:refunds_due'))
+                and e.account in (
+                    'wallet:' || p.buyer_id, 'wallet:' || ledger_pseudonym(p.buyer_id),
+                    'platform:refunds_due'
+                ))
     ), 0) as kept,
     coalesce(sum(e.amount_cents) filter (where e.account = 'platform:fee'), 0) as fee_kept
 from purchases p left join ledger_entries e on e.purchase_id = p.id
@@ -73,8 +78,11 @@ from (
     where status <> 'failed' group by creator_id
 ) p
 full join (
-    select substr(account, 9) as creator_id, sum(amount_cents) as total
-    from ledger_entries where account like 'payouts:%' group by account
+    select coalesce(x.id, substr(e.account, 9)) as creator_id, sum(e.amount_cents) as total
+    from ledger_entries e
+    left join users x
+        on x.erased_at is not null and 'payouts:' || ledger_pseudonym(x.id) = e.account
+    where e.account like 'payouts:%' group by 1
 ) l on l.creator_id = p.creator_id
 where coalesce(p.sent, 0) <> coalesce(l.total, 0)
 """

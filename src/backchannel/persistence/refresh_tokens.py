@@ -67,3 +67,17 @@ update refresh_tokens set revoked_at = now() where family_id = $1 and revoked_at
 async def revoke_family(conn: Connection, family_id: UUID) -> None:
     """Revoke every token of a family (logout, or reuse of a rotated token)."""
     await conn.execute(REVOKE_FAMILY, family_id)
+
+
+SELECT_BY_HASH = """
+select t.id, t.user_id, t.family_id, t.expires_at, t.rotated_at, t.revoked_at,
+       u.deleted_at is null as user_active, t.expires_at <= now() as expired
+from refresh_tokens t join users u on u.id = t.user_id
+where t.token_hash = $1
+"""
+
+
+async def find_token(conn: Connection, token_hash: bytes) -> StoredRefreshToken | None:
+    """The token with this hash, unlocked (to learn its session)."""
+    row = await conn.fetchrow(SELECT_BY_HASH, token_hash)
+    return StoredRefreshToken(**dict(row)) if row else None

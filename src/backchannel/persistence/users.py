@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from backchannel.persistence.database import Connection
 
-Role = Literal["fan", "creator"]
+Role = Literal["fan", "creator", "moderator", "admin"]
+ROLES: tuple[Role, ...] = ("fan", "creator", "moderator", "admin")
 
 
 class User(BaseModel):
@@ -23,6 +24,8 @@ class User(BaseModel):
     avatar_url: str | None
     subscription_price_cents: int
     created_at: datetime
+    account_id: str
+    kind: str
 
 
 class Credentials(BaseModel):
@@ -33,7 +36,8 @@ class Credentials(BaseModel):
 
 
 _USER_COLUMNS = (
-    "id, email, display_name, role, bio, avatar_url, subscription_price_cents, created_at"
+    "id, email, display_name, role, bio, avatar_url, subscription_price_cents, created_at, "
+    "account_id::text as account_id, kind"
 )
 
 INSERT_USER = f"""
@@ -44,7 +48,7 @@ returning {_USER_COLUMNS}
 
 
 async def insert_user(
-    conn: Connection, *, email: str, password_hash: str, display_name: str, role: Role
+    conn: Connection, *, email: str, password_hash: str | None, display_name: str, role: Role
 ) -> User:
     """Create a user; a taken email raises `Conflict` at the unit-of-work boundary."""
     row = await conn.fetchrow(INSERT_USER, email, password_hash, display_name, role)
@@ -152,3 +156,89 @@ async def active_user_ids(conn: Connection, user_ids: list[str]) -> set[str]:
     """Which of these ids are active users."""
     rows = await conn.fetch(SELECT_ACTIVE_IDS, user_ids)
     return {row["id"] for row in rows}
+
+
+APPLY_EXTERNAL_CLAIMS = f"""
+update users set
+    role = coalesce($2, role),
+    email = case
+        when $3::text is null then email
+        when exists (select 1 from users o where o.email = $3 and o.id <> $1) then email
+        else $3
+    end
+where id = $1 and deleted_at is null
+returning {_USER_COLUMNS}
+"""
+
+
+async def apply_external_claims(
+    conn: Connection, user_id: str, *, role: Role | None, email: str | None
+) -> User | None:
+    """Store what an identity provider says (an email another user holds is not taken)."""
+    row = await conn.fetchrow(APPLY_EXTERNAL_CLAIMS, user_id, role, email)
+    return User.model_validate(dict(row)) if row else None
+
+
+SET_ROLE = f"""
+with old as (
+    select id as old_id, role as previous_role from users
+    where id = $1 and deleted_at is null for update
+)
+update users set role = $2 from old where users.id = old.old_id
+returning old.previous_role, {_USER_COLUMNS}
+"""
+
+
+async def set_role(conn: Connection, user_id: str, role: Role) -> tuple[User, Role] | None:
+    """Give an active user a role; returns the user and the role they had."""
+    row = await conn.fetchrow(SET_ROLE, user_id, role)
+    if row is None:
+        return None
+    data = dict(row)
+    previous: Role = data.pop("previous_role")
+    return User.model_validate(data), previous
+
+
+SELECT_ID_BY_EMAIL = "select id from users where email = $1 and deleted_at is null"
+
+
+async def id_by_email(conn: Connection, email: str) -> str | None:
+    """The id of the active user with this email."""
+    value: str | None = await conn.fetchval(SELECT_ID_BY_EMAIL, email)
+    return value
+
+
+INSERT_PROFILE = f"""
+insert into users (account_id, display_name, kind, role) values ($1::uuid, $2, $3, $4)
+returning {_USER_COLUMNS}
+"""
+
+
+async def insert_profile(
+    conn: Connection, *, account_id: str, display_name: str, kind: str, role: Role
+) -> User:
+    """Another profile of an account: a user with no login of its own."""
+    row = await conn.fetchrow(INSERT_PROFILE, account_id, display_name, kind, role)
+    return User.model_validate(dict(row))
+
+
+SELECT_PROFILES = f"""
+select {_USER_COLUMNS} from users
+where account_id = $1::uuid and deleted_at is null
+order by created_at, id
+"""
+
+
+async def account_profiles(conn: Connection, account_id: str) -> list[User]:
+    """The active profiles of an account, oldest (the one holding the login) first."""
+    rows = await conn.fetch(SELECT_PROFILES, account_id)
+    return [User.model_validate(dict(row)) for row in rows]
+
+
+SELECT_PROFILE_IDS = "select id from users where account_id = $1::uuid"
+
+
+async def account_profile_ids(conn: Connection, account_id: str) -> list[str]:
+    """Every profile id of an account, deleted ones included."""
+    rows = await conn.fetch(SELECT_PROFILE_IDS, account_id)
+    return [row["id"] for row in rows]

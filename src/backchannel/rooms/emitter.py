@@ -143,6 +143,20 @@ class Emitter:
         eio_sid = self._sio.manager.eio_sid_from_sid(sid, namespace)
         return eio_sid is not None and eio_sid in self._sio.eio.sockets
 
+    async def end_local_room(self, room: str, event: str, data: Any) -> int:
+        """Every socket of this node in `room`, in any namespace, gets `event` and is
+        disconnected (each node does this for its own sockets); returns how many."""
+        manager = self._sio.manager
+        ended = 0
+        for namespace in list(manager.rooms):
+            for sid, _ in list(manager.get_participants(namespace, room)):
+                await self._sio.emit(
+                    event, to_wire(data), to=sid, namespace=namespace, ignore_queue=True
+                )
+                await self._sio.disconnect(sid, namespace=namespace, ignore_queue=True)
+                ended += 1
+        return ended
+
     async def disconnect(self, namespace: Namespace, sid: str) -> None:
         """Close one socket's namespace connection."""
         await self._sio.disconnect(sid, namespace=namespace)

@@ -28,3 +28,8 @@ def subscribers_room(creator_id: str) -> str:
 def presence_room(user_id: str) -> str:
     """Sockets that watch one user's presence."""
     return f"presence:{user_id}"
+
+
+def session_room(session_id: str) -> str:
+    """Every socket opened with a token of one login session, within a namespace."""
+    return f"session:{session_id}"

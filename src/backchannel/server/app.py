@@ -13,14 +13,17 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from backchannel.domain import broadcasts, delivery
+from backchannel.domain import account_rights, broadcasts, delivery
 from backchannel.domain import notifications as notification_ops
+from backchannel.domain import sessions as session_ops
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
 from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
+    accounts,
+    admin,
     auth,
     content,
     conversations,
@@ -34,23 +37,25 @@ from backchannel.http import (
     subscriptions,
     webhooks,
 )
-from backchannel.http.middleware import cors, observe, rate_limits
+from backchannel.http.middleware import cors, observe, rate_limits, security_headers
 from backchannel.http.routing import RouteGroup
 from backchannel.persistence import messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
 from backchannel.rooms.emitter import Emitter
-from backchannel.rooms.names import Namespace
+from backchannel.rooms.names import Namespace, session_room
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
+from backchannel.server.mailer import Mailer
 from backchannel.server.metrics import Metrics
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
+from backchannel.server.revocations import Revocations, channel_name
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
 
@@ -69,6 +74,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     notifications.routes,
     server_wallets.routes,
     earnings.routes,
+    admin.routes,
+    accounts.routes,
 )
 
 
@@ -86,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
         middlewares=[
+            security_headers(https=settings.public_url.startswith("https://")),
             observe,
             cors(settings.cors_origin_list),
             rate_limits(
@@ -110,6 +118,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_presence)
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
+    app.cleanup_ctx.append(_revocations)
+    app.cleanup_ctx.append(_mailer)
+    app.cleanup_ctx.append(_erasure_sweeper)
     app.cleanup_ctx.append(_stripe)
     app.cleanup_ctx.append(_outbox_publisher)
     app.cleanup_ctx.append(_broadcast_sweeper)
@@ -220,6 +231,70 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
     await sio.shutdown()
     if isinstance(sio.manager, ClusterManager):
         await sio.manager.close()
+
+
+async def _revocations(app: web.Application) -> AsyncIterator[None]:
+    """Ended sessions: loaded from the database, shared with other nodes through Redis."""
+    runtime = app[RUNTIME]
+
+    async def end_sockets(session_ids: list[str], reason: str) -> None:
+        for session_id in session_ids:
+            await runtime.emitter.end_local_room(
+                session_room(session_id), "session:ended", {"reason": reason}
+            )
+
+    async def load_ended(seconds: float) -> list[str]:
+        return await session_ops.recently_ended(runtime, seconds)
+
+    revocations = Revocations(
+        token_ttl_seconds=runtime.settings.access_token_ttl_seconds,
+        end_sockets=end_sockets,
+        load_ended=load_ended,
+        redis=runtime.redis,
+        channel=channel_name(runtime.settings.redis_prefix),
+        node_id=runtime.node_id,
+    )
+    await revocations.load()
+    runtime._revocations = revocations
+    task = asyncio.create_task(revocations.run(), name="session-revocations")
+    yield
+    revocations.stop()
+    await _stop(task)
+    runtime._revocations = None
+
+
+async def _mailer(app: web.Application) -> AsyncIterator[None]:
+    """Send queued mail (email codes) after commit, with retries."""
+    runtime = app[RUNTIME]
+    mailer = Mailer(runtime.settings, runtime.db)
+    runtime._mailer = mailer
+    task = asyncio.create_task(mailer.run(), name="mailer")
+    yield
+    mailer.stop()
+    await _stop(task)
+    runtime._mailer = None
+
+
+async def _erasure_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Erase deleted accounts whose grace period has passed, periodically."""
+    runtime = app[RUNTIME]
+    stopping = asyncio.Event()
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            try:
+                erased = await account_rights.erase_due(runtime)
+                if erased:
+                    log.info("deleted accounts erased", extra={"count": erased})
+            except Exception as exc:
+                log.warning("erasure sweep failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 60.0)
+
+    task = asyncio.create_task(loop(), name="erasure-sweeper")
+    yield
+    stopping.set()
+    await _stop(task)
 
 
 async def _resync_after_gap(runtime: Runtime) -> None:

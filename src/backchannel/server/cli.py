@@ -1,4 +1,5 @@
-"""The `backchannel` command: serve, migrate, check-config, version, apikey, ledger."""
+"""The `backchannel` command: serve, migrate, check-config, version, apikey, ledger, user,
+account."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     ledger_actions.add_parser(
         "check", help="verify the ledger from the database alone; exit 1 on any discrepancy"
     )
+    user = commands.add_parser("user", help="manage users' roles")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    for verb, text in (("grant", "give EMAIL the role ROLE"), ("revoke", "take ROLE back (fan)")):
+        role_command = user_actions.add_parser(verb, help=text)
+        role_command.add_argument("email")
+        role_command.add_argument("role", choices=["fan", "creator", "moderator", "admin"])
+    account = commands.add_parser("account", help="operator actions on accounts")
+    account_actions = account.add_subparsers(dest="action", required=True)
+    erase = account_actions.add_parser("erase", help="erase the account of EMAIL now")
+    erase.add_argument("email")
     return parser
 
 
@@ -83,6 +94,18 @@ def _run_ledger(args: argparse.Namespace) -> int:
     return run_ledger_check(_settings())
 
 
+def _run_user(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_user_role
+
+    return run_user_role(_settings(), args.action, args.email, args.role)
+
+
+def _run_account(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_account_erase
+
+    return run_account_erase(_settings(), args.email)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
@@ -90,6 +113,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "version": _run_version,
     "apikey": _run_apikey,
     "ledger": _run_ledger,
+    "user": _run_user,
+    "account": _run_account,
 }
 
 

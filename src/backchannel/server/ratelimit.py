@@ -129,6 +129,11 @@ class RateLimiter:
             self._refuse(checks)
             raise RateLimited(wait_ms)
 
+    async def peek_all(self, checks: Sequence[tuple[str, Rate]]) -> int:
+        """The wait in ms before every bucket has a unit (0: all have); consumes and counts
+        nothing, so a caller can ask "is this bucket full?" without a refusal on record."""
+        return await self._run(checks, consume=False)
+
     def _refuse(self, checks: Sequence[tuple[str, Rate]]) -> None:
         if self._refused is not None and checks:
             self._refused(checks[0][0].split(":", 1)[0])

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from backchannel.persistence.message_appender import MessageAppender
     from backchannel.rooms.emitter import Emitter
     from backchannel.rooms.socket_counts import SocketCounts
+    from backchannel.server.mailer import Mailer
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
+    from backchannel.server.revocations import Revocations
     from backchannel.server.settings import Settings
 
 
@@ -72,6 +74,22 @@ class Runtime:
     presence: PresenceTracker | None = None
     socket_counts: SocketCounts | None = None
     _typing: TypingIndicators | None = None
+    _revocations: Revocations | None = None
+    _mailer: Mailer | None = None
+
+    @property
+    def mailer(self) -> Mailer:
+        """The outgoing mail queue's sender; present once the database is open."""
+        if self._mailer is None:
+            raise Unavailable("server not ready")
+        return self._mailer
+
+    @property
+    def revocations(self) -> Revocations:
+        """Ended login sessions (their tokens are refused); present once the app has started."""
+        if self._revocations is None:
+            raise Unavailable("server not ready")
+        return self._revocations
 
     @property
     def limiter(self) -> RateLimiter:

@@ -174,3 +174,86 @@ def run_ledger_check(settings: Settings) -> int:
         print(f"DISCREPANCY: {problem}")
     print(f"{len(report.problems)} discrepancies" if report.problems else "ledger OK")
     return 1 if report.problems else 0
+
+
+def run_user_role(settings: Settings, action: str, email: str, role: str) -> int:
+    """`backchannel user grant|revoke EMAIL ROLE`."""
+    from backchannel.domain import roles
+
+    configure_logging("warning")
+
+    async def run() -> None:
+        async with reachable_database(settings) as dsn:
+            db = await open_database(
+                dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
+            )
+            try:
+                if action == "grant":
+                    user = await roles.grant_by_email(db, email, role)  # type: ignore[arg-type]
+                else:
+                    user = await roles.revoke_by_email(db, email, role)  # type: ignore[arg-type]
+                print(f"{user.email}\t{user.id}\t{user.role}")
+            finally:
+                await db.close()
+
+    try:
+        asyncio.run(run())
+    except BackchannelError as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_account_erase(settings: Settings, email: str) -> int:
+    """`backchannel account erase EMAIL`: erase now, whatever the grace period."""
+    from backchannel.domain import account_rights
+
+    configure_logging("warning")
+
+    async def run() -> None:
+        async with reachable_database(settings) as dsn:
+            db = await open_database(
+                dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
+            )
+            try:
+                ids, ended = await account_rights.erase_by_email(db, email)
+                print(f"erased {len(ids)} profile(s): {' '.join(ids)}")
+            finally:
+                await db.close()
+        if ended and settings.redis_url:
+            await _announce_ended_sessions(settings, ended)
+
+    try:
+        asyncio.run(run())
+    except BackchannelError as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _announce_ended_sessions(settings: Settings, session_ids: list[str]) -> None:
+    """Tell the running nodes (through Redis) to end these sessions' sockets."""
+    from redis.asyncio import Redis
+
+    from backchannel.server.revocations import Revocations, channel_name
+
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+
+    async def nothing_here(session_ids: list[str], reason: str) -> None:
+        return None
+
+    async def nothing_to_load(seconds: float) -> list[str]:
+        return []
+
+    try:
+        await Revocations(
+            token_ttl_seconds=settings.access_token_ttl_seconds,
+            end_sockets=nothing_here,
+            load_ended=nothing_to_load,
+            redis=redis,
+            channel=channel_name(settings.redis_prefix),
+            node_id="cli",
+        ).ended(session_ids, "account_deleted")
+    finally:
+        await redis.aclose()

@@ -56,6 +56,35 @@ class Settings(BaseSettings):
     )
     jwt_issuer: str | None = Field(None, description="Required `iss` when set")
     jwt_audience: str | None = Field(None, description="Required `aud` when set")
+    jwt_role_claim: str | None = Field(
+        None,
+        description="Claim (name or dotted path) whose role is applied on every connect, "
+        "e.g. app_metadata.role; unset: a `role` claim only sets a new user's role",
+    )
+    jwt_email_claim: str = Field(
+        "email", description="Claim (name or dotted path) holding an external user's email"
+    )
+    jwt_require_type: bool | None = Field(
+        None,
+        description="Require `type: access`; unset: required of our own tokens only, "
+        "not of JWKS/public-key tokens",
+    )
+    smtp_url: str | None = Field(
+        None,
+        description="SMTP server for email codes: smtp://[user:pass@]host[:port] "
+        "(STARTTLS when offered) or smtps:// (TLS); unset in dev: codes go to the log",
+    )
+    email_from: str = Field(
+        "Backchannel <no-reply@localhost>", description="From address of the mail we send"
+    )
+    erase_grace_days: int = Field(
+        30, ge=0, le=3650, description="Days a deleted account waits before erasure (0: at once)"
+    )
+    creator_signup: Literal["open", "approval"] | None = Field(
+        None,
+        description="open: anyone registers as a creator; approval: an admin approves "
+        "(unset: open in dev, approval in production)",
+    )
     access_token_ttl_seconds: int = Field(900, ge=30, description="Access token lifetime")
     refresh_token_ttl_days: int = Field(30, ge=1, description="Refresh token lifetime")
 
@@ -185,10 +214,15 @@ class Settings(BaseSettings):
         "600/60s:200", description="HTTP requests per authenticated user"
     )
     login_failures_per_account: str = Field(
-        "5/900s", description="Failed logins allowed per account before `rate_limited`"
+        "20/900s", description="Failed logins allowed per account (from any IP)"
+    )
+    login_failures_per_account_ip: str = Field(
+        "5/900s", description="Failed logins allowed per (account, client IP)"
     )
     login_failures_per_ip: str = Field(
-        "5/900s", description="Failed logins allowed per client IP before `rate_limited`"
+        "100/900s",
+        description="Failed logins allowed per client IP, any account; never refuses an "
+        "account that has not failed from that IP",
     )
     trusted_proxies: str = Field(
         "",
@@ -210,6 +244,7 @@ class Settings(BaseSettings):
         "http_ip_rate_limit",
         "http_user_rate_limit",
         "login_failures_per_account",
+        "login_failures_per_account_ip",
         "login_failures_per_ip",
     )
     @classmethod
@@ -259,6 +294,13 @@ class Settings(BaseSettings):
         return self.embedded_pg_dir or self.data_dir / "pg"
 
     @property
+    def creator_signup_mode(self) -> Literal["open", "approval"]:
+        """How creator sign-up works: the setting, else open in dev and approval in production."""
+        if self.creator_signup is not None:
+            return self.creator_signup
+        return "approval" if self.env == "production" else "open"
+
+    @property
     def cors_origin_list(self) -> list[str]:
         """The allowed CORS origins as a list."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
@@ -275,7 +317,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if name in SECRET_FIELDS:
                 shown[name] = "***" if value else None
-            elif name in {"database_url", "redis_url"} and value:
+            elif name in {"database_url", "redis_url", "smtp_url"} and value:
                 shown[name] = _redact_url(str(value))
             else:
                 shown[name] = str(value) if isinstance(value, Path) else value
