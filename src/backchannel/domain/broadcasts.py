@@ -23,8 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from backchannel.domain import delivery
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
+from backchannel.domain.media import MediaRef, attach_media
+from backchannel.domain.media_views import previews
 from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid
+from backchannel.media.links import MediaLinks
 from backchannel.persistence import broadcasts
 from backchannel.persistence.broadcasts import Broadcast, BroadcastContent
 from backchannel.rooms.names import Namespace, subscribers_room
@@ -45,7 +48,7 @@ class BroadcastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     client_id: Annotated[str, Field(min_length=1, max_length=100)]
     body: Annotated[str, Field(max_length=10_000)] | None = None
-    media: Annotated[list[MediaItem], Field(max_length=20)] = []
+    media: Annotated[list[MediaRef | MediaItem], Field(max_length=20)] = []
     price_cents: Cents
     currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
     preview_text: Annotated[str, Field(max_length=280)] | None = None
@@ -66,9 +69,10 @@ async def ppv_broadcast(
         raise Forbidden("only creators broadcast paid messages")
     if not request.body and not request.media:
         raise Invalid("a broadcast needs a body or media", [{"field": "body", "message": "empty"}])
+    media = await attach_media(rt, creator_id, request.media, paid=True)
     content = BroadcastContent(
         body=request.body,
-        media=[item.model_dump() for item in request.media],
+        media=media,
         price_cents=request.price_cents,
         currency=request.currency,
         preview_text=request.preview_text,
@@ -86,7 +90,7 @@ async def ppv_broadcast(
                 Namespace.CHAT,
                 subscribers_room(creator_id),
                 "message:broadcast",
-                _announcement(broadcast, content),
+                _announcement(broadcast, content, rt.media_links),
             )
     await delivery.finish(rt, fx)
     if not broadcast.settled:
@@ -98,8 +102,11 @@ async def ppv_broadcast(
     return BroadcastResult(broadcast_id=str(broadcast.id), recipients=broadcast.recipients)
 
 
-def _announcement(broadcast: Broadcast, content: BroadcastContent) -> dict[str, Any]:
-    """`message:broadcast`: the locked rendering every recipient's copy will have."""
+def _announcement(
+    broadcast: Broadcast, content: BroadcastContent, links: MediaLinks
+) -> dict[str, Any]:
+    """`message:broadcast`: the locked rendering every recipient's copy will have (its
+    previews' links are signed for no one in particular: they show only the blurred image)."""
     return {
         "broadcast_id": str(broadcast.id),
         "sender_id": broadcast.creator_id,
@@ -110,7 +117,11 @@ def _announcement(broadcast: Broadcast, content: BroadcastContent) -> dict[str, 
         "price_cents": content.price_cents,
         "currency": content.currency,
         "locked": True,
-        "preview": {"text": content.preview_text, "media_count": len(content.media)},
+        "preview": {
+            "text": content.preview_text,
+            "media_count": len(content.media),
+            "media": [p.model_dump(mode="json") for p in previews(content.media, "", links)],
+        },
     }
 
 

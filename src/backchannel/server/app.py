@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from backchannel.domain import broadcasts, delivery
+from backchannel.domain import broadcasts, delivery, media_cleanup
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
@@ -25,6 +25,7 @@ from backchannel.http import (
     content,
     conversations,
     health,
+    media,
     notifications,
     openapi,
     profiles,
@@ -34,6 +35,9 @@ from backchannel.http import (
 )
 from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
+from backchannel.media.links import MediaLinks
+from backchannel.media.s3 import S3Store
+from backchannel.media.store import LocalStore
 from backchannel.persistence import messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
@@ -65,6 +69,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     webhooks.routes,
     conversations.routes,
     notifications.routes,
+    media.routes,
+    media.files,
 )
 
 
@@ -76,6 +82,9 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings,
         metrics=Metrics(),
         emitter=Emitter(sio),
+        media_links=MediaLinks.from_secret(
+            settings.jwt_secret_value(), settings.media_url_ttl_seconds, settings.media_base_url
+        ),
         node_id=f"{socket.gethostname()}:{os.getpid()}:{id(sio):x}",
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
@@ -112,6 +121,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
     app.cleanup_ctx.append(_typing_indicators)
+    app.cleanup_ctx.append(_media_store)
+    app.cleanup_ctx.append(_media_cleanup)
     app.on_shutdown.append(_drain)
     return app
 
@@ -326,6 +337,49 @@ async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
     yield
     await runtime._typing.close()
     runtime._typing = None
+
+
+async def _media_store(app: web.Application) -> AsyncIterator[None]:
+    """The configured media backend, open for the server's lifetime."""
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    if settings.media_store == "s3":
+        assert settings.s3_bucket is not None
+        s3 = S3Store(
+            settings.s3_bucket,
+            region=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url,
+            scratch=settings.data_dir / "tmp",
+        )
+        async with s3.open():
+            runtime._media_store = s3
+            yield
+    else:
+        runtime._media_store = LocalStore(settings.media_path)
+        yield
+    runtime._media_store = None
+
+
+async def _media_cleanup(app: web.Application) -> AsyncIterator[None]:
+    """Remove pending uploads nobody completed within a day, periodically."""
+    runtime = app[RUNTIME]
+    stopping = asyncio.Event()
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            try:
+                await media_cleanup.remove_abandoned(runtime)
+            except Exception as exc:
+                log.warning("media cleanup failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stopping.wait(), runtime.settings.media_cleanup_interval_seconds
+                )
+
+    task = asyncio.create_task(loop(), name="media-cleanup")
+    yield
+    stopping.set()
+    await _stop(task)
 
 
 async def _drain(app: web.Application) -> None:
