@@ -18,12 +18,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 from backchannel.domain import delivery
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
-from backchannel.domain.media import MediaRef, attach_media
+from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.domain.media_views import previews
 from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid
@@ -42,13 +42,20 @@ log = logging.getLogger(__name__)
 ABANDONED_AFTER_SECONDS = 5.0
 
 
+# An uploaded item by id, or an external `{url, type}` (free messages and content only).
+AttachmentIn = Annotated[
+    MediaRef | MediaItem,
+    PlainValidator(pick_media(MediaItem), json_schema_input_type=MediaRef | MediaItem),
+]
+
+
 class BroadcastRequest(BaseModel):
     """`ppv:broadcast`."""
 
     model_config = ConfigDict(extra="forbid")
     client_id: Annotated[str, Field(min_length=1, max_length=100)]
     body: Annotated[str, Field(max_length=10_000)] | None = None
-    media: Annotated[list[MediaRef | MediaItem], Field(max_length=20)] = []
+    media: Annotated[list[AttachmentIn], Field(max_length=20)] = []
     price_cents: Cents
     currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
     preview_text: Annotated[str, Field(max_length=280)] | None = None

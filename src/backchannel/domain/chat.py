@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    StringConstraints,
+)
 
 from backchannel.domain import broadcasts, notifications
 from backchannel.domain.chat_views import (
@@ -23,7 +31,7 @@ from backchannel.domain.chat_views import (
     SyncPage,
     render_for_viewer,
 )
-from backchannel.domain.media import MediaRef, attach_media
+from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.errors import Conflict, Invalid, NotFound
 from backchannel.media.links import MediaLinks
 from backchannel.persistence import conversations, messages
@@ -59,6 +67,13 @@ class MediaIn(BaseModel):
     ]
 
 
+# An uploaded item by id, or an external `{url, type}` (free messages and content only).
+AttachmentIn = Annotated[
+    MediaRef | MediaIn,
+    PlainValidator(pick_media(MediaIn), json_schema_input_type=MediaRef | MediaIn),
+]
+
+
 class SendMessage(BaseModel):
     """`message:send`. `preview_text` (an extension) is the teaser a paid message shows."""
 
@@ -71,7 +86,7 @@ class SendMessage(BaseModel):
         ]
         | None
     ) = None
-    media: Annotated[list[MediaRef | MediaIn], Field(max_length=MAX_MEDIA)] = []
+    media: Annotated[list[AttachmentIn], Field(max_length=MAX_MEDIA)] = []
     price_cents: StrictInt | None = None
     currency: Annotated[
         str, StringConstraints(strict=True, to_lower=True, pattern=r"^[A-Za-z]{3}$")

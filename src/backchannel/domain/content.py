@@ -6,9 +6,9 @@ import base64
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
-from backchannel.domain.media import MediaRef, attach_media
+from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.domain.media_views import (
     ExternalMedia,
     MediaView,
@@ -35,13 +35,20 @@ class MediaItem(BaseModel):
     type: Annotated[str, Field(min_length=1, max_length=50)]
 
 
+# An uploaded item by id, or an external `{url, type}` (free messages and content only).
+AttachmentIn = Annotated[
+    MediaRef | MediaItem,
+    PlainValidator(pick_media(MediaItem), json_schema_input_type=MediaRef | MediaItem),
+]
+
+
 class ContentCreate(BaseModel):
     """`POST /content`."""
 
     model_config = ConfigDict(extra="forbid")
     title: Annotated[str, Field(max_length=200)] | None = None
     body: Annotated[str, Field(max_length=50_000)] | None = None
-    media: Annotated[list[MediaRef | MediaItem], Field(max_length=50)] = []
+    media: Annotated[list[AttachmentIn], Field(max_length=50)] = []
     visibility: Visibility
     price_cents: Cents | None = None
     currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"

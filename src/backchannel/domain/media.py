@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +100,20 @@ class MediaRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     media_id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=20)]
+
+
+def pick_media(external: type[BaseModel]) -> Callable[[Any], BaseModel]:
+    """A validator for one attachment: a `{media_id}` ref, or else an `external` item whose
+    errors name that model's own fields (`media.0.url`), not the members of a union."""
+
+    def pick(value: Any) -> BaseModel:
+        if isinstance(value, dict) and "media_id" in value:
+            return MediaRef.model_validate(value)
+        if isinstance(value, MediaRef | external):
+            return value
+        return external.model_validate(value)
+
+    return pick
 
 
 def parse_media_id(raw: str) -> int:
