@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
@@ -59,6 +59,8 @@ class BroadcastRequest(BaseModel):
     price_cents: Cents
     currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
     preview_text: Annotated[str, Field(max_length=280)] | None = None
+    # "owners": skip subscribers who already bought any of this broadcast's media.
+    exclude: Literal["owners"] | None = None
 
 
 class BroadcastResult(BaseModel):
@@ -84,8 +86,16 @@ async def ppv_broadcast(
         currency=request.currency,
         preview_text=request.preview_text,
     )
+    media_ids = [str(item["media_id"]) for item in media if "media_id" in item]
     async with rt.db.transaction() as conn:
-        broadcast, created = await broadcasts.claim(conn, creator_id, request.client_id, content)
+        excluded = (
+            await broadcasts.owners_of(conn, creator_id, media_ids)
+            if request.exclude == "owners"
+            else []
+        )
+        broadcast, created = await broadcasts.claim(
+            conn, creator_id, request.client_id, content, excluded
+        )
         fx = Deliveries(conn)
         if created:
             # Only a new broadcast counts against the limit (a retry returns the first result);
@@ -93,12 +103,15 @@ async def ppv_broadcast(
             await rt.limiter.hit(
                 f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
             )
-            await fx.to_room(
-                Namespace.CHAT,
-                subscribers_room(creator_id),
-                "message:broadcast",
-                _announcement(broadcast, content, rt.media_links),
-            )
+            announcement = _announcement(broadcast, content, rt.media_links)
+            if excluded:
+                # The subscribers room would reach the excluded owners too: one emit per fan.
+                for fan_id in await broadcasts.audience(conn, creator_id, excluded):
+                    await fx.to_user(Namespace.CHAT, fan_id, "message:broadcast", announcement)
+            else:
+                await fx.to_room(
+                    Namespace.CHAT, subscribers_room(creator_id), "message:broadcast", announcement
+                )
     await delivery.finish(rt, fx)
     if not broadcast.settled:
         await settle(rt, broadcast.id)

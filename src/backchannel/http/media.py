@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backchannel.domain import media
+from backchannel.domain import media, vault
 from backchannel.domain.auth import authenticate
 from backchannel.domain.media_views import MediaView
 from backchannel.errors import BackchannelError, Forbidden
-from backchannel.http.requests import bearer_token, caller, read_body, runtime
+from backchannel.http.requests import bearer_token, caller, query, read_body, runtime
 from backchannel.http.routing import RouteGroup, json_response
 from backchannel.media.store import CHUNK_BYTES
 
@@ -153,3 +153,55 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(found.redirect, headers={"Cache-Control": "private, no-store"})
     assert found.path is not None
     return web.FileResponse(found.path, headers=headers)
+
+
+@routes.route(
+    "GET",
+    "/vault",
+    summary="The creator's ready media, newest first, with sends, unlocks and revenue",
+    response=vault.VaultPage,
+    query=("cursor", "kind"),
+    errors=(400, 401, 403),
+)
+async def list_vault(request: web.Request) -> web.Response:
+    """`{items, next_cursor}`."""
+    identity = await caller(request)
+    params = query(request, vault.VaultQuery)
+    page = await vault.list_vault(runtime(request), identity.user_id, identity.role, params)
+    return json_response(page)
+
+
+@routes.route(
+    "GET",
+    "/vault/{media_id}/fans",
+    summary="Every fan one item was sent to: sent or unlocked, with the messages",
+    response=vault.FansPage,
+    query=("cursor",),
+    errors=(400, 401, 403, 404),
+)
+async def fans_of_media(request: web.Request) -> web.Response:
+    """`{items, next_cursor}`."""
+    identity = await caller(request)
+    params = query(request, vault.PageQuery)
+    page = await vault.fans_of_media(
+        runtime(request), identity.user_id, identity.role, request.match_info["media_id"], params
+    )
+    return json_response(page)
+
+
+@routes.route(
+    "GET",
+    "/fans/{fan_id}/media",
+    summary="For a creator: everything of theirs this fan was sent, offered and bought",
+    response=vault.FanMediaPage,
+    query=("cursor",),
+    errors=(400, 401, 403),
+)
+async def media_of_fan(request: web.Request) -> web.Response:
+    """`{items, next_cursor}`."""
+    identity = await caller(request)
+    params = query(request, vault.PageQuery)
+    page = await vault.media_of_fan(
+        runtime(request), identity.user_id, identity.role, request.match_info["fan_id"], params
+    )
+    return json_response(page)
