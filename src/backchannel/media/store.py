@@ -138,9 +138,12 @@ class LocalStore:
             return None
 
     async def delete(self, keys: list[str]) -> None:
-        """Unlink the files (and a media folder left empty)."""
+        """Unlink the files (and a media folder left empty); stray files `objects` listed
+        may be named by keys that are no media keys."""
         for key in keys:
-            path = self._path(key)
+            path = (self.root / key).resolve()
+            if self.root.resolve() not in path.parents or path.parent == self.incoming.resolve():
+                continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             with contextlib.suppress(OSError):
@@ -149,7 +152,11 @@ class LocalStore:
     async def objects(self) -> AsyncIterator[tuple[str, datetime]]:
         """Every file under the root (the incoming folder aside)."""
         for folder in sorted(self.root.iterdir()):
-            if not folder.is_dir() or folder == self.incoming:
+            if folder == self.incoming:
+                continue
+            if not folder.is_dir():
+                modified = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+                yield folder.name, modified
                 continue
             for path in sorted(folder.iterdir()):
                 modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)

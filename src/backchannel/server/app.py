@@ -35,9 +35,8 @@ from backchannel.http import (
 )
 from backchannel.http.middleware import cors, observe, rate_limits
 from backchannel.http.routing import RouteGroup
+from backchannel.media.backends import open_store
 from backchannel.media.links import MediaLinks
-from backchannel.media.s3 import S3Store
-from backchannel.media.store import LocalStore
 from backchannel.persistence import messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
@@ -342,20 +341,8 @@ async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
 async def _media_store(app: web.Application) -> AsyncIterator[None]:
     """The configured media backend, open for the server's lifetime."""
     runtime = app[RUNTIME]
-    settings = runtime.settings
-    if settings.media_store == "s3":
-        assert settings.s3_bucket is not None
-        s3 = S3Store(
-            settings.s3_bucket,
-            region=settings.s3_region,
-            endpoint_url=settings.s3_endpoint_url,
-            scratch=settings.data_dir / "tmp",
-        )
-        async with s3.open():
-            runtime._media_store = s3
-            yield
-    else:
-        runtime._media_store = LocalStore(settings.media_path)
+    async with open_store(runtime.settings) as media_store:
+        runtime._media_store = media_store
         yield
     runtime._media_store = None
 

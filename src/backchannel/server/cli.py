@@ -1,4 +1,4 @@
-"""The `backchannel` command: serve, migrate, check-config, version, apikey."""
+"""The `backchannel` command: serve, migrate, check-config, version, apikey, media gc."""
 
 from __future__ import annotations
 
@@ -31,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke the live key with this name")
     revoke.add_argument("name")
+    media = commands.add_parser("media", help="media storage maintenance")
+    media_actions = media.add_subparsers(dest="action", required=True)
+    gc = media_actions.add_parser(
+        "gc", help="remove abandoned uploads and stored objects no media row owns"
+    )
+    gc.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=3600.0,
+        help="leave objects younger than this (an upload may be arriving); default 3600",
+    )
     return parser
 
 
@@ -72,12 +83,19 @@ def _run_apikey(args: argparse.Namespace) -> int:
     return run_apikey(_settings(), args.action, getattr(args, "name", None))
 
 
+def _run_media(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_media_gc
+
+    return run_media_gc(_settings(), args.grace_seconds)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
     "check-config": _run_check_config,
     "version": _run_version,
     "apikey": _run_apikey,
+    "media": _run_media,
 }
 
 
