@@ -42,7 +42,9 @@ class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     content_type: Annotated[str, StringConstraints(strict=True, to_lower=True, max_length=100)]
     size_bytes: Annotated[StrictInt, Field(ge=1, le=2**53)]
-    filename: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
+    filename: (
+        Annotated[str, StringConstraints(strict=True, max_length=255, pattern=r"^[^\x00]*$")] | None
+    ) = None
 
 
 class UploadTarget(BaseModel):

@@ -32,7 +32,7 @@ class PageQuery(BaseModel):
     """`?cursor=`."""
 
     model_config = ConfigDict(extra="forbid")
-    cursor: Annotated[str, Field(max_length=200)] | None = None
+    cursor: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] | None = None
 
 
 class VaultItem(MediaStatus):
@@ -161,6 +161,8 @@ async def media_of_fan(
     """Everything of the creator's a fan was sent, offered and bought."""
     _creator(role)
     before = _numeric_cursor(query.cursor)
+    if "\x00" in fan_id or len(fan_id) > 128:
+        return FanMediaPage(items=[], next_cursor=None)
     async with rt.db.connection() as conn:
         uses = await vault.media_of_fan(conn, user_id, fan_id, before, PAGE + 1)
     shown = uses[:PAGE]
