@@ -94,10 +94,14 @@ async def upload(api: Api, user: User, data: bytes, content_type: str) -> dict[s
     return dict(done)
 
 
-async def fetch(api: Api, url: str, user: User | None = None) -> tuple[int, bytes, Any]:
+async def fetch(
+    api: Api, url: str, user: User | None = None, byte_range: str | None = None
+) -> tuple[int, bytes, Any]:
     """GET a media link (following a redirect to storage); (status, body, headers)."""
     full = url if url.startswith("http") else api.base_url + url
-    headers = user.auth_headers if user else {}
+    headers = dict(user.auth_headers) if user else {}
+    if byte_range:
+        headers["Range"] = byte_range
     async with api.session.get(full, headers=headers) as response:
         return response.status, await response.read(), response.headers
 

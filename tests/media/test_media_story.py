@@ -151,6 +151,8 @@ async def test_paid_photo_and_video_stay_locked_until_bought_and_links_bind_to_t
         downloads.append(body)
         status, video_bytes, _ = await fetch(api, video_view["url"], fan)
         assert status == 200 and video_bytes == short_mp4_bytes_of(video_bytes)
+        status, part, _ = await fetch(api, video_view["url"], fan, byte_range="bytes=4-11")
+        assert status == 206 and part == video_bytes[4:12]
     assert downloads[0] == downloads[1]
     creator_copy = sent["data"]["media"][0]
     assert (await fetch(api, creator_copy["url"], creator))[1] == downloads[0]
