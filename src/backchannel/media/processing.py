@@ -4,7 +4,9 @@ Images lose their EXIF (GPS position included) and other metadata segments witho
 re-encoded where the format allows (JPEG, PNG), so what a buyer downloads is the creator's
 picture byte for byte minus its metadata; they also get a thumbnail, a heavily blurred preview
 (the only thing a locked viewer may load) and a blurhash. MP4/QuickTime get their duration from
-the `mvhd` box. Nothing here touches the network or the database.
+the `mvhd` box; when ffmpeg is installed, other video and audio get theirs from ffprobe and
+video gets a poster frame (with its own blurred preview). Nothing here touches the network or
+the database.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +84,50 @@ def process(path: Path, declared_type: str, workdir: Path) -> Processed:
     result = Processed(content_type, kind, path.stat().st_size)
     if content_type in ("video/mp4", "video/quicktime", "audio/mp4"):
         result.duration_s = mp4_duration(path)
+    if result.duration_s is None:
+        result.duration_s = ffprobe_duration(path)
+    if kind == "video" and ffmpeg_poster(path, workdir / "frame"):
+        # The poster frame stands in for the picture: its size, a small poster, a blurred
+        # preview and a blurhash, exactly as for an image.
+        try:
+            with Image.open(workdir / "frame") as frame:
+                frame.load()
+                rgb = frame.convert("RGB")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            return result
+        result.width, result.height = rgb.size
+        result.blurhash, files = _derive(rgb, workdir, small="poster")
+        result.files.update(files)
     return result
+
+
+def ffprobe_duration(path: Path) -> float | None:
+    """Seconds, from ffprobe when it is installed; None without it or when it cannot tell."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None
+    command = [ffprobe, "-v", "error", "-show_entries", "format=duration"]
+    command += ["-of", "default=noprint_wrappers=1:nokey=1", str(path)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        value = float(done.stdout.strip())
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        return None
+    return round(value, 3) if value > 0 else None
+
+
+def ffmpeg_poster(path: Path, target: Path) -> bool:
+    """The first frame as a JPEG, when ffmpeg is installed and can decode the video."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return False
+    command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(path), "-frames:v", "1"]
+    command += ["-f", "image2", "-c:v", "mjpeg", str(target)]
+    try:
+        subprocess.run(command, capture_output=True, timeout=120, check=False)
+    except (subprocess.TimeoutExpired, OSError):
+        return False
+    return target.exists() and target.stat().st_size > 0
 
 
 def _process_image(path: Path, content_type: str, workdir: Path) -> Processed:
@@ -106,9 +152,23 @@ def _process_image(path: Path, content_type: str, workdir: Path) -> Processed:
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise Rejected(f"the image cannot be decoded: {exc}") from None
+    hashed, files = _derive(rgb, workdir, small="thumbnail")
+    return Processed(
+        content_type=content_type,
+        kind="image",
+        size_bytes=full.stat().st_size,
+        width=width,
+        height=height,
+        blurhash=hashed,
+        files={"full": full, **files},
+    )
+
+
+def _derive(rgb: Image.Image, workdir: Path, *, small: str) -> tuple[str, dict[str, Path]]:
+    """A small copy (`thumbnail` or `poster`), the blurred `preview`, and the blurhash."""
     thumbnail = rgb.copy()
     thumbnail.thumbnail(THUMBNAIL_SIZE)
-    thumbnail.save(workdir / "thumbnail", "JPEG", quality=80)
+    thumbnail.save(workdir / small, "JPEG", quality=80)
     tiny = rgb.copy()
     tiny.thumbnail(PREVIEW_SOURCE_SIZE)
     radius = max(thumbnail.size) / 20
@@ -117,19 +177,7 @@ def _process_image(path: Path, content_type: str, workdir: Path) -> Processed:
     )
     preview.save(workdir / "preview", "JPEG", quality=60)
     pixels: Any = [[tiny.getpixel((x, y)) for x in range(tiny.width)] for y in range(tiny.height)]
-    return Processed(
-        content_type=content_type,
-        kind="image",
-        size_bytes=full.stat().st_size,
-        width=width,
-        height=height,
-        blurhash=blurhash.encode(pixels, 4, 3),
-        files={
-            "full": full,
-            "thumbnail": workdir / "thumbnail",
-            "preview": workdir / "preview",
-        },
-    )
+    return blurhash.encode(pixels, 4, 3), {small: workdir / small, "preview": workdir / "preview"}
 
 
 def strip_jpeg(source: Path, target: Path) -> None:
