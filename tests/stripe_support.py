@@ -359,7 +359,6 @@ async def send_paid(
                     "conversation_id": opened["data"]["id"],
                     "client_id": f"paid-{next(_ids)}",
                     "body": body,
-                    "media": [{"url": "https://cdn.example/p.jpg", "type": "image"}],
                     "price_cents": price_cents,
                     "preview_text": "a peek",
                 },

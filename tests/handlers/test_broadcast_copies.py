@@ -122,7 +122,7 @@ async def test_a_broadcast_whose_sender_died_is_written_by_the_first_reader(
     assert listed["ok"], listed
     last = conversation_with(listed["data"], creator)["last_message"]
     assert last["seq"] == 1 and last["locked"] is True
-    assert last["preview"] == {"text": "psst", "media_count": 0}
+    assert last["preview"] == {"text": "psst", "media_count": 0, "media": []}
     # Settling is for the whole audience, not only the reader who triggered it.
     assert await copies(services, broadcast_id) == sorted((fan.id, 1) for fan in fans)
     studio = await sockets.connect("/ppv", creator)

@@ -7,6 +7,7 @@ import json
 
 from backchannel.server.settings import Settings
 from tests.chat_support import node, open_dm, sent
+from tests.media_support import photo_with_gps, unsigned, upload
 from tests.support import Api, Sockets
 
 NEW = ("message:new", "conversation:new", "message:read")
@@ -301,27 +302,31 @@ async def test_paid_messages_are_locked_for_recipients_until_unlocked(
     conversation_id = await open_dm(sockets, creator, fan)
     creator_socket = await sockets.connect("/chat", creator, events=NEW)
     fan_socket = await sockets.connect("/chat", fan, events=NEW)
-    secret_body, secret_url = "SECRET-BODY-7731", "https://cdn.example/SECRET-MEDIA-7731.jpg"
+    secret_body = "SECRET-BODY-7731"
+    photo = await upload(api, creator, photo_with_gps(), "image/jpeg")
     ack = await creator_socket.call(
         "message:send",
         {
             "conversation_id": conversation_id,
             "client_id": "ppv-1",
             "body": secret_body,
-            "media": [{"url": secret_url, "type": "image"}],
+            "media": [{"media_id": photo["media_id"]}],
             "price_cents": 500,
             "preview_text": "a little something",
         },
     )
     whole = sent(ack)
     assert whole["body"] == secret_body and whole["locked"] is False
-    assert whole["media"] == [{"url": secret_url, "type": "image"}]
+    assert [m["media_id"] for m in whole["media"]] == [photo["media_id"]]
+    assert "/full?" in whole["media"][0]["url"]
     assert whole["price_cents"] == 500 and whole["currency"] == "usd"
     assert await creator_socket.wait_for("message:new") == [whole]
 
     [locked] = await fan_socket.wait_for("message:new")
     assert locked["locked"] is True and locked["body"] is None and locked["media"] == []
-    assert locked["preview"] == {"text": "a little something", "media_count": 1}
+    assert locked["preview"]["text"] == "a little something"
+    assert locked["preview"]["media_count"] == 1
+    assert locked["preview"]["media"][0]["blurhash"] == photo["blurhash"]
     assert locked["price_cents"] == 500 and locked["id"] == whole["id"]
 
     synced = await fan_socket.call(
@@ -332,9 +337,10 @@ async def test_paid_messages_are_locked_for_recipients_until_unlocked(
         "GET", f"/api/v1/conversations/{conversation_id}/messages", user=fan
     )
     assert status == 200
-    assert synced["data"]["items"] == [locked]
-    assert listed["data"]["items"][0]["last_message"] == locked
-    assert history["items"] == [locked]
+    # The same locked rendering everywhere (its preview links are signed per read).
+    assert unsigned(synced["data"]["items"]) == unsigned([locked])
+    assert unsigned(listed["data"]["items"][0]["last_message"]) == unsigned(locked)
+    assert unsigned(history["items"]) == unsigned([locked])
     everything_the_fan_saw = json.dumps([fan_socket.received, synced, listed, history])
     assert "SECRET" not in everything_the_fan_saw
 
@@ -361,7 +367,8 @@ async def test_paid_messages_are_locked_for_recipients_until_unlocked(
         history["items"][0],
     ):
         assert seen["body"] == secret_body and seen["locked"] is False
-        assert seen["media"] == [{"url": secret_url, "type": "image"}]
+        assert [m["media_id"] for m in seen["media"]] == [photo["media_id"]]
+        assert f"v={fan.id}" in seen["media"][0]["url"]
 
 
 async def test_the_rate_limit_answers_rate_limited_with_a_wait(api: Api, sockets: Sockets) -> None:

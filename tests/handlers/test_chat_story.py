@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestServer
 from backchannel.server.app import create_app
 from backchannel.server.settings import Settings
 from tests.chat_support import sent
+from tests.media_support import short_mp4, upload
 from tests.support import Api, Sockets
 
 CHAT_EVENTS = ("message:new", "message:read", "conversation:new")
@@ -82,6 +83,7 @@ async def test_a_creator_and_a_fan_on_two_devices_talk_live(api: Api, sockets: S
     assert row["unread_count"] == 3 and row["last_message"] == missed[-1]
 
     # A paid message: whole for the creator, locked on both of the fan's devices.
+    clip = await upload(api, creator, short_mp4(), "video/mp4")
     paid = sent(
         await creator_chat.call(
             "message:send",
@@ -89,7 +91,7 @@ async def test_a_creator_and_a_fan_on_two_devices_talk_live(api: Api, sockets: S
                 "conversation_id": cid,
                 "client_id": "ppv",
                 "body": "EXCLUSIVE-CONTENT",
-                "media": [{"url": "https://cdn.example/EXCLUSIVE.mp4", "type": "video"}],
+                "media": [{"media_id": clip["media_id"]}],
                 "price_cents": 1500,
                 "preview_text": "Something special",
             },
@@ -101,8 +103,11 @@ async def test_a_creator_and_a_fan_on_two_devices_talk_live(api: Api, sockets: S
         arrived = (await socket.wait_for("message:new"))[-1]
         assert arrived["id"] == paid["id"] and arrived["locked"] is True
         assert arrived["body"] is None and arrived["media"] == []
-        assert arrived["preview"] == {"text": "Something special", "media_count": 1}
+        assert arrived["preview"]["text"] == "Something special"
+        assert arrived["preview"]["media_count"] == 1
+        assert arrived["preview"]["media"][0]["kind"] == "video"
         assert "EXCLUSIVE" not in json.dumps(socket.received)
+        assert "/full?" not in json.dumps(socket.received)
 
 
 async def test_messages_and_rate_limits_span_the_nodes_of_a_cluster(

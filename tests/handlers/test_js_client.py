@@ -79,7 +79,7 @@ async def test_a_js_client_sends_and_receives_messages_paid_ones_locked(
     free, paid = result["received"]
     assert free == result["free"]["data"]
     assert paid["locked"] is True and paid["body"] is None
-    assert paid["preview"] == {"text": "peek", "media_count": 0}
+    assert paid["preview"] == {"text": "peek", "media_count": 0, "media": []}
     assert "JS-SECRET" not in json.dumps(result["received"])
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from backchannel.server.settings import Settings
+from tests.media_support import photo_with_gps, upload
 from tests.services import RunServices
 from tests.stripe_support import (
     Webhooks,
@@ -48,9 +50,7 @@ async def test_a_fan_unlocks_a_paid_message_from_the_wallet_and_every_device_hea
         (unlocked,) = await device.wait_for("ppv:unlocked")
         assert unlocked["message_id"] == message_id
         assert unlocked["message"]["body"] == "secret"
-        assert unlocked["message"]["media"] == [
-            {"url": "https://cdn.example/p.jpg", "type": "image"}
-        ]
+        assert unlocked["message"]["media"] == []
     (sale,) = await studio.wait_for("ppv:purchased")
     assert sale == {
         "message_id": message_id,
@@ -176,12 +176,13 @@ async def test_a_broadcast_reaches_every_subscriber_once_locked_and_is_idempoten
     chats = [await sockets.connect("/chat", fan, events=("message:broadcast",)) for fan in fans]
     outsider_chat = await sockets.connect("/chat", outsider, events=("message:broadcast",))
     studio = await sockets.connect("/ppv", creator)
+    photo = await upload(api, creator, photo_with_gps(), "image/jpeg")
     request = {
         "client_id": "b-1",
         "body": "full set",
         "price_cents": 700,
         "preview_text": "new photos",
-        "media": [{"url": "https://cdn.example/1.jpg", "type": "image"}],
+        "media": [{"media_id": photo["media_id"]}],
     }
 
     ack = await studio.call("ppv:broadcast", request)
@@ -193,7 +194,10 @@ async def test_a_broadcast_reaches_every_subscriber_once_locked_and_is_idempoten
     for chat in chats[:2]:
         (live,) = await chat.wait_for("message:broadcast")
         assert live["locked"] is True and live["body"] is None and live["media"] == []
-        assert live["preview"] == {"text": "new photos", "media_count": 1}
+        assert live["preview"]["text"] == "new photos" and live["preview"]["media_count"] == 1
+        (shown,) = live["preview"]["media"]
+        assert shown["kind"] == "image" and "/preview?" in shown["preview_url"]
+        assert "/full?" not in json.dumps(live)
         assert live["sender_id"] == creator.id and live["price_cents"] == 700
     await chats[2].assert_nothing("message:broadcast")
     await outsider_chat.assert_nothing("message:broadcast")

@@ -89,7 +89,11 @@ async def test_each_kind_of_viewer_sees_what_the_rules_allow(
     details = locked_members["error"]["details"]
     assert details["price_cents"] == 800
     assert details["subscribe"]["path"] == f"/api/v1/creators/{creator.id}/subscription"
-    assert details["teaser"]["preview"] == {"text": "members only", "media_count": 1}
+    assert details["teaser"]["preview"] == {
+        "text": "members only",
+        "media_count": 1,
+        "media": [],  # an external item has no preview
+    }
     _, locked_ppv = await api.call("GET", f"/api/v1/content/{ppv['id']}", user=passerby)
     assert locked_ppv["error"]["details"]["price_cents"] == 1200
     assert locked_ppv["error"]["details"]["purchase"]["body"]["target_id"] == ppv["id"]

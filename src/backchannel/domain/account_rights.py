@@ -22,6 +22,7 @@ from backchannel.domain.auth import Identity, password_matches
 from backchannel.domain.chat_views import render_for_viewer
 from backchannel.domain.email_codes import check_code
 from backchannel.errors import Invalid, NotFound, Unauthorized
+from backchannel.media.links import MediaLinks
 from backchannel.persistence import account_data, audit, messages, sessions, users
 from backchannel.persistence.database import Database
 
@@ -93,7 +94,7 @@ async def start_export(rt: Runtime, identity: Identity) -> ExportStarted:
 
 async def _build(rt: Runtime, export_id: uuid.UUID, identity: Identity) -> None:
     try:
-        document = await build_document(rt.db, identity.account_id)
+        document = await build_document(rt.db, identity.account_id, rt.media_links)
     except Exception:
         log.exception("export failed", extra={"export_id": str(export_id)})
         document = None
@@ -110,9 +111,10 @@ async def _build(rt: Runtime, export_id: uuid.UUID, identity: Identity) -> None:
             )
 
 
-async def build_document(db: Database, account_id: str) -> dict[str, Any]:
+async def build_document(db: Database, account_id: str, links: MediaLinks) -> dict[str, Any]:
     """Everything stored about the account: each profile with its conversations (messages as
-    that profile sees them), purchases, wallet and ledger, subscriptions, notifications."""
+    that profile sees them, media links signed for it), purchases, wallet and ledger,
+    subscriptions, notifications."""
     async with db.connection() as conn:
         profiles = await users.account_profiles(conn, account_id)
         out: list[dict[str, Any]] = []
@@ -126,7 +128,8 @@ async def build_document(db: Database, account_id: str) -> dict[str, Any]:
                 while True:
                     page = await messages.after_seq(conn, conversation_id, profile.id, after, _PAGE)
                     seen.extend(
-                        render_for_viewer(m, profile.id).model_dump(mode="json") for m in page
+                        render_for_viewer(m, profile.id, links).model_dump(mode="json")
+                        for m in page
                     )
                     if len(page) < _PAGE:
                         break

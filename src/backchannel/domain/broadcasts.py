@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 from backchannel.domain import delivery
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
+from backchannel.domain.media import MediaRef, attach_media, pick_media
+from backchannel.domain.media_views import previews
 from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid
 from backchannel.inputs import require_https
+from backchannel.media.links import MediaLinks
 from backchannel.persistence import broadcasts
 from backchannel.persistence.broadcasts import Broadcast, BroadcastContent
 from backchannel.rooms.names import Namespace, subscribers_room
@@ -40,16 +43,25 @@ log = logging.getLogger(__name__)
 ABANDONED_AFTER_SECONDS = 5.0
 
 
+# An uploaded item by id, or an external `{url, type}` (free messages and content only).
+AttachmentIn = Annotated[
+    MediaRef | MediaItem,
+    PlainValidator(pick_media(MediaItem), json_schema_input_type=MediaRef | MediaItem),
+]
+
+
 class BroadcastRequest(BaseModel):
     """`ppv:broadcast`."""
 
     model_config = ConfigDict(extra="forbid")
     client_id: Annotated[str, Field(min_length=1, max_length=100)]
     body: Annotated[str, Field(max_length=10_000)] | None = None
-    media: Annotated[list[MediaItem], Field(max_length=20)] = []
+    media: Annotated[list[AttachmentIn], Field(max_length=20)] = []
     price_cents: Cents
     currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
     preview_text: Annotated[str, Field(max_length=280)] | None = None
+    # "owners": skip subscribers who already bought any of this broadcast's media.
+    exclude: Literal["owners"] | None = None
 
 
 class BroadcastResult(BaseModel):
@@ -68,18 +80,31 @@ async def ppv_broadcast(
     if not request.body and not request.media:
         raise Invalid("a broadcast needs a body or media", [{"field": "body", "message": "empty"}])
     require_https(
-        [(f"media.{i}.url", m.url) for i, m in enumerate(request.media)],
+        [
+            (f"media.{i}.url", str(m.url))
+            for i, m in enumerate(request.media)
+            if not isinstance(m, MediaRef)
+        ],
         dev=rt.settings.env == "dev",
     )
+    media = await attach_media(rt, creator_id, request.media, paid=True)
     content = BroadcastContent(
         body=request.body,
-        media=[item.model_dump() for item in request.media],
+        media=media,
         price_cents=request.price_cents,
         currency=request.currency,
         preview_text=request.preview_text,
     )
+    media_ids = [str(item["media_id"]) for item in media if "media_id" in item]
     async with rt.db.transaction() as conn:
-        broadcast, created = await broadcasts.claim(conn, creator_id, request.client_id, content)
+        excluded = (
+            await broadcasts.owners_of(conn, creator_id, media_ids)
+            if request.exclude == "owners"
+            else []
+        )
+        broadcast, created = await broadcasts.claim(
+            conn, creator_id, request.client_id, content, excluded
+        )
         fx = Deliveries(conn)
         if created:
             # Only a new broadcast counts against the limit (a retry returns the first result);
@@ -87,12 +112,15 @@ async def ppv_broadcast(
             await rt.limiter.hit(
                 f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
             )
-            await fx.to_room(
-                Namespace.CHAT,
-                subscribers_room(creator_id),
-                "message:broadcast",
-                _announcement(broadcast, content),
-            )
+            announcement = _announcement(broadcast, content, rt.media_links)
+            if excluded:
+                # The subscribers room would reach the excluded owners too: one emit per fan.
+                for fan_id in await broadcasts.audience(conn, creator_id, excluded):
+                    await fx.to_user(Namespace.CHAT, fan_id, "message:broadcast", announcement)
+            else:
+                await fx.to_room(
+                    Namespace.CHAT, subscribers_room(creator_id), "message:broadcast", announcement
+                )
     await delivery.finish(rt, fx)
     if not broadcast.settled:
         await settle(rt, broadcast.id)
@@ -103,8 +131,11 @@ async def ppv_broadcast(
     return BroadcastResult(broadcast_id=str(broadcast.id), recipients=broadcast.recipients)
 
 
-def _announcement(broadcast: Broadcast, content: BroadcastContent) -> dict[str, Any]:
-    """`message:broadcast`: the locked rendering every recipient's copy will have."""
+def _announcement(
+    broadcast: Broadcast, content: BroadcastContent, links: MediaLinks
+) -> dict[str, Any]:
+    """`message:broadcast`: the locked rendering every recipient's copy will have (its
+    previews' links are signed for no one in particular: they show only the blurred image)."""
     return {
         "broadcast_id": str(broadcast.id),
         "sender_id": broadcast.creator_id,
@@ -115,7 +146,11 @@ def _announcement(broadcast: Broadcast, content: BroadcastContent) -> dict[str, 
         "price_cents": content.price_cents,
         "currency": content.currency,
         "locked": True,
-        "preview": {"text": content.preview_text, "media_count": len(content.media)},
+        "preview": {
+            "text": content.preview_text,
+            "media_count": len(content.media),
+            "media": [p.model_dump(mode="json") for p in previews(content.media, "", links)],
+        },
     }
 
 

@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    StringConstraints,
+)
 
 from backchannel.domain import broadcasts, notifications
 from backchannel.domain.chat_views import (
@@ -23,8 +31,10 @@ from backchannel.domain.chat_views import (
     SyncPage,
     render_for_viewer,
 )
+from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.errors import Conflict, Invalid, NotFound
 from backchannel.inputs import require_https
+from backchannel.media.links import MediaLinks
 from backchannel.persistence import conversations, messages
 from backchannel.persistence.conversations import ConversationRow
 from backchannel.persistence.database import Connection
@@ -58,6 +68,13 @@ class MediaIn(BaseModel):
     ]
 
 
+# An uploaded item by id, or an external `{url, type}` (free messages and content only).
+AttachmentIn = Annotated[
+    MediaRef | MediaIn,
+    PlainValidator(pick_media(MediaIn), json_schema_input_type=MediaRef | MediaIn),
+]
+
+
 class SendMessage(BaseModel):
     """`message:send`. `preview_text` (an extension) is the teaser a paid message shows."""
 
@@ -70,7 +87,7 @@ class SendMessage(BaseModel):
         ]
         | None
     ) = None
-    media: Annotated[list[MediaIn], Field(max_length=MAX_MEDIA)] = []
+    media: Annotated[list[AttachmentIn], Field(max_length=MAX_MEDIA)] = []
     price_cents: StrictInt | None = None
     currency: Annotated[
         str, StringConstraints(strict=True, to_lower=True, pattern=r"^[A-Za-z]{3}$")
@@ -151,18 +168,23 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
         raise Invalid("a message needs a body or media", [{"field": "body", "message": "empty"}])
     check_price(role, request.price_cents)
     require_https(
-        [(f"media.{i}.url", str(m.url)) for i, m in enumerate(request.media)],
+        [
+            (f"media.{i}.url", str(m.url))
+            for i, m in enumerate(request.media)
+            if not isinstance(m, MediaRef)
+        ],
         dev=rt.settings.env == "dev",
     )
     conversation_id = parse_id(request.conversation_id)
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
 
+    media = await attach_media(rt, user_id, request.media, paid=request.price_cents is not None)
     new = messages.NewMessage(
         conversation_id=conversation_id,
         sender_id=user_id,
         client_id=request.client_id,
         body=body,
-        media=[{"url": str(m.url), "type": m.type} for m in request.media],
+        media=media,
         price_cents=request.price_cents,
         currency=request.currency,
         preview_text=request.preview_text if request.price_cents is not None else None,
@@ -186,22 +208,24 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
         if earlier is None:
             raise
     if earlier is not None:
-        return _replay(earlier, conversation_id, user_id)
+        return _replay(earlier, conversation_id, user_id, rt.media_links)
     assert appended is not None
     stored, participant_ids = appended
     # The ack and every socket of every participant get this one rendering (free messages).
-    sender_view = render_for_viewer(stored, user_id)
+    sender_view = render_for_viewer(stored, user_id, rt.media_links)
     await _after_send(rt, stored, participant_ids, sender_view)
     return sender_view
 
 
-def _replay(earlier: StoredMessage, conversation_id: int, user_id: str) -> Message:
+def _replay(
+    earlier: StoredMessage, conversation_id: int, user_id: str, links: MediaLinks
+) -> Message:
     if earlier.conversation_id != conversation_id:
         raise Conflict(
             "client_id already used for a message in another conversation",
             [{"field": "client_id", "message": "use a new client_id for a new message"}],
         )
-    return render_for_viewer(earlier, user_id)
+    return render_for_viewer(earlier, user_id, links)
 
 
 async def _after_send(
@@ -227,7 +251,7 @@ async def _deliver_message(
         await rt.emitter.to_user(Namespace.CHAT, stored.sender_id, "message:new", sender_view)
         # A message just stored has no unlocks: every recipient gets the same locked view
         # (rendered for no one in particular, which is never the sender).
-        locked = render_for_viewer(stored, viewer_id="")
+        locked = render_for_viewer(stored, "", rt.media_links)
         recipients = others(participant_ids, stored.sender_id)
         await rt.emitter.to_users(Namespace.CHAT, recipients, "message:new", locked)
 
@@ -240,7 +264,7 @@ async def get_message_for(
     if stored is None:
         raise NotFound("no such message")
     await member_conversation(conn, stored.conversation_id, viewer_id)
-    return render_for_viewer(stored, viewer_id)
+    return render_for_viewer(stored, viewer_id, rt.media_links)
 
 
 async def mark_read(
@@ -284,7 +308,8 @@ async def sync_messages(rt: Runtime, user_id: str, request: SyncMessages) -> Syn
         )
     page = rows[: request.limit]
     return SyncPage(
-        items=[render_for_viewer(m, user_id) for m in page], has_more=len(rows) > request.limit
+        items=[render_for_viewer(m, user_id, rt.media_links) for m in page],
+        has_more=len(rows) > request.limit,
     )
 
 
@@ -300,4 +325,6 @@ async def history(
         rows = await messages.before_seq(conn, conversation_id, user_id, before, request.limit + 1)
     page = rows[: request.limit]
     next_cursor = str(page[-1].seq) if len(rows) > request.limit else None
-    return HistoryPage(items=[render_for_viewer(m, user_id) for m in page], next_cursor=next_cursor)
+    return HistoryPage(
+        items=[render_for_viewer(m, user_id, rt.media_links) for m in page], next_cursor=next_cursor
+    )

@@ -53,7 +53,7 @@ async def replay_missed(rt: Runtime, user_id: str, sid: str, positions: dict[int
             )
         page = rows[:SYNC_PAGE_DEFAULT]
         for stored in page:
-            message = render_for_viewer(stored, user_id)
+            message = render_for_viewer(stored, user_id, rt.media_links)
             await rt.emitter.to_socket(Namespace.CHAT, sid, "message:new", message)
         done = {
             "conversation_id": str(conversation_id),

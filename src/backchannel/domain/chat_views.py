@@ -12,23 +12,29 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from backchannel.domain.media_views import (
+    ExternalMedia,
+    MediaView,
+    PreviewMedia,
+    previews,
+    render_media,
+)
+from backchannel.media.links import MediaLinks
 from backchannel.persistence.conversations import ConversationRow
 from backchannel.persistence.messages import StoredMessage
 from backchannel.rooms.membership import sees_whole
 
-
-class Media(BaseModel):
-    """One attachment: where it is and what it is."""
-
-    url: str
-    type: str
+# One attachment: an upload with links signed for the viewer, or an external `{url, type}`.
+Media = MediaView | ExternalMedia
 
 
 class Preview(BaseModel):
-    """What a locked paid message shows: the sender's teaser text and how much media it holds."""
+    """What a locked paid message shows: the teaser text, how much media it holds, and for
+    each upload its shape and blurred preview (never a full-size link)."""
 
     text: str | None
     media_count: int
+    media: list[PreviewMedia] = []
 
 
 class Message(BaseModel):
@@ -108,13 +114,22 @@ class ReadState(BaseModel):
     unread_count: int
 
 
-def render_for_viewer(message: StoredMessage, viewer_id: str) -> Message:
+def render_for_viewer(message: StoredMessage, viewer_id: str, links: MediaLinks) -> Message:
     """The message as `viewer_id` may see it: whole, or locked with only a preview.
 
     `message.unlocked` must have been read for this same viewer (the persistence reads do).
+    Media links in it are signed for `viewer_id` and expire after the links' TTL.
     """
     paid = message.price_cents is not None
-    preview = Preview(text=message.preview_text, media_count=len(message.media)) if paid else None
+    preview = (
+        Preview(
+            text=message.preview_text,
+            media_count=len(message.media),
+            media=previews(message.media, viewer_id, links),
+        )
+        if paid
+        else None
+    )
     whole = sees_whole(message.price_cents, message.sender_id, viewer_id, message.unlocked)
     return Message(
         id=str(message.id),
@@ -124,7 +139,7 @@ def render_for_viewer(message: StoredMessage, viewer_id: str) -> Message:
         client_id=message.client_id,
         created_at=message.created_at,
         body=message.body if whole else None,
-        media=[Media.model_validate(item) for item in message.media] if whole else [],
+        media=render_media(message.media, viewer_id, links) if whole else [],
         price_cents=message.price_cents,
         currency=message.currency,
         locked=not whole,

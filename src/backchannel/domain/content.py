@@ -6,8 +6,16 @@ import base64
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
+from backchannel.domain.media import MediaRef, attach_media, pick_media
+from backchannel.domain.media_views import (
+    ExternalMedia,
+    MediaView,
+    PreviewMedia,
+    previews,
+    render_media,
+)
 from backchannel.domain.payment_models import Cents
 from backchannel.errors import Forbidden, Invalid, NotFound, PaymentRequired
 from backchannel.inputs import INT64_MAX, MediaUrl, require_https
@@ -16,6 +24,7 @@ from backchannel.persistence import subscriptions, unlocks, users
 from backchannel.persistence.content import ContentRow, Visibility
 
 if TYPE_CHECKING:
+    from backchannel.media.links import MediaLinks
     from backchannel.server.runtime import Runtime
 
 
@@ -25,6 +34,13 @@ class MediaItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: MediaUrl
     type: Annotated[str, Field(min_length=1, max_length=50)]
+
+
+# An uploaded item by id, or an external `{url, type}` (free messages and content only).
+AttachmentIn = Annotated[
+    MediaRef | MediaItem,
+    PlainValidator(pick_media(MediaItem), json_schema_input_type=MediaRef | MediaItem),
+]
 
 
 class ContentCreate(BaseModel):
@@ -73,7 +89,7 @@ class ContentCreate(BaseModel):
     )
     title: Annotated[str, Field(max_length=200)] | None = None
     body: Annotated[str, Field(max_length=50_000)] | None = None
-    media: Annotated[list[MediaItem], Field(max_length=50)] = []
+    media: Annotated[list[AttachmentIn], Field(max_length=50)] = []
     visibility: Visibility
     price_cents: Cents | None = None
     currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
@@ -91,10 +107,11 @@ class ContentCreate(BaseModel):
 
 
 class Preview(BaseModel):
-    """What a locked item shows."""
+    """What a locked item shows: teaser text, media count, blurred previews of uploads."""
 
     text: str | None
     media_count: int
+    media: list[PreviewMedia] = []
 
 
 class ContentView(BaseModel):
@@ -109,7 +126,7 @@ class ContentView(BaseModel):
     created_at: datetime
     locked: bool
     body: str | None
-    media: list[dict[str, Any]]
+    media: list[MediaView | ExternalMedia]
     preview: Preview | None = None
 
 
@@ -132,8 +149,8 @@ def may_see(visibility: Visibility, *, is_creator: bool, subscribed: bool, bough
     return bought
 
 
-def render(item: ContentRow, *, whole: bool) -> ContentView:
-    """The item whole, or its teaser."""
+def render(item: ContentRow, *, whole: bool, viewer_id: str, links: MediaLinks) -> ContentView:
+    """The item whole (media links signed for the viewer), or its teaser."""
     view = ContentView(
         id=item.id,
         creator_id=item.creator_id,
@@ -144,10 +161,14 @@ def render(item: ContentRow, *, whole: bool) -> ContentView:
         created_at=item.created_at,
         locked=not whole,
         body=item.body if whole else None,
-        media=item.media if whole else [],
+        media=render_media(item.media, viewer_id, links) if whole else [],
     )
     if not whole:
-        view.preview = Preview(text=item.preview_text, media_count=len(item.media))
+        view.preview = Preview(
+            text=item.preview_text,
+            media_count=len(item.media),
+            media=previews(item.media, viewer_id, links),
+        )
     return view
 
 
@@ -180,22 +201,27 @@ async def create(rt: Runtime, creator_id: str, role: str, request: ContentCreate
     if role != "creator":
         raise Forbidden("only creators post content")
     require_https(
-        [(f"media.{i}.url", m.url) for i, m in enumerate(request.media)],
+        [
+            (f"media.{i}.url", str(m.url))
+            for i, m in enumerate(request.media)
+            if not isinstance(m, MediaRef)
+        ],
         dev=rt.settings.env == "dev",
     )
+    media = await attach_media(rt, creator_id, request.media, paid=request.visibility == "ppv")
     async with rt.db.transaction() as conn:
         item = await store.insert(
             conn,
             creator_id=creator_id,
             title=request.title,
             body=request.body,
-            media=[m.model_dump() for m in request.media],
+            media=media,
             visibility=request.visibility,
             price_cents=request.price_cents,
             currency=request.currency,
             preview_text=request.preview_text,
         )
-    return render(item, whole=True)
+    return render(item, whole=True, viewer_id=creator_id, links=rt.media_links)
 
 
 def _content_id(raw: str) -> int:
@@ -226,10 +252,12 @@ async def get(rt: Runtime, viewer_id: str, raw_id: str) -> ContentView:
             and (await unlocks.content_unlocked(conn, int(item.id), viewer_id))
         )
         if may_see(item.visibility, is_creator=is_creator, subscribed=subscribed, bought=bought):
-            return render(item, whole=True)
+            return render(item, whole=True, viewer_id=viewer_id, links=rt.media_links)
         creator = await users.get_active_user(conn, item.creator_id)
     details = how_to_pay(item, creator.subscription_price_cents if creator else 0)
-    details["teaser"] = render(item, whole=False).model_dump(mode="json")
+    details["teaser"] = render(
+        item, whole=False, viewer_id=viewer_id, links=rt.media_links
+    ).model_dump(mode="json")
     what = "subscribe to" if item.visibility == "subscribers" else "buy"
     raise PaymentRequired(f"{what} this creator's content to see it", details)
 
@@ -266,6 +294,8 @@ async def list_by_creator(
             whole=may_see(
                 item.visibility, is_creator=is_creator, subscribed=subscribed, bought=bought
             ),
+            viewer_id=viewer_id,
+            links=rt.media_links,
         )
         for item, bought in rows[:limit]
     ]

@@ -124,7 +124,7 @@ async def list_conversations(
         ConversationSummary(
             **Conversation.of(r.conversation).model_dump(),
             last_message=(
-                render_for_viewer(last[r.conversation.id], user_id)
+                render_for_viewer(last[r.conversation.id], user_id, rt.media_links)
                 if r.conversation.id in last
                 else None
             ),

@@ -175,6 +175,8 @@ FORGET_PERSONAL = [
     "delete from auth_sessions where user_id = any($1::text[])",
     "delete from refresh_tokens where user_id = any($1::text[])",
     "delete from notification_preferences where user_id = any($1::text[])",
+    # Its stored objects, owned by no row any more, go with the next `backchannel media gc`.
+    "delete from media where owner_id = any($1::text[])",
 ]
 
 SELECT_EMAILS = "select email from users where id = any($1::text[]) and email is not null"

@@ -42,8 +42,9 @@ class Broadcast:
 _COLUMNS = "id, creator_id, client_id, created_at, recipients, settled_at is not null as settled"
 
 INSERT_BROADCAST = f"""
-insert into broadcasts (creator_id, client_id, body, media, price_cents, currency, preview_text)
-values ($1, $2, $3, $4::text::jsonb, $5, $6, $7)
+insert into broadcasts (creator_id, client_id, body, media, price_cents, currency, preview_text,
+    excluded_fan_ids)
+values ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8::text[])
 on conflict (creator_id, client_id) do nothing
 returning {_COLUMNS}
 """
@@ -51,9 +52,14 @@ SELECT_BROADCAST = f"select {_COLUMNS} from broadcasts where creator_id = $1 and
 
 
 async def claim(
-    conn: Connection, creator_id: str, client_id: str, content: BroadcastContent
+    conn: Connection,
+    creator_id: str,
+    client_id: str,
+    content: BroadcastContent,
+    excluded_fan_ids: list[str] | None = None,
 ) -> tuple[Broadcast, bool]:
-    """The broadcast for (creator, client_id), and whether this call created it."""
+    """The broadcast for (creator, client_id), and whether this call created it; its copies
+    skip `excluded_fan_ids`."""
     row = await conn.fetchrow(
         INSERT_BROADCAST,
         creator_id,
@@ -63,6 +69,7 @@ async def claim(
         content.price_cents,
         content.currency,
         content.preview_text,
+        excluded_fan_ids or [],
     )
     if row is not None:
         return Broadcast(**dict(row.items())), True
@@ -108,24 +115,25 @@ async def unsettled_since(conn: Connection, seconds: float, limit: int) -> list[
 # Waits for whoever is settling it; after that wait the row is re-read and no longer matches.
 LOCK_UNSETTLED = """
 select creator_id, client_id, created_at, body, media::text as media, price_cents, currency,
-    preview_text
+    preview_text, excluded_fan_ids
 from broadcasts where id = $1 and settled_at is null
 for update
 """
 
 # The 1:1 key is "<smaller id> <larger id>", compared bytewise (collate "C") so it matches the
-# chat feature's ordering of Python strings.
-_AUDIENCE = """
+# chat feature's ordering of Python strings. `$X` is the broadcast's excluded fans.
+_AUDIENCE_TEMPLATE = """
 fans as (
     select s.fan_id,
         case when s.fan_id collate "C" < $1::text collate "C"
              then s.fan_id || ' ' || $1 else $1 || ' ' || s.fan_id end as direct_key
     from subscriptions s join users u on u.id = s.fan_id and u.deleted_at is null
     where s.creator_id = $1 and s.status in ('active', 'trialing') and s.fan_id <> $1
+        and s.fan_id <> all($X::text[])
 )"""
 
 CREATE_CONVERSATIONS = f"""
-with {_AUDIENCE},
+with {_AUDIENCE_TEMPLATE.replace("$X", "$2")},
 created as (
     insert into conversations (kind, direct_key, created_by)
     select 'direct', f.direct_key, $1 from fans f
@@ -141,7 +149,7 @@ on conflict do nothing
 """
 
 INSERT_COPIES = f"""
-with {_AUDIENCE},
+with {_AUDIENCE_TEMPLATE.replace("$X", "$10")},
 targets as (
     select c.id from conversations c join fans f using (direct_key)
     order by c.id for update of c
@@ -172,7 +180,8 @@ async def settle(conn: Connection, broadcast_id: int) -> bool:
     if row is None:
         return False
     creator_id = row["creator_id"]
-    await conn.execute(CREATE_CONVERSATIONS, creator_id)
+    excluded = list(row["excluded_fan_ids"])
+    await conn.execute(CREATE_CONVERSATIONS, creator_id, excluded)
     recipients = await conn.fetchval(
         INSERT_COPIES,
         creator_id,
@@ -184,6 +193,38 @@ async def settle(conn: Connection, broadcast_id: int) -> bool:
         row["preview_text"],
         broadcast_id,
         row["created_at"],
+        excluded,
     )
     await conn.execute(MARK_SETTLED, broadcast_id, int(recipients))
     return True
+
+
+# Subscribers who unlocked any message of this creator holding one of these media ids.
+SELECT_OWNERS = """
+select distinct u.user_id
+from message_unlocks u
+join messages m on m.id = u.message_id
+where m.sender_id = $1
+    and m.media @> any(array(
+        select jsonb_build_array(jsonb_build_object('media_id', id)) from unnest($2::text[]) id
+    ))
+"""
+
+
+async def owners_of(conn: Connection, creator_id: str, media_ids: list[str]) -> list[str]:
+    """Fans who already bought any of `media_ids` from this creator."""
+    if not media_ids:
+        return []
+    return sorted(r["user_id"] for r in await conn.fetch(SELECT_OWNERS, creator_id, media_ids))
+
+
+SELECT_AUDIENCE = """
+select s.fan_id from subscriptions s join users u on u.id = s.fan_id and u.deleted_at is null
+where s.creator_id = $1 and s.status in ('active', 'trialing') and s.fan_id <> $1
+    and s.fan_id <> all($2::text[])
+"""
+
+
+async def audience(conn: Connection, creator_id: str, excluded: list[str]) -> list[str]:
+    """The active subscribers a broadcast reaches."""
+    return [r["fan_id"] for r in await conn.fetch(SELECT_AUDIENCE, creator_id, excluded)]

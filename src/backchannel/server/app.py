@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from backchannel.domain import account_rights, broadcasts, delivery
+from backchannel.domain import account_rights, broadcasts, delivery, media_cleanup
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain import sessions as session_ops
 from backchannel.domain.presence import PresenceTracker
@@ -29,6 +29,7 @@ from backchannel.http import (
     conversations,
     earnings,
     health,
+    media,
     notifications,
     openapi,
     profiles,
@@ -39,6 +40,8 @@ from backchannel.http import (
 )
 from backchannel.http.middleware import cors, observe, rate_limits, security_headers
 from backchannel.http.routing import RouteGroup
+from backchannel.media.backends import open_store
+from backchannel.media.links import MediaLinks
 from backchannel.persistence import messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
@@ -76,6 +79,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     earnings.routes,
     admin.routes,
     accounts.routes,
+    media.routes,
+    media.files,
 )
 
 
@@ -87,6 +92,9 @@ def create_app(settings: Settings) -> web.Application:
         settings=settings,
         metrics=Metrics(),
         emitter=Emitter(sio),
+        media_links=MediaLinks.from_secret(
+            settings.jwt_secret_value(), settings.media_url_ttl_seconds, settings.media_base_url
+        ),
         node_id=f"{socket.gethostname()}:{os.getpid()}:{id(sio):x}",
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
@@ -127,6 +135,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_publish_stream)
     app.cleanup_ctx.append(_notification_retention)
     app.cleanup_ctx.append(_typing_indicators)
+    app.cleanup_ctx.append(_media_store)
+    app.cleanup_ctx.append(_media_cleanup)
     app.on_shutdown.append(_drain)
     return app
 
@@ -405,6 +415,37 @@ async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
     yield
     await runtime._typing.close()
     runtime._typing = None
+
+
+async def _media_store(app: web.Application) -> AsyncIterator[None]:
+    """The configured media backend, open for the server's lifetime."""
+    runtime = app[RUNTIME]
+    async with open_store(runtime.settings) as media_store:
+        runtime._media_store = media_store
+        yield
+    runtime._media_store = None
+
+
+async def _media_cleanup(app: web.Application) -> AsyncIterator[None]:
+    """Remove pending uploads nobody completed within a day, periodically."""
+    runtime = app[RUNTIME]
+    stopping = asyncio.Event()
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            try:
+                await media_cleanup.remove_abandoned(runtime)
+            except Exception as exc:
+                log.warning("media cleanup failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stopping.wait(), runtime.settings.media_cleanup_interval_seconds
+                )
+
+    task = asyncio.create_task(loop(), name="media-cleanup")
+    yield
+    stopping.set()
+    await _stop(task)
 
 
 async def _drain(app: web.Application) -> None:

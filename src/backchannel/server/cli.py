@@ -1,5 +1,5 @@
 """The `backchannel` command: serve, migrate, check-config, version, apikey, ledger, user,
-account."""
+account, media gc."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     account_actions = account.add_subparsers(dest="action", required=True)
     erase = account_actions.add_parser("erase", help="erase the account of EMAIL now")
     erase.add_argument("email")
+    media = commands.add_parser("media", help="media storage maintenance")
+    media_actions = media.add_subparsers(dest="action", required=True)
+    gc = media_actions.add_parser(
+        "gc", help="remove abandoned uploads and stored objects no media row owns"
+    )
+    gc.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=3600.0,
+        help="leave objects younger than this (an upload may be arriving); default 3600",
+    )
     return parser
 
 
@@ -106,6 +117,12 @@ def _run_account(args: argparse.Namespace) -> int:
     return run_account_erase(_settings(), args.email)
 
 
+def _run_media(args: argparse.Namespace) -> int:
+    from backchannel.server.serve import run_media_gc
+
+    return run_media_gc(_settings(), args.grace_seconds)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
@@ -115,6 +132,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ledger": _run_ledger,
     "user": _run_user,
     "account": _run_account,
+    "media": _run_media,
 }
 
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from backchannel.domain.stripe_gateway import StripeGateway
     from backchannel.domain.tokens import TokenService
     from backchannel.domain.typing_indicators import TypingIndicators
+    from backchannel.media.links import MediaLinks
+    from backchannel.media.store import MediaStore
     from backchannel.persistence.database import Database
     from backchannel.persistence.message_appender import MessageAppender
     from backchannel.rooms.emitter import Emitter
@@ -58,6 +60,7 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     emitter: Emitter
+    media_links: MediaLinks
     inflight: InFlight = field(default_factory=InFlight)
     draining: bool = False
     node_id: str = ""
@@ -90,6 +93,15 @@ class Runtime:
         if self._revocations is None:
             raise Unavailable("server not ready")
         return self._revocations
+
+    _media_store: MediaStore | None = None
+
+    @property
+    def media_store(self) -> MediaStore:
+        """Where media bytes live; present once the app has started."""
+        if self._media_store is None:
+            raise Unavailable("server not ready")
+        return self._media_store
 
     @property
     def limiter(self) -> RateLimiter:

@@ -257,3 +257,37 @@ async def _announce_ended_sessions(settings: Settings, session_ids: list[str]) -
         ).ended(session_ids, "account_deleted")
     finally:
         await redis.aclose()
+
+
+def run_media_gc(settings: Settings, grace_seconds: float) -> int:
+    """`backchannel media gc`: remove abandoned uploads and objects no row owns; report."""
+    from backchannel.domain.media_cleanup import collect_garbage
+    from backchannel.media.backends import open_store
+
+    configure_logging("warning")
+
+    async def run() -> None:
+        async with reachable_database(settings) as dsn, open_store(settings) as media_store:
+            db = await open_database(
+                dsn, min_size=0, max_size=1, statement_timeout_ms=settings.db_statement_timeout_ms
+            )
+            try:
+                report = await collect_garbage(
+                    db, media_store, settings.media_pending_max_age_seconds, grace_seconds
+                )
+            finally:
+                await db.close()
+        for key in report.removed:
+            print(f"removed {key}")
+        print(
+            f"{media_store.name} store: {report.scanned} objects scanned, "
+            f"{len(report.removed)} orphans removed, "
+            f"{report.pending_removed} abandoned uploads removed"
+        )
+
+    try:
+        asyncio.run(run())
+    except BackchannelError as exc:
+        print(f"backchannel: {exc.message}", file=sys.stderr)
+        return 1
+    return 0

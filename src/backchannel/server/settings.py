@@ -236,6 +236,36 @@ class Settings(BaseSettings):
     )
     redis_timeout_seconds: float = Field(5.0, gt=0, description="Redis connect and command timeout")
 
+    media_store: Literal["local", "s3"] = Field(
+        "local", description="Where uploaded media live: local (the data folder) or s3"
+    )
+    media_dir: Path | None = Field(
+        None, description="Local media folder (default: <data_dir>/media)"
+    )
+    s3_bucket: str | None = Field(None, description="S3 bucket (BACKCHANNEL_MEDIA_STORE=s3)")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (R2, MinIO, Backblaze); unset: AWS"
+    )
+    s3_region: str | None = Field(None, description="S3 region")
+    media_max_bytes: int = Field(
+        200 * 1024 * 1024, ge=1, description="Largest media upload, in bytes"
+    )
+    media_url_ttl_seconds: int = Field(
+        600, ge=1, le=7 * 86400, description="Lifetime of the signed media links a viewer gets"
+    )
+    media_upload_ttl_seconds: int = Field(
+        3600, ge=10, le=7 * 86400, description="Lifetime of a signed upload target"
+    )
+    media_base_url: str = Field(
+        "", description="Prefix of Backchannel's media links (unset: paths relative to the server)"
+    )
+    media_pending_max_age_seconds: float = Field(
+        86400.0, gt=0, description="Pending uploads never completed are removed after this long"
+    )
+    media_cleanup_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often abandoned pending uploads are looked for"
+    )
+
     @field_validator(
         "message_rate_limit",
         "presence_set_rate_limit",
@@ -272,6 +302,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_media(self) -> Settings:
+        if self.media_store == "s3" and not self.s3_bucket:
+            raise ValueError("BACKCHANNEL_S3_BUCKET is required when BACKCHANNEL_MEDIA_STORE=s3")
+        return self
+
+    @model_validator(mode="after")
     def _check_production(self) -> Settings:
         if self.env == "production":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
@@ -299,6 +335,11 @@ class Settings(BaseSettings):
         if self.creator_signup is not None:
             return self.creator_signup
         return "approval" if self.env == "production" else "open"
+
+    @property
+    def media_path(self) -> Path:
+        """Where the local media store keeps its files."""
+        return self.media_dir or self.data_dir / "media"
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""Uploaded media: storage backends, type sniffing, processing and signed links."""
