@@ -7,6 +7,7 @@ import itertools
 import struct
 from pathlib import Path
 
+import pillow_heif
 import pytest
 from PIL import Image, PngImagePlugin
 
@@ -115,6 +116,27 @@ def test_a_heic_that_cannot_be_decoded_is_rejected_not_served(tmp_path: Path) ->
     (tmp_path / "in").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))
     with pytest.raises(Rejected):
         process(tmp_path / "in", "image/heic", tmp_path)
+
+
+def test_an_iphone_heic_photo_becomes_a_jpeg_without_its_metadata(tmp_path: Path) -> None:
+    pillow_heif.register_heif_opener()  # to make a HEIC sample, as a phone would
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"  # Make
+    exif[0x8825] = {2: (52.0, 31.0, 12.0)}  # GPSInfo: a latitude
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(buffer, format="HEIF", exif=exif.tobytes())
+    (tmp_path / "in").write_bytes(buffer.getvalue())
+    assert sniff(buffer.getvalue()[:64]) == "image/heic"
+    work = tmp_path / "work"
+    work.mkdir()
+
+    result = process(tmp_path / "in", "image/heic", work)
+
+    assert (result.content_type, result.width, result.height) == ("image/jpeg", 640, 480)
+    with Image.open(result.files["full"]) as served:
+        assert served.format == "JPEG"
+        assert "exif" not in served.info and not served.getexif()
+    assert sorted(result.files) == ["full", "preview", "thumbnail"]
 
 
 def test_mp4_duration_comes_from_the_mvhd_box(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import blurhash
+import pillow_heif
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from backchannel.media.sniff import HEAD_BYTES, Kind, kind_of, sniff
@@ -141,6 +142,11 @@ def _process_image(path: Path, content_type: str, workdir: Path) -> Processed:
         shutil.copyfile(path, full)
     elif content_type == "image/webp":
         _resave_webp(path, full)
+    elif content_type == "image/heic":
+        # Browsers other than Safari show no HEIC, so an iPhone photo is served as a JPEG;
+        # re-encoding drops its metadata (GPS included) as for WebP.
+        _heic_to_jpeg(path, full)
+        content_type = "image/jpeg"
     else:
         raise Rejected(f"{content_type} images cannot be decoded on this server")
     try:
@@ -249,6 +255,18 @@ def _resave_webp(source: Path, target: Path) -> None:
             animated = bool(getattr(image, "is_animated", False))
             image.save(target, "WEBP", quality=90, save_all=animated, exif=b"", xmp=b"")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise Rejected(f"the image cannot be decoded: {exc}") from None
+
+
+def _heic_to_jpeg(source: Path, target: Path) -> None:
+    """Decode HEIC/HEIF (libheif, through pillow-heif) and save the pixels alone as a JPEG."""
+    try:
+        heif = pillow_heif.open_heif(source, convert_hdr_to_8bit=True)
+        width, height = heif.size
+        if width * height > MAX_PIXELS:
+            raise Rejected("the image has too many pixels")
+        heif.to_pillow().convert("RGB").save(target, "JPEG", quality=90)
+    except (OSError, SyntaxError, ValueError, RuntimeError) as exc:
         raise Rejected(f"the image cannot be decoded: {exc}") from None
 
 
