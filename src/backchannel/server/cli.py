@@ -94,31 +94,31 @@ def _run_version(args: argparse.Namespace) -> int:
 
 
 def _run_apikey(args: argparse.Namespace) -> int:
-    from backchannel.server.serve import run_apikey
+    from backchannel.server.operator_commands import run_apikey
 
     return run_apikey(_settings(), args.action, getattr(args, "name", None))
 
 
 def _run_ledger(args: argparse.Namespace) -> int:
-    from backchannel.server.serve import run_ledger_check
+    from backchannel.server.operator_commands import run_ledger_check
 
     return run_ledger_check(_settings())
 
 
 def _run_user(args: argparse.Namespace) -> int:
-    from backchannel.server.serve import run_user_role
+    from backchannel.server.operator_commands import run_user_role
 
     return run_user_role(_settings(), args.action, args.email, args.role)
 
 
 def _run_account(args: argparse.Namespace) -> int:
-    from backchannel.server.serve import run_account_erase
+    from backchannel.server.operator_commands import run_account_erase
 
     return run_account_erase(_settings(), args.email)
 
 
 def _run_media(args: argparse.Namespace) -> int:
-    from backchannel.server.serve import run_media_gc
+    from backchannel.server.operator_commands import run_media_gc
 
     return run_media_gc(_settings(), args.grace_seconds)
 
