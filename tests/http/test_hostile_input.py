@@ -94,7 +94,7 @@ async def test_content_titles_and_media_urls_are_checked(api: Api) -> None:
 
 
 async def test_media_urls_must_be_https_outside_dev(settings: Settings) -> None:
-    async with node(settings, env="production") as prod:
+    async with node(settings, env="production", creator_signup="open") as prod:
         creator = await prod.api.register("creator")
         item = {"media": [{"url": "http://cdn.example.com/a.jpg", "type": "image"}]}
         status, body = await prod.api.call(
@@ -242,7 +242,7 @@ async def test_a_stripe_event_nested_20000_deep_is_a_400(stripe_settings: Settin
 
 
 async def test_chat_media_must_be_https_outside_dev_too(settings: Settings) -> None:
-    async with node(settings, env="production") as prod:
+    async with node(settings, env="production", creator_signup="open") as prod:
         creator, fan = await prod.api.register("creator"), await prod.api.register()
         conversation_id = await open_dm(prod.sockets, creator, fan)
         socket = await prod.sockets.connect("/chat", creator)
