@@ -32,7 +32,6 @@ from engineio.async_socket import AsyncSocket
 
 # How long a drain lets pending long-polls take what is queued for them (`server:shutdown`).
 POLL_FLUSH_SECONDS = 1.0
-_POLL_FLUSH_STEP = 0.02
 
 _TOO_LARGE = {
     "status": "413 Payload Too Large",
@@ -166,8 +165,9 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
             await socket.close(wait=False, abort=True, reason=reason)
         # Ends a pending long-poll (and the library's websocket writer) after what is queued.
         socket.queue.put_nowait(None)
-        if self.sockets.get(socket.sid) is socket:
-            del self.sockets[socket.sid]
+        sid: str = socket.sid
+        if self.sockets.get(sid) is socket:
+            del self.sockets[sid]
 
     async def drain(self, timeout: float) -> None:
         """Close every session so that every client sees a lost connection and reconnects.
@@ -176,11 +176,16 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
         `POLL_FLUSH_SECONDS`, within `timeout`), websockets have it written before they close.
         No Engine.IO CLOSE is sent: python-engineio's client never reconnects after one.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, min(timeout, POLL_FLUSH_SECONDS))
-        while loop.time() < deadline and any(
-            not s.upgraded and not s.closed and s.queue.qsize() for s in self.sockets.values()
-        ):
-            await asyncio.sleep(_POLL_FLUSH_STEP)
+        flushed = [
+            asyncio.ensure_future(s.queue.join())
+            for s in self.sockets.values()
+            if not s.upgraded and not s.closed and s.queue.qsize()
+        ]
+        if flushed:
+            _, pending = await asyncio.wait(
+                flushed, timeout=max(0.0, min(timeout, POLL_FLUSH_SECONDS))
+            )
+            for waiter in pending:
+                waiter.cancel()
         for socket in list(self.sockets.values()):
             await self._end(socket, self.reason.SERVER_DISCONNECT)
