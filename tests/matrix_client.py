@@ -1,9 +1,10 @@
 """One python-socketio combination of the client matrix, run as its own process.
 
 `python -m tests.matrix_client async|sync websocket|polling|upgrade json|msgpack URL TOKEN
-SHORT_TOKEN PEER_ID` prints {"phase": "connected"} once every check before the restart has
-passed, then waits for the node's restart (server:shutdown, a lost connection, reconnection)
-and prints the result as one JSON line; the test (`tests/server/test_client_matrix.py`) reads it.
+JWT_SECRET PEER_ID` (the secret mints a token that expires in ~3 s, when it is needed) prints
+{"phase": "connected"} once every check before the restart has passed, then waits for the
+node's restart (server:shutdown, a lost connection, reconnection) and prints the result as one
+JSON line; the test (`tests/server/test_client_matrix.py`) reads it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import asyncio
 import json
 import sys
 import threading
+import time
 from typing import Any
 
+import jwt
 import socketio
 
 NAMESPACES = ["/chat", "/typing", "/presence", "/ppv", "/notifications"]
@@ -58,7 +61,7 @@ async def _wait(recorder: Recorder, namespace: str, event: str, count: int = 1) 
 
 
 async def run(
-    flavour: str, transport: str, parser: str, url: str, token: str, short: str, peer: str
+    flavour: str, transport: str, parser: str, url: str, token: str, secret: str, peer: str
 ) -> dict[str, Any]:
     serializer = "msgpack" if parser == "msgpack" else "default"
     options: dict[str, Any] = {
@@ -137,7 +140,12 @@ async def run(
     second_rec = Recorder()
     for event in ("session:expired", "disconnect"):
         second.on(event, second_rec.handler("/chat", event), namespace="/chat")
-    await connect(second, ["/chat"], {"token": short})
+    sub = jwt.decode(token, options={"verify_signature": False})["sub"]
+    now = int(time.time())
+    short_token = jwt.encode(
+        {"sub": sub, "type": "access", "iat": now, "exp": now + 3}, secret, algorithm="HS256"
+    )
+    await connect(second, ["/chat"], {"token": short_token})
     expired = await _wait(second_rec, "/chat", "session:expired")
     await _wait(second_rec, "/chat", "disconnect")
     result["expiry"] = {"code": expired["code"], "mainConnected": client.connected}

@@ -110,6 +110,7 @@ async def test_socket_io_client_in_headless_chromium_upgrades_acks_and_is_refuse
     api: Api, base_url: str, chromium: tuple[str, str]
 ) -> None:
     fan = await api.register()
+
     async def page(_: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 

@@ -1,9 +1,19 @@
 // One combination of the client matrix: a socket.io-client version, a transport, a parser.
 // argv: version (4.8|4.0|3.1) transport (websocket|polling|upgrade) parser (json|msgpack)
-//       baseUrl token shortToken peerId
+//       baseUrl token jwtSecret peerId (the secret mints a token that expires in ~3 s, when needed)
 // Prints {"phase":"connected"} once every check before the restart has passed, then waits for
 // the node to be restarted (server:shutdown, then reconnection), and prints the final result.
-const [version, transport, parser, baseUrl, token, shortToken, peerId] = process.argv.slice(2);
+import { createHmac } from "node:crypto";
+
+const [version, transport, parser, baseUrl, token, jwtSecret, peerId] = process.argv.slice(2);
+
+function shortLivedToken() {
+  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const sub = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).sub;
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, type: "access", iat: now, exp: now + 3 })}`;
+  return `${body}.${createHmac("sha256", jwtSecret).update(body).digest("base64url")}`;
+}
 const modules = { "4.8": "socket.io-client", "4.0": "socket.io-client-4.0", "3.1": "socket.io-client-3.1" };
 const { Manager } = await import(modules[version]);
 const msgpackParser = parser === "msgpack" ? (await import("socket.io-msgpack-parser")).default : null;
@@ -70,7 +80,7 @@ try {
 
   // Token expiry on /chat of a second connection; its /typing (a good token) must survive.
   const second = new Manager(baseUrl, options());
-  const expiring = second.socket("/chat", { auth: { token: shortToken } });
+  const expiring = second.socket("/chat", { auth: { token: shortLivedToken() } });
   const survivor = second.socket("/typing", { auth: { token } });
   const expired = once(expiring, "session:expired");
   const expiredDisconnect = once(expiring, "disconnect");

@@ -352,3 +352,7 @@ async def _drain(app: web.Application) -> None:
         await sio.eio.drain(deadline - loop.time())
     except Exception:
         log.exception("draining the sockets failed")
+    log.info(
+        "sockets drained",
+        extra={"seconds": round(loop.time() - deadline + runtime.settings.shutdown_grace_seconds, 3)},
+    )
