@@ -354,5 +354,7 @@ async def _drain(app: web.Application) -> None:
         log.exception("draining the sockets failed")
     log.info(
         "sockets drained",
-        extra={"seconds": round(loop.time() - deadline + runtime.settings.shutdown_grace_seconds, 3)},
+        extra={
+            "seconds": round(loop.time() - deadline + runtime.settings.shutdown_grace_seconds, 3)
+        },
     )
