@@ -76,7 +76,11 @@ async def test_the_default_and_unknown_namespaces_are_refused(api: Api, sockets:
     fan = await api.register()
     for namespace in ["/", "/admin"]:
         error = await sockets.refused(namespace, token=fan.access_token)
-        assert error is not None
+        # The contract's error object, as for a refused token (not a bare string).
+        assert error == {
+            "message": f"no namespace {namespace}",
+            "data": {"code": "not_found", "message": f"no namespace {namespace}"},
+        }
 
 
 async def test_an_unknown_event_is_acked_with_invalid(api: Api, sockets: Sockets) -> None:

@@ -47,6 +47,16 @@ def websocket_frame(payload: str | bytes) -> bytes:
     return header + data
 
 
+def message_frame(encoded: str | bytes) -> bytes:
+    """The websocket frame of an Engine.IO MESSAGE carrying `encoded` (a Socket.IO packet).
+
+    Built here rather than from `Packet.encode()`: python-engineio caches that encoding on the
+    packet whichever transport asks first, and the same packet also goes to the long-polling
+    recipients of the emit, which need text (base64 for binary), never the raw frame bytes.
+    """
+    return websocket_frame(encoded if isinstance(encoded, bytes) else "4" + encoded)
+
+
 def _idle_transport(eio_socket: Any) -> Any:
     """The transport to write to when the socket has nothing in flight, else None."""
     lean = getattr(eio_socket, "idle_transport", None)
@@ -184,7 +194,7 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, to=to)
             return
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = websocket_frame(eio_pkt.encode())
+        frame = message_frame(encoded)
         sockets = self.server.eio.sockets
         slow: list[str] = []
         written = 0
@@ -238,5 +248,5 @@ class FanoutServer(socketio.AsyncServer):  # type: ignore[misc]
         if transport is None:
             await self.eio.send(eio_sid, encoded)
             return
-        transport.write(websocket_frame(eio_packet.Packet(eio_packet.MESSAGE, encoded).encode()))
+        transport.write(message_frame(encoded))
         FanoutMixin.fast_writes += 1

@@ -449,10 +449,17 @@ async def _media_cleanup(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _drain(app: web.Application) -> None:
-    """Stop taking work, let in-flight acks finish within the grace period, tell sockets why."""
+    """Stop taking work, let in-flight acks finish within the grace period, tell sockets why.
+
+    Then every transport closes as a lost connection does (no Engine.IO CLOSE, which
+    python-socketio's client takes as final), so every client reconnects by itself, and
+    long-polls are answered: the whole drain stays within `shutdown_grace_seconds`.
+    """
     runtime = app[RUNTIME]
     sio = app[SIO]
     runtime.draining = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + runtime.settings.shutdown_grace_seconds
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(
             runtime.inflight.idle.wait(), timeout=runtime.settings.shutdown_grace_seconds
@@ -461,5 +468,13 @@ async def _drain(app: web.Application) -> None:
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:shutdown", notice)
-    with contextlib.suppress(Exception):
-        await sio.eio.disconnect()
+    try:
+        await sio.eio.drain(deadline - loop.time())
+    except Exception:
+        log.exception("draining the sockets failed")
+    log.info(
+        "sockets drained",
+        extra={
+            "seconds": round(loop.time() - deadline + runtime.settings.shutdown_grace_seconds, 3)
+        },
+    )

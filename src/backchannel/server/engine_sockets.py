@@ -33,13 +33,13 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-import engineio
 from aiohttp import web
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from engineio.async_socket import AsyncSocket
 
 from backchannel.rooms.fanout import websocket_frame
+from backchannel.server.engine_polling import EngineBase
 from backchannel.server.timers import DelayQueue
 
 log = logging.getLogger(__name__)
@@ -632,7 +632,7 @@ def _compact(environ: dict[str, Any]) -> None:
     environ.update(kept)
 
 
-class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+class EngineServer(EngineBase):
     """python-engineio's server with `LeanSocket`s, shared ping timers and lighter environs."""
 
     _async: dict[str, Any]

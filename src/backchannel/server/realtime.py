@@ -7,15 +7,69 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
+from socketio import packet as sio_packet
+from socketio.msgpack_packet import MsgPackPacket
 
+from backchannel.errors import NotFound
 from backchannel.rooms.fanout import WS_ATTRIBUTE, FanoutServer
 from backchannel.rooms.names import Namespace
 from backchannel.server.cluster import ClusterManager, LocalManager
+from backchannel.server.engine_polling import EngineBase
 from backchannel.server.engine_sockets import EngineServer
 from backchannel.server.proxies import parse_networks
 from backchannel.server.settings import Settings
 from backchannel.server.socket_guard import GuardedServer
+
+
+class ContractMsgPackPacket(MsgPackPacket):  # type: ignore[misc]
+    """python-socketio's msgpack packet, leaving out `data` when there is none.
+
+    The library writes `data: nil` into every packet, DISCONNECT included, and
+    socket.io-msgpack-parser refuses a DISCONNECT that has a `data` key ("invalid payload"):
+    a token expiry on one namespace became a parse error that dropped the whole connection.
+    """
+
+    def _to_dict(self) -> dict[str, Any]:
+        encoded: dict[str, Any] = super()._to_dict()
+        if encoded.get("data") is None:
+            del encoded["data"]
+        return encoded
+
+
+class ContractServer(socketio.AsyncServer):  # type: ignore[misc]
+    """What every Backchannel Socket.IO server adds to the library's, whatever its transport.
+
+    - A namespace nobody registered (`/` included) is refused with the contract's error
+      object, as a refused token is, not the library's bare "Unable to connect" string
+      (socket.io-client then shows an empty message and no `data`).
+    - A binary Engine.IO packet (msgpack) going to several sockets is copied per socket:
+      python-engineio caches a packet's encoding whichever transport asked first, so the raw
+      bytes cached for a websocket came back for a long-poll's text payload (TypeError: the
+      poll answered 500) and the poll's base64 text went out on websockets. Text packets
+      encode the same for both transports and stay shared.
+    """
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        namespace = namespace or "/"
+        if namespace not in self.namespace_handlers:
+            error = NotFound(f"no namespace {namespace}")
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    sio_packet.CONNECT_ERROR,
+                    data={"message": error.message, "data": error.to_dict()},
+                    namespace=namespace,
+                ),
+            )
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        if eio_pkt.binary:
+            eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, eio_pkt.data)
+        await super()._send_eio_packet(eio_sid, eio_pkt)
 
 
 class _WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
@@ -79,25 +133,31 @@ class LeanQueue(asyncio.Queue[Any]):
         self._queue.append(item)
 
 
-class _Server(GuardedServer, socketio.AsyncServer):  # type: ignore[misc]
-    """The library's Socket.IO server behind the packet guard."""
+class _Server(GuardedServer, ContractServer):
+    """The library's Socket.IO server over `EngineBase` (the library's websockets), guarded."""
+
+    def _engineio_server_class(self) -> type[EngineBase]:
+        return EngineBase
 
 
-class _FanoutServer(GuardedServer, FanoutServer):
-    """`FanoutServer` behind the packet guard."""
-
-
-class _LeanServer(_Server):
+class _LeanServer(GuardedServer, ContractServer):
     """The guarded server over `EngineServer` (loop-owned websockets)."""
 
-    def _engineio_server_class(self) -> type[EngineServer]:
+    def _engineio_server_class(self) -> type[EngineBase]:
         return EngineServer
 
 
-class _LeanFanoutServer(_FanoutServer):
+class _FanoutServer(GuardedServer, ContractServer, FanoutServer):
+    """The guarded `FanoutServer` over `EngineBase`."""
+
+    def _engineio_server_class(self) -> type[EngineBase]:
+        return EngineBase
+
+
+class _LeanFanoutServer(GuardedServer, ContractServer, FanoutServer):
     """The guarded `FanoutServer` over `EngineServer`."""
 
-    def _engineio_server_class(self) -> type[EngineServer]:
+    def _engineio_server_class(self) -> type[EngineBase]:
         return EngineServer
 
 
@@ -131,7 +191,7 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         client_manager=manager,
         # Only our namespaces connect; python-socketio would otherwise accept "/" unauthenticated.
         namespaces=[ns.value for ns in Namespace],
-        serializer="msgpack" if settings.msgpack else "default",
+        serializer=ContractMsgPackPacket if settings.msgpack else "default",
         cors_allowed_origins=origins,
         max_http_buffer_size=settings.max_socket_message_bytes,
         ping_interval=settings.ping_interval_seconds,
