@@ -77,17 +77,29 @@ async def test_the_vault_counts_sends_unlocks_and_revenue_and_a_rebroadcast_skip
         "ppv:broadcast",
         {
             "client_id": "set-2",
-            "price_cents": 900,
+            "price_cents": 901,
             "media": [{"media_id": photo["media_id"]}, {"media_id": clip["media_id"]}],
             "exclude": "owners",
         },
     )
     assert again["ok"] and again["data"]["recipients"] == 1, again
     (announced,) = await listeners[2].wait_for("message:broadcast")
-    assert announced["price_cents"] == 900 and announced["locked"] is True
+    assert announced["price_cents"] == 901 and announced["locked"] is True
     for owner in listeners[:2]:
         await owner.assert_nothing("message:broadcast")
     status, fans_page = await api.call(
         "GET", f"/api/v1/vault/{clip['media_id']}/fans", user=creator
     )
     assert [row["fan_id"] for row in fans_page["items"]] == [fans[2].id]
+
+    # The last fan buys the two-item set: its price is split over the items, to the cent.
+    await api.call("POST", "/api/v1/dev/wallet/topup", json={"amount_cents": 901}, user=fans[2])
+    chat = await sockets.connect("/chat", fans[2])
+    listed = await chat.call("conversation:list", {})
+    message_id = listed["data"]["items"][0]["last_message"]["id"]
+    ppv = await sockets.connect("/ppv", fans[2])
+    ack = await ppv.call("ppv:unlock", {"message_id": message_id, "pay_with": "wallet"})
+    assert ack["ok"], ack
+    status, page = await api.call("GET", "/api/v1/vault", user=creator)
+    revenue = {item["media_id"]: item["revenue_cents"] for item in page["items"]}
+    assert revenue == {photo["media_id"]: 1400 + 451, clip["media_id"]: 450}

@@ -1,8 +1,9 @@
 """A creator's vault: their ready media and where each went (sent, offered, bought).
 
 Uses are found through the messages' `media` JSON (GIN-indexed containment); a delivery is
-one (message, recipient) pair; revenue is what completed `ppv_message` purchases of those
-messages brought (the whole price counts for every item of a multi-item message).
+one (message, recipient) pair. Revenue is what `ppv_message` purchases of those messages kept
+(the price less what was refunded or is disputed), split evenly over the message's items, the
+cents left over going to its lowest media id, so the items of a message add up to its sales.
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ class MediaStats:
 
 _DELIVERIES = """
 deliveries as (
-    select p.media_id, m.id as message_id, cm.user_id as fan_id, m.created_at
+    select p.media_id, m.id as message_id, cm.user_id as fan_id, m.created_at,
+        items.count as item_count, items.lowest as lowest_media_id
     from unnest($2::bigint[]) as p (media_id)
     join messages m
         on m.media @> jsonb_build_array(jsonb_build_object('media_id', p.media_id::text))
     join conversation_members cm on cm.conversation_id = m.conversation_id and cm.user_id <> $1
+    cross join lateral (
+        select count(*) as count, min((item ->> 'media_id')::bigint) as lowest
+        from jsonb_array_elements(m.media) as item where item ? 'media_id'
+    ) as items
     where m.sender_id = $1
 )"""
 
@@ -56,9 +62,14 @@ select d.media_id, count(*) as sent_count,
         select 1 from message_unlocks u where u.message_id = d.message_id and u.user_id = d.fan_id
     )) as unlocked_count,
     coalesce(sum((
-        select sum(pu.amount_cents) from purchases pu
+        select sum(kept.cents / d.item_count
+            + case when d.media_id = d.lowest_media_id then kept.cents % d.item_count else 0 end)
+        from purchases pu
+        cross join lateral (
+            select pu.amount_cents - pu.refunded_cents - pu.disputed_cents as cents
+        ) as kept
         where pu.kind = 'ppv_message' and pu.target_id = d.message_id::text
-            and pu.buyer_id = d.fan_id and pu.status = 'completed'
+            and pu.buyer_id = d.fan_id and pu.status in ('completed', 'refunded', 'disputed')
     )), 0)::bigint as revenue_cents,
     max(d.created_at) as last_sent_at
 from deliveries d group by d.media_id
