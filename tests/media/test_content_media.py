@@ -65,3 +65,13 @@ async def test_ppv_content_with_a_photo_is_a_teaser_until_bought(api: Api) -> No
     assert f"v={fan.id}" in link and (await fetch(api, link, fan))[0] == 200
     status, fresh = await api.call("GET", f"/api/v1/media/{photo['media_id']}", user=fan)
     assert status == 200 and fresh["thumbnail_url"]
+    # The creator's view of this fan lists what they bought as content, beside any messages.
+    status, history = await api.call("GET", f"/api/v1/fans/{fan.id}/media", user=creator)
+    assert status == 200
+    (item,) = history["items"]
+    assert (item["media_id"], item["state"], item["message_ids"]) == (
+        photo["media_id"],
+        "bought",
+        [],
+    )
+    assert item["unlocked_at"]

@@ -121,18 +121,31 @@ async def fans_of(
     return [FanUse(**dict(r.items())) for r in rows]
 
 
+# What a fan got of a creator's: media in messages to them (sent, offered, bought) and in
+# pay-per-view content they bought (no message; bought when unlocked).
 SELECT_MEDIA_OF_FAN = """
-select $2::text as fan_id, (item ->> 'media_id')::bigint as media_id,
-    array_agg(distinct m.id::text) as message_ids,
-    min(m.created_at) as first_sent_at, min(u.unlocked_at) as unlocked_at,
-    bool_or(m.price_cents is not null) as offered
-from messages m
-join conversation_members cm on cm.conversation_id = m.conversation_id and cm.user_id = $2
-cross join lateral jsonb_array_elements(m.media) as item
-left join message_unlocks u on u.message_id = m.id and u.user_id = $2
-where m.sender_id = $1 and item ? 'media_id'
-    and ($3::bigint is null or (item ->> 'media_id')::bigint < $3)
-group by 2 order by 2 desc limit $4
+with uses as (
+    select (item ->> 'media_id')::bigint as media_id, m.id::text as message_id,
+        m.created_at as at, u.unlocked_at, m.price_cents is not null as offered
+    from messages m
+    join conversation_members cm on cm.conversation_id = m.conversation_id and cm.user_id = $2
+    cross join lateral jsonb_array_elements(m.media) as item
+    left join message_unlocks u on u.message_id = m.id and u.user_id = $2
+    where m.sender_id = $1 and item ? 'media_id'
+    union all
+    select (item ->> 'media_id')::bigint, null, cu.unlocked_at, cu.unlocked_at, true
+    from content_unlocks cu
+    join content c on c.id = cu.content_id
+    cross join lateral jsonb_array_elements(c.media) as item
+    where c.creator_id = $1 and cu.user_id = $2 and item ? 'media_id'
+)
+select $2::text as fan_id, media_id,
+    coalesce(array_agg(distinct message_id) filter (where message_id is not null), '{}')
+        as message_ids,
+    min(at) as first_sent_at, min(unlocked_at) as unlocked_at, bool_or(offered) as offered
+from uses
+where $3::bigint is null or media_id < $3
+group by media_id order by media_id desc limit $4
 """
 
 
