@@ -18,6 +18,7 @@ from backchannel.server.app import create_app
 from backchannel.server.cli import main
 from backchannel.server.settings import Settings
 from tests.accounts_support import disconnected, revocations_linked
+from tests.media_support import photo_with_gps, upload
 from tests.nodes import eventually, node
 from tests.services import RunServices
 from tests.stripe_support import balanced_ledger
@@ -124,6 +125,7 @@ async def test_an_erased_user_leaves_tombstones_a_balanced_ledger_and_cannot_log
     creator, fan = await api.register("creator"), await api.register()
     conversation_id, _ = await chat(sockets, creator, fan)
     await api.call("POST", "/api/v1/dev/wallet/topup", json={"amount_cents": 900}, user=fan)
+    await upload(api, fan, photo_with_gps(), "image/jpeg")
     live = await sockets.connect("/presence", fan, events=("session:ended",))
 
     status, body = await api.call(
@@ -166,6 +168,8 @@ async def test_an_erased_user_leaves_tombstones_a_balanced_ledger_and_cannot_log
         assert any(account.startswith("wallet:erased-") for account in accounts)
         row = await conn.fetchrow("select email, display_name from users where id = $1", fan.id)
         assert (row["email"], row["display_name"]) == (None, "Deleted user")
+        # Its uploads are no one's now: the rows are gone, and `media gc` takes the objects.
+        assert await conn.fetchval("select count(*) from media where owner_id = $1", fan.id) == 0
     finally:
         await conn.close()
 
