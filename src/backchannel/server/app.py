@@ -61,8 +61,12 @@ from backchannel.server.realtime import build_socketio
 from backchannel.server.revocations import Revocations, channel_name
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
+from backchannel.server.shutdown import ShutdownBudget
 
 log = logging.getLogger(__name__)
+
+# A background loop that ignores its cancellation longer than this is left behind.
+BACKGROUND_STOP_SECONDS = 5.0
 
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health.routes,
@@ -97,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
         ),
         node_id=f"{socket.gethostname()}:{os.getpid()}:{id(sio):x}",
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        shutdown=ShutdownBudget(settings.shutdown_grace_seconds),
     )
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
@@ -167,7 +172,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         yield
         runtime._appender = None
-        await runtime._db.close()
+        await runtime._db.close(timeout=runtime.shutdown.seconds_left())
         runtime._db = None
 
 
@@ -269,7 +274,7 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(revocations.run(), name="session-revocations")
     yield
     revocations.stop()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
     runtime._revocations = None
 
 
@@ -281,7 +286,7 @@ async def _mailer(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(mailer.run(), name="mailer")
     yield
     mailer.stop()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
     runtime._mailer = None
 
 
@@ -304,7 +309,7 @@ async def _erasure_sweeper(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(loop(), name="erasure-sweeper")
     yield
     stopping.set()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _resync_after_gap(runtime: Runtime) -> None:
@@ -346,7 +351,7 @@ async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
     consumer.stop()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), timeout=consumer.block_ms / 1000 + 2)
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
@@ -370,19 +375,20 @@ async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(loop(), name="notification-retention")
     yield
     stopping.set()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
-async def _stop(task: asyncio.Task[None], timeout: float = 5.0) -> None:
-    """Cancel a background task and wait for it, but never hang shutdown on it.
+async def _stop(task: asyncio.Task[None], budget: ShutdownBudget) -> None:
+    """Cancel a background task and wait for it, within what is left of the grace.
 
     On Python < 3.12 a library awaiting through `asyncio.wait_for` (redis-py 8 does) can
     swallow the cancellation; the loops above also watch a stop flag for that reason.
     """
     task.cancel()
+    timeout = budget.seconds_left(at_most=BACKGROUND_STOP_SECONDS)
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
-        log.warning("background task %s did not stop within %.0fs", task.get_name(), timeout)
+        log.warning("background task %s did not stop within %.2fs", task.get_name(), timeout)
     elif not task.cancelled() and task.exception() is not None:
         log.warning("background task %s failed: %r", task.get_name(), task.exception())
 
@@ -391,7 +397,7 @@ async def _stripe(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     runtime._stripe = StripeGateway(runtime.settings)
     yield
-    await delivery.drain_background(runtime)
+    await delivery.drain_background(runtime, runtime.shutdown.seconds_left(at_most=5.0))
     await runtime._stripe.close()
 
 
@@ -399,14 +405,14 @@ async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """Deliver live events whose request died between commit and emit."""
     task = asyncio.create_task(delivery.run_publisher(app[RUNTIME]))
     yield
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _broadcast_sweeper(app: web.Application) -> AsyncIterator[None]:
     """Write the subscribers' copies of paid broadcasts whose sender died before it did."""
     task = asyncio.create_task(broadcasts.run_sweeper(app[RUNTIME]))
     yield
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
@@ -445,36 +451,39 @@ async def _media_cleanup(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(loop(), name="media-cleanup")
     yield
     stopping.set()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _drain(app: web.Application) -> None:
-    """Stop taking work, let in-flight acks finish within the grace period, tell sockets why.
+    """Tell sockets, stop taking work, let what is in flight be answered, close the sockets.
 
-    Then every transport closes as a lost connection does (no Engine.IO CLOSE, which
+    `server:shutdown` goes out at once, and from then on every new event is answered
+    `unavailable` (nothing stored, so the client resends elsewhere with the same
+    `client_id`). What is still running when the wait ends is cancelled before the
+    transports close: it rolls back rather than committing a send whose ack could no longer
+    arrive. Then every transport closes as a lost connection does (no Engine.IO CLOSE, which
     python-socketio's client takes as final), so every client reconnects by itself, and
-    long-polls are answered: the whole drain stays within `shutdown_grace_seconds`.
+    long-polls are answered. The whole exit, this and the closing of every resource after
+    it, stays within `shutdown_grace_seconds`.
     """
     runtime = app[RUNTIME]
     sio = app[SIO]
+    budget = runtime.shutdown
+    budget.start()
     runtime.draining = True
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + runtime.settings.shutdown_grace_seconds
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(
-            runtime.inflight.idle.wait(), timeout=runtime.settings.shutdown_grace_seconds
-        )
+    started = loop.time()
     notice = {"reason": "server shutting down", "reconnect": True}
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:shutdown", notice)
+    answered = await runtime.inflight.wait_idle(budget.drain_seconds_left())
+    cancelled = 0 if answered else runtime.inflight.cancel_all()
     try:
-        await sio.eio.drain(deadline - loop.time())
+        await sio.eio.drain(budget.drain_seconds_left())
     except Exception:
         log.exception("draining the sockets failed")
     log.info(
         "sockets drained",
-        extra={
-            "seconds": round(loop.time() - deadline + runtime.settings.shutdown_grace_seconds, 3)
-        },
+        extra={"seconds": round(loop.time() - started, 3), "cancelled_in_flight": cancelled},
     )

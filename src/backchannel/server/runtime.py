@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from backchannel.errors import Unavailable
 from backchannel.server.proxies import Network
+from backchannel.server.shutdown import InFlight, ShutdownBudget
 
 if TYPE_CHECKING:
     import aiohttp
@@ -31,29 +32,6 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class InFlight:
-    """Counts events being handled, so shutdown can wait for their acks."""
-
-    count: int = 0
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.idle.set()
-
-    def enter(self) -> None:
-        """An event started."""
-        self.count += 1
-        self.idle.clear()
-
-    def leave(self) -> None:
-        """An event finished (acked)."""
-        self.count -= 1
-        if self.count <= 0:
-            self.count = 0
-            self.idle.set()
-
-
-@dataclass
 class Runtime:
     """Settings plus the resources opened at start-up; built by `create_app`."""
 
@@ -63,6 +41,7 @@ class Runtime:
     media_links: MediaLinks
     inflight: InFlight = field(default_factory=InFlight)
     draining: bool = False
+    shutdown: ShutdownBudget = field(default_factory=lambda: ShutdownBudget(0.0))
     node_id: str = ""
     trusted_proxies: tuple[Network, ...] = ()
     _db: Database | None = None

@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     ping_interval_seconds: float = Field(25.0, gt=0, description="Engine.IO ping interval")
     ping_timeout_seconds: float = Field(20.0, gt=0, description="Engine.IO ping timeout")
     shutdown_grace_seconds: float = Field(
-        10.0, ge=0, description="How long in-flight acks may finish on shutdown"
+        10.0,
+        ge=0,
+        description="SIGTERM to exit, as a whole: in-flight acks, requests and every close",
     )
 
     message_rate_limit: str = Field(
