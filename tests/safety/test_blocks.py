@@ -10,7 +10,7 @@ import pytest
 from backchannel.server.settings import Settings
 from tests.chat_support import open_dm, sent
 from tests.nodes import node
-from tests.relations import share_conversation
+from tests.relations import share_conversation, subscribe
 from tests.services import RunServices
 from tests.support import Api, Sockets, User
 
@@ -175,3 +175,19 @@ async def test_a_block_on_one_node_stops_a_sender_on_another_at_once(
         # The typing cache on B heard of the block too.
         await bob_typing.call("typing:start", {"conversation_id": group})
         await alice_typing.assert_nothing("typing", within=0.5)
+
+
+async def test_a_fan_who_blocks_a_creator_is_left_out_of_their_broadcasts(
+    api: Api, sockets: Sockets, services: RunServices
+) -> None:
+    creator = await api.register(role="creator")
+    keeps, leaves = await api.register(), await api.register()
+    for fan in (keeps, leaves):
+        await subscribe(services.database_url, fan.id, creator.id)
+    await block(api, leaves, creator)
+    ppv = await sockets.connect("/ppv", creator)
+    ack = await ppv.call(
+        "ppv:broadcast", {"client_id": "b1", "body": "for fans", "price_cents": 500}
+    )
+    assert ack["ok"], ack
+    assert ack["data"]["recipients"] == 1
