@@ -98,3 +98,18 @@ async def test_an_admin_sets_filters_and_messages_obey_them(
         "PATCH", "/api/v1/profiles/me", json={"display_name": "Scam King"}, user=fan
     )
     assert status == 200 and profile["display_name"] == "*** King"
+    status, body = await api.call(
+        "POST",
+        "/api/v1/auth/register",
+        json={
+            "email": "scammer@example.com",
+            "password": "correct horse battery",
+            "display_name": "The Scam Lord",
+        },
+    )
+    assert status == 201 and body["user"]["display_name"] == "The *** Lord"
+    ppv = await sockets.connect("/ppv", creator)
+    ack = await ppv.call(
+        "ppv:broadcast", {"client_id": "b1", "body": "hey idiot", "price_cents": 500}
+    )
+    assert ack["error"]["details"]["reason"] == "filtered"

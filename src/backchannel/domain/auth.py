@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
+from backchannel.domain import filter_rules
 from backchannel.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from backchannel.persistence import (
     audit,
@@ -157,6 +158,8 @@ async def register(
     Under `BACKCHANNEL_CREATOR_SIGNUP=approval` a creator sign-up makes a fan with a pending
     creator request, which an admin approves or rejects.
     """
+    display_name, _ = await filter_rules.screen_text(rt, request.display_name, "display_name")
+    assert display_name is not None
     password_hash = await asyncio.to_thread(_hasher.hash, request.password)
     role: Role = request.role
     needs_approval = role == "creator" and rt.settings.creator_signup_mode == "approval"
@@ -168,7 +171,7 @@ async def register(
                 conn,
                 email=request.email,
                 password_hash=password_hash,
-                display_name=request.display_name,
+                display_name=display_name,
                 role=role,
             )
             if needs_approval:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from backchannel.domain import blocks, broadcasts, dm_rules, screening
+from backchannel.domain import blocks, broadcasts, dm_rules, filter_rules
 from backchannel.domain.chat import Id, Title, best_effort, member_conversation, parse_id
 from backchannel.domain.chat_views import (
     Conversation,
@@ -57,7 +57,7 @@ async def open_conversation(
 ) -> Conversation:
     """Open a DM (the same one for a pair, every time) or a new group."""
     plan = plan_participants(user_id, request.participant_ids, rt.settings.group_max_members)
-    title, _ = await screening.screen_text(rt, request.title, "title")
+    title, _ = await filter_rules.screen_text(rt, request.title, "title")
     async with rt.db.transaction() as conn:
         active = await users.active_user_ids(conn, list(plan.member_ids))
         if any(uid not in active for uid in plan.member_ids):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from backchannel.domain import screening
+from backchannel.domain import filter_rules
 from backchannel.domain.chat import MAX_BODY_CHARS, Id, best_effort, member_conversation, parse_id
 from backchannel.domain.chat_views import Message, render_for_viewer
 from backchannel.errors import Conflict, Forbidden, Invalid, NotFound
@@ -52,7 +52,7 @@ async def edit_message(
     message_id = parse_id(request.message_id, "message")
     if not request.body:
         raise Invalid("an edit needs a body", [{"field": "body", "message": "empty"}])
-    body, _ = await screening.screen_text(rt, request.body, "body")
+    body, _ = await filter_rules.screen_text(rt, request.body, "body")
     assert body is not None
     window = rt.settings.message_edit_window_seconds
     async with rt.db.transaction() as conn:

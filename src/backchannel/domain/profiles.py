@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
-from backchannel.domain import dm_rules, screening
+from backchannel.domain import dm_rules, filter_rules
 from backchannel.errors import Forbidden, Invalid, NotFound
 from backchannel.inputs import require_https
 from backchannel.persistence import dm_policies, users
@@ -102,7 +102,7 @@ async def update_my_profile(rt: Runtime, user_id: str, update: ProfileUpdate) ->
         return await get_profile(rt, user_id)  # `{}` changes nothing, as the document says
     if update.avatar_url is not None:
         require_https([("avatar_url", str(update.avatar_url))], dev=rt.settings.env == "dev")
-    display_name, _ = await screening.screen_text(rt, update.display_name, "display_name")
+    display_name, _ = await filter_rules.screen_text(rt, update.display_name, "display_name")
     async with rt.db.transaction() as conn:
         current = await users.get_active_user(conn, user_id)
         if current is None:

@@ -21,10 +21,11 @@ from pydantic import BaseModel, ValidationError
 
 from backchannel.domain import filters
 from backchannel.domain.auth import Identity
+from backchannel.domain.filter_rules import current_rules, refuse, remember_rules
 from backchannel.domain.filters import FilterRules
 from backchannel.domain.roles import require_role
 from backchannel.domain.signatures import SIGNATURE_HEADER, signature_header
-from backchannel.errors import Forbidden, Invalid, Unavailable
+from backchannel.errors import Forbidden, Unavailable
 from backchannel.persistence import audit, content_filters, reports
 from backchannel.persistence.messages import StoredMessage
 
@@ -32,45 +33,6 @@ if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-# How long a node trusts the filter list it read; a change made on this node applies at once.
-RULES_TTL_SECONDS = 2.0
-FILTERED = "filtered"
-
-
-async def current_rules(rt: Runtime) -> FilterRules:
-    """The filter list, read at most every `RULES_TTL_SECONDS` per node."""
-    now = time.monotonic()
-    if rt.filter_rules is not None and now - rt.filter_rules_read_at < RULES_TTL_SECONDS:
-        return rt.filter_rules
-    async with rt.db.connection() as conn:
-        raw = await content_filters.get_rules(conn)
-    rules = FilterRules.model_validate(raw) if raw else FilterRules()
-    remember_rules(rt, rules, now)
-    return rules
-
-
-def remember_rules(rt: Runtime, rules: FilterRules, at: float | None = None) -> None:
-    """A change committed on this node applies here at once."""
-    rt.filter_rules = rules
-    rt.filter_rules_read_at = time.monotonic() if at is None else at
-
-
-def _refuse(field: str) -> Invalid:
-    return Invalid(
-        "this text is not allowed here",
-        {"reason": FILTERED, "fields": [{"field": field, "message": "filtered"}]},
-    )
-
-
-async def screen_text(rt: Runtime, text: str | None, field: str) -> tuple[str | None, bool]:
-    """A title or display name through the filters: (the text to store, flagged)."""
-    if not text:
-        return text, False
-    outcome = filters.apply(await current_rules(rt), text)
-    if outcome.action == "reject":
-        raise _refuse(field)
-    return outcome.text, outcome.action == "flag"
 
 
 @dataclass(frozen=True)
@@ -93,7 +55,7 @@ class HookAnswer(BaseModel):
 async def screen_message(
     rt: Runtime,
     sender_id: str,
-    conversation_id: int,
+    conversation_id: int | None,
     *,
     body: str | None,
     preview_text: str | None,
@@ -109,7 +71,7 @@ async def screen_message(
             continue
         outcome = filters.apply(rules, text)
         if outcome.action == "reject":
-            raise _refuse(field)
+            raise refuse(field)
         if outcome.action == "flag":
             flags.extend(outcome.matched)
         texts[field] = outcome.text
@@ -122,7 +84,7 @@ async def screen_message(
 async def _call_hook(
     rt: Runtime,
     sender_id: str,
-    conversation_id: int,
+    conversation_id: int | None,
     body: str | None,
     media: list[dict[str, Any]],
     price_cents: int | None,
@@ -131,7 +93,7 @@ async def _call_hook(
     payload = json.dumps(
         {
             "sender_id": sender_id,
-            "conversation_id": str(conversation_id),
+            "conversation_id": None if conversation_id is None else str(conversation_id),
             "body": body,
             "media": media,
             "price_cents": price_cents,
