@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from backchannel.domain import roles
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
-from tests.accounts_support import disconnected, revocations_linked
+from tests.accounts_support import disconnected, revocations_linked, token
 from tests.chat_support import open_dm, sent
 from tests.nodes import node
 from tests.support import Api, Sockets, User
@@ -120,6 +120,12 @@ async def test_a_ban_on_one_node_disconnects_the_users_sockets_on_another(
             await b.sockets.connect(ns, troll, events=("session:ended",))
             for ns in ("/chat", "/presence", "/notifications")
         ]
+        # A token that names no session (as an identity provider's may) ends as well.
+        on_b.append(
+            await b.sockets.connect(
+                "/chat", token=token(troll.id, ttl=600), events=("session:ended",)
+            )
+        )
         status, _ = await a.api.call(
             "POST", f"/api/v1/admin/users/{troll.id}/ban", json={"reason": "abuse"}, user=moderator
         )

@@ -98,6 +98,9 @@ async def test_in_a_group_the_blocker_gets_nothing_of_the_blocked_and_seqs_stay(
     assert status == 200 and [m["seq"] for m in page["items"]] == [1]
     ack = await carol_chat.call("messages:sync", {"conversation_id": group, "after_seq": 0})
     assert [m["seq"] for m in ack["data"]["items"]] == [1, 2]
+    [listed] = (await alice_chat.call("conversation:list", {}))["data"]["items"]
+    assert listed["unread_count"] == 1  # the hidden message is not unread either
+    assert listed["last_message"] is None  # the last one is Bob's, hidden
 
     # Unblocking restores the future, not the past.
     await api.call("DELETE", f"/api/v1/blocks/{bob.id}", user=alice)

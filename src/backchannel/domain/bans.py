@@ -22,6 +22,7 @@ from backchannel.errors import Forbidden, Invalid, NotFound
 from backchannel.persistence import audit, bans, conversations, messages, users
 from backchannel.persistence.bans import Ban
 from backchannel.persistence.messages import StoredMessage
+from backchannel.server.revocations import user_revocation
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -91,6 +92,9 @@ async def ban_user(rt: Runtime, moderator: Identity, user_id: str, request: BanR
         )
     # webhook: user.banned
     await end_sessions(rt, user_id, None, BANNED, actor_id=moderator.user_id)
+    # Sockets whose token names no session (an identity provider's) end by user; the others
+    # have already gone with their sessions.
+    await rt.revocations.ended([user_revocation(user_id)], BANNED)
     if deleted:
         await _announce_tombstones(rt, deleted)
     return BanView.of(ban, len(deleted))

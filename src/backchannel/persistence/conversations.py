@@ -145,7 +145,13 @@ select {_COLUMNS},
        case when m.muted_until > now() then m.muted_until end as muted_until,
        (select count(*) from messages um
         where um.conversation_id = c.id and um.seq > m.last_read_seq
-          and um.sender_id <> $1 and um.deleted_at is null) as unread_count
+          and um.sender_id <> $1 and um.deleted_at is null
+          and not exists (
+              select 1 from user_blocks hb
+              where hb.blocker_id = $1 and hb.blocked_id = um.sender_id
+                and um.created_at >= hb.started_at
+                and (hb.ended_at is null or um.created_at < hb.ended_at)
+          )) as unread_count
 from conversation_members m
 join conversations c on c.id = m.conversation_id
 where m.user_id = $1

@@ -403,9 +403,10 @@ async def at_seqs(
     return {m.conversation_id: m for m in found}
 
 
-COUNT_UNREAD = """
+COUNT_UNREAD = f"""
 select count(*) from messages m
 where m.conversation_id = $1 and m.seq > $2 and m.sender_id <> $3 and m.deleted_at is null
+  and {NOT_HIDDEN.replace("$1", "$3")}
 """
 
 

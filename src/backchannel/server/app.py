@@ -47,7 +47,7 @@ from backchannel.persistence import blocks, messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
 from backchannel.rooms.emitter import Emitter
-from backchannel.rooms.names import Namespace, session_room
+from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.block_cache import BlockCache
@@ -61,7 +61,7 @@ from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
-from backchannel.server.revocations import Revocations, channel_name
+from backchannel.server.revocations import USER_PREFIX, Revocations, channel_name
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
 
@@ -254,9 +254,12 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
 
     async def end_sockets(session_ids: list[str], reason: str) -> None:
         for session_id in session_ids:
-            await runtime.emitter.end_local_room(
-                session_room(session_id), "session:ended", {"reason": reason}
+            room = (
+                user_room(session_id.removeprefix(USER_PREFIX))
+                if session_id.startswith(USER_PREFIX)
+                else session_room(session_id)
             )
+            await runtime.emitter.end_local_room(room, "session:ended", {"reason": reason})
 
     async def load_ended(seconds: float) -> list[str]:
         return await session_ops.recently_ended(runtime, seconds)
