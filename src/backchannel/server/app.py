@@ -34,6 +34,7 @@ from backchannel.http import (
     openapi,
     profiles,
     purchases,
+    safety,
     server_wallets,
     subscriptions,
     webhooks,
@@ -42,13 +43,15 @@ from backchannel.http.middleware import cors, observe, rate_limits, security_hea
 from backchannel.http.routing import RouteGroup
 from backchannel.media.backends import open_store
 from backchannel.media.links import MediaLinks
-from backchannel.persistence import messages
+from backchannel.persistence import blocks, messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
 from backchannel.rooms.emitter import Emitter
-from backchannel.rooms.names import Namespace, session_room
+from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
+from backchannel.server.block_cache import BlockCache
+from backchannel.server.block_cache import channel_name as block_channel
 from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
@@ -58,7 +61,7 @@ from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
-from backchannel.server.revocations import Revocations, channel_name
+from backchannel.server.revocations import USER_PREFIX, Revocations, channel_name
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
 from backchannel.server.shutdown import ShutdownBudget
@@ -84,6 +87,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     admin.routes,
     accounts.routes,
     media.routes,
+    safety.routes,
     media.files,
 )
 
@@ -132,6 +136,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_revocations)
+    app.cleanup_ctx.append(_block_cache)
     app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(_erasure_sweeper)
     app.cleanup_ctx.append(_stripe)
@@ -254,9 +259,12 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
 
     async def end_sockets(session_ids: list[str], reason: str) -> None:
         for session_id in session_ids:
-            await runtime.emitter.end_local_room(
-                session_room(session_id), "session:ended", {"reason": reason}
+            room = (
+                user_room(session_id.removeprefix(USER_PREFIX))
+                if session_id.startswith(USER_PREFIX)
+                else session_room(session_id)
             )
+            await runtime.emitter.end_local_room(room, "session:ended", {"reason": reason})
 
     async def load_ended(seconds: float) -> list[str]:
         return await session_ops.recently_ended(runtime, seconds)
@@ -276,6 +284,28 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
     revocations.stop()
     await _stop(task, app[RUNTIME].shutdown)
     runtime._revocations = None
+
+
+async def _block_cache(app: web.Application) -> AsyncIterator[None]:
+    """Who blocks whom, cached here; changes announced to every node through Redis."""
+    runtime = app[RUNTIME]
+
+    async def load(user_id: str) -> tuple[set[str], set[str]]:
+        async with runtime.db.connection() as conn:
+            return await blocks.relations(conn, user_id)
+
+    cache = BlockCache(
+        load,
+        redis=runtime.redis,
+        channel=block_channel(runtime.settings.redis_prefix),
+        node_id=runtime.node_id,
+    )
+    runtime._blocks = cache
+    task = asyncio.create_task(cache.run(), name="block-cache")
+    yield
+    cache.stop()
+    await _stop(task)
+    runtime._blocks = None
 
 
 async def _mailer(app: web.Application) -> AsyncIterator[None]:

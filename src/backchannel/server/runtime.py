@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
 
+    from backchannel.domain.filters import FilterRules
     from backchannel.domain.presence import PresenceTracker
     from backchannel.domain.stripe_gateway import StripeGateway
     from backchannel.domain.tokens import TokenService
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from backchannel.persistence.message_appender import MessageAppender
     from backchannel.rooms.emitter import Emitter
     from backchannel.rooms.socket_counts import SocketCounts
+    from backchannel.server.block_cache import BlockCache
     from backchannel.server.mailer import Mailer
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
@@ -58,6 +60,17 @@ class Runtime:
     _typing: TypingIndicators | None = None
     _revocations: Revocations | None = None
     _mailer: Mailer | None = None
+    _blocks: BlockCache | None = None
+    # The content filters as last read on this node (`domain.screening`).
+    filter_rules: FilterRules | None = None
+    filter_rules_read_at: float = 0.0
+
+    @property
+    def blocks(self) -> BlockCache:
+        """Who blocks whom, cached on this node; present once the app has started."""
+        if self._blocks is None:
+            raise Unavailable("server not ready")
+        return self._blocks
 
     @property
     def mailer(self) -> Mailer:
