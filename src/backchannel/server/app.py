@@ -304,7 +304,7 @@ async def _block_cache(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(cache.run(), name="block-cache")
     yield
     cache.stop()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
     runtime._blocks = None
 
 
