@@ -44,10 +44,15 @@ def settings(services: RunServices, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def cluster_settings(settings: Settings, services: RunServices) -> Settings:
-    """The same settings with Redis on."""
-    return settings.model_copy(update={"redis_url": services.redis_url})
+@pytest.fixture(params=["routed", "single"])
+def cluster_settings(
+    settings: Settings, services: RunServices, request: pytest.FixtureRequest
+) -> Settings:
+    """The same settings with Redis on, once per cluster routing mode (every cluster test
+    passes whether nodes hear only their rooms' channels or one channel for everything)."""
+    return settings.model_copy(
+        update={"redis_url": services.redis_url, "cluster_routing": request.param}
+    )
 
 
 @pytest.fixture(autouse=True)
