@@ -25,11 +25,19 @@ from typing import Any
 import socketio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from backchannel.rooms.fanout import FanoutMixin
 from backchannel.server.cluster_routes import Channels, Sender, Subscriptions
+from backchannel.server.redis_clients import (
+    RedisClient,
+    is_cluster,
+    is_cluster_url,
+    node_url,
+    open_redis,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +140,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         self.publish_failures = 0
         self.received = 0  # messages heard from Redis (foreign-traffic cost in the bench)
         self.on_restored: Callable[[], Awaitable[None]] | None = None
-        self._publisher: Redis | None = None
+        self._publisher: RedisClient | None = None
         self._closing = False
         self.sharded: bool | None = None if pubsub == "auto" else pubsub == "sharded"
         self.routes: Channels | None = None
@@ -182,12 +190,12 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
 
     # -- publishing -------------------------------------------------------------------------
 
-    def _publisher_client(self) -> Redis:
+    def _publisher_client(self) -> RedisClient:
         if self._publisher is None:
             # One quick retry covers a dropped pooled connection; a dead Redis must not hold
             # up the request that emitted for long.
             retry = Retry(ExponentialBackoff(cap=0.2, base=0.05), 1)
-            self._publisher = Redis.from_url(self.redis_url, retry=retry, **self.redis_options)
+            self._publisher = open_redis(self.redis_url, retry=retry, **self.redis_options)
         return self._publisher
 
     async def _publish(self, data: Any) -> None:
@@ -231,7 +239,9 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
             channels[channel] = None
         return list(channels)
 
-    async def _is_sharded(self, client: Redis) -> bool:
+    async def _is_sharded(self, client: RedisClient) -> bool:
+        if self.sharded is None and is_cluster(client):
+            self.sharded = True  # SSUBSCRIBE exists from Redis 7, as cluster pub/sub worth it
         if self.sharded is None:
             info = await client.info("server")
             major = str(info.get("redis_version", "0")).split(".", 1)[0]
@@ -376,35 +386,33 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         subscriptions = self.subscriptions
         delay = 0.1
         while not self._closing:
-            client: Redis | None = None
+            clients: list[Any] = []
             try:
-                # No silent reconnects inside redis-py: every gap must surface here, so the
-                # app learns that events may have been missed.
-                client = Redis.from_url(
-                    self.redis_url, retry=Retry(NoBackoff(), 0), **self.redis_options
-                )
-                pubsub = client.pubsub(ignore_subscribe_messages=subscriptions is None)
-                async with pubsub:
+                pubsubs, send = await self._open_links(clients)
+                if subscriptions is None:
+                    await pubsubs[0].subscribe(self.channel)
+                    await self._set_linked(True)
+                else:
+                    await subscriptions.linked(send)
+                delay = 0.1
+                async for message in self._merged(pubsubs):
+                    kind = message["type"]
                     if subscriptions is None:
-                        await pubsub.subscribe(self.channel)
-                        await self._set_linked(True)
-                    else:
-                        await subscriptions.linked(
-                            _sender(pubsub, sharded=await self._is_sharded(client))
-                        )
-                    delay = 0.1
-                    async for message in self._messages(pubsub):
-                        kind = message["type"]
-                        if subscriptions is None:
-                            if message.get("channel") == channel and kind == "message":
-                                yield message["data"]
-                        elif kind in ("message", "smessage"):
+                        if message.get("channel") == channel and kind == "message":
                             yield message["data"]
-                        elif kind in ("subscribe", "ssubscribe"):
-                            subscriptions.confirm(_text(message["channel"]))
-                            if not self.linked and subscriptions.fixed <= subscriptions.confirmed:
-                                # Linked once this node hears its own and the all channel.
-                                await self._set_linked(True)
+                    elif kind in ("message", "smessage"):
+                        yield message["data"]
+                    elif kind in ("subscribe", "ssubscribe"):
+                        subscriptions.confirm(_text(message["channel"]))
+                        if not self.linked and subscriptions.fixed <= subscriptions.confirmed:
+                            # Linked once this node hears its own and the all channel.
+                            await self._set_linked(True)
+                    elif kind == "sunsubscribe" and (
+                        _text(message["channel"]) in subscriptions.confirmed
+                    ):
+                        # Redis dropped a channel we still need: its slot moved to another
+                        # shard (resharding, failover). Start over on the new topology.
+                        raise ConnectionError("a shard channel's slot moved")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -420,11 +428,84 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
             finally:
                 if subscriptions is not None:
                     subscriptions.unlinked()
-                if client is not None:
+                for client in reversed(clients):
                     with contextlib.suppress(Exception):
                         await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max)
+
+    async def _open_links(self, clients: list[Any]) -> tuple[list[Any], Sender]:
+        """The pub/sub connections to listen on, and how to (un)subscribe channels on them.
+
+        One connection to a single Redis; on a Redis Cluster with sharded pub/sub, one per
+        primary, each channel subscribed on the primary owning its slot.
+        """
+        # No silent reconnects inside redis-py: every gap must surface in `_listen`, so the
+        # app learns that events may have been missed. Closed in reverse order of opening.
+        options = {**self.redis_options, "retry": Retry(NoBackoff(), 0)}
+        routed = self.routes is not None
+        if not is_cluster_url(self.redis_url):
+            client = Redis.from_url(self.redis_url, **options)
+            clients.append(client)
+            pubsub = client.pubsub(ignore_subscribe_messages=not routed)
+            clients.append(pubsub)
+            return [pubsub], _sender(pubsub, sharded=routed and await self._is_sharded(client))
+        cluster = RedisCluster.from_url(node_url(self.redis_url), **options)
+        clients.append(cluster)
+        await cluster.initialize()
+        if not routed or not await self._is_sharded(cluster):
+            # Plain pub/sub on a cluster reaches every node: one connection to any of them.
+            pubsub = cluster.pubsub(ignore_subscribe_messages=not routed)
+            clients.append(pubsub)
+            return [pubsub], _sender(pubsub, sharded=False)
+        links: dict[str, Any] = {}
+        for primary in cluster.get_primaries():
+            link = Redis(host=primary.host, port=int(primary.port), **options)
+            clients.append(link)
+            links[primary.name] = link.pubsub()
+            clients.append(links[primary.name])
+            await links[primary.name].connect()
+
+        async def send(subscribe: bool, channels: list[str]) -> None:
+            # One SSUBSCRIBE may only name channels of one slot.
+            by_slot: dict[int, list[str]] = {}
+            for channel in channels:
+                by_slot.setdefault(cluster.keyslot(channel), []).append(channel)
+            for slot, names in by_slot.items():
+                owner = cluster.nodes_manager.get_node_from_slot(slot)
+                pubsub = links.get(owner.name)
+                if pubsub is None:
+                    raise ConnectionError(f"slot {slot} moved to a new primary {owner.name}")
+                await (pubsub.ssubscribe if subscribe else pubsub.sunsubscribe)(*names)
+
+        return list(links.values()), send
+
+    async def _merged(self, pubsubs: list[Any]) -> AsyncIterator[dict[str, Any]]:
+        """The messages of every link in arrival order; fails when any link fails."""
+        if len(pubsubs) == 1:
+            async for message in self._messages(pubsubs[0]):
+                yield message
+            return
+        queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+
+        async def pump(pubsub: Any) -> None:
+            try:
+                async for message in self._messages(pubsub):
+                    queue.put_nowait(message)
+            except Exception as exc:
+                queue.put_nowait(exc)
+
+        pumps = [asyncio.create_task(pump(pubsub)) for pubsub in pubsubs]
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
 
     async def _messages(self, pubsub: Any) -> AsyncIterator[dict[str, Any]]:
         """Messages as they come; pings an idle link and fails when Redis stops answering."""

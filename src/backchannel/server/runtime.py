@@ -11,7 +11,6 @@ from backchannel.server.proxies import Network
 
 if TYPE_CHECKING:
     import aiohttp
-    from redis.asyncio import Redis
 
     from backchannel.domain.presence import PresenceTracker
     from backchannel.domain.stripe_gateway import StripeGateway
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from backchannel.server.mailer import Mailer
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
+    from backchannel.server.redis_clients import RedisClient
     from backchannel.server.revocations import Revocations
     from backchannel.server.settings import Settings
 
@@ -68,7 +68,7 @@ class Runtime:
     _db: Database | None = None
     _appender: MessageAppender | None = None
     _tokens: TokenService | None = None
-    redis: Redis | None = None
+    redis: RedisClient | None = None
     http: aiohttp.ClientSession | None = None
     _limiter: RateLimiter | None = None
     _stripe: StripeGateway | None = None

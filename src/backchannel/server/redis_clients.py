@@ -1,0 +1,42 @@
+"""One way to open Redis: a single server (`redis://`) or a Redis Cluster (`redis+cluster://`).
+
+A cluster URL names any one node (`redis+cluster://10.0.0.5:6379`); redis-py's `RedisCluster`
+discovers the rest and sends each command to the node owning its key's slot. Keys a Lua script
+or a transaction touches together share a hash tag (`{...}`) so they live in one slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+RedisClient: TypeAlias = Redis | RedisCluster
+
+_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether `url` names a Redis Cluster."""
+    return url.split("://", 1)[0].lower() in _CLUSTER_SCHEMES
+
+
+def node_url(url: str) -> str:
+    """The plain `redis://` form of a cluster URL (what redis-py parses)."""
+    scheme, separator, rest = url.partition("://")
+    return f"{_CLUSTER_SCHEMES.get(scheme.lower(), scheme)}{separator}{rest}"
+
+
+def open_redis(url: str, **options: Any) -> RedisClient:
+    """A client of the server or cluster `url` names; connects on first use."""
+    if is_cluster_url(url):
+        # A cluster has one database; redis-py refuses `health_check_interval` on it.
+        options.pop("health_check_interval", None)
+        return RedisCluster.from_url(node_url(url), **options)
+    return Redis.from_url(url, **options)
+
+
+def is_cluster(client: Any) -> bool:
+    """Whether a client talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
