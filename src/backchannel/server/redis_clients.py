@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 RedisClient: TypeAlias = Redis | RedisCluster
+
+# Connections per client to a single Redis (a cluster client has its own per node).
+POOL_CONNECTIONS = 256
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
@@ -34,7 +37,14 @@ def open_redis(url: str, **options: Any) -> RedisClient:
         # A cluster has one database; redis-py refuses `health_check_interval` on it.
         options.pop("health_check_interval", None)
         return RedisCluster.from_url(node_url(url), **options)
-    return Redis.from_url(url, **options)
+    # redis-py's default pool refuses the 101st concurrent command (MaxConnectionsError): under
+    # a burst every publish and rate-limit check past it failed. Wait for a connection instead,
+    # as long as a connect may take.
+    wait = options.get("socket_connect_timeout") or 5.0
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=POOL_CONNECTIONS, timeout=wait, **options
+    )
+    return Redis.from_pool(pool)
 
 
 def is_cluster(client: Any) -> bool:
