@@ -139,6 +139,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         self.link_losses = 0
         self.publish_failures = 0
         self.received = 0  # messages heard from Redis (foreign-traffic cost in the bench)
+        self.moves_unconfirmed = 0
         self.on_restored: Callable[[], Awaitable[None]] | None = None
         self._publisher: RedisClient | None = None
         self._closing = False
@@ -296,6 +297,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
                 async with asyncio.timeout(self.move_timeout):
                     await receipts.done.wait()
             except TimeoutError:
+                self.moves_unconfirmed += 1
                 log.warning(
                     "room move not confirmed by every node",
                     extra={"heard": receipts.expected, "applied": receipts.received},
@@ -599,3 +601,19 @@ class ClusterCollector:
             "Emits and room moves that could not be published to other nodes",
             value=manager.publish_failures,
         )
+        yield CounterMetricFamily(
+            "backchannel_cluster_messages_received",
+            "Messages this node heard from Redis (routed: only rooms it holds sockets in)",
+            value=manager.received,
+        )
+        yield CounterMetricFamily(
+            "backchannel_cluster_moves_unconfirmed",
+            "Routed room moves not confirmed by every node holding the users in time",
+            value=manager.moves_unconfirmed,
+        )
+        if manager.subscriptions is not None:
+            yield GaugeMetricFamily(
+                "backchannel_cluster_channels",
+                "Redis channels this node is subscribed to (routed mode)",
+                value=manager.subscriptions.count,
+            )
