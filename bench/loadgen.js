@@ -418,6 +418,9 @@ async function pairs() {
     reset();
     const acks0 = acks;
     const cpu0 = cpuNow();
+    // Other processes watched over the same window (the cluster's other nodes).
+    const watched = Object.entries(spec.watchPids || {});
+    const watched0 = watched.map(([, pid]) => cpuMicros(pid));
     const t0 = now();
     const end = t0 + spec.seconds * 1000;
     const cap = Math.ceil(rate / 10);
@@ -433,10 +436,16 @@ async function pairs() {
     const grace = now() + 2000;
     while (sentAt.size > 0 && now() < grace) await sleep(10);
     // Delivered per second over the time it really took, backlog included.
-    results.rates.push({
+    const step = {
       ...summary(rate, Math.max(spec.seconds, (lastAt - t0) / 1000)),
       server_cpu_us_per_message: cpuPer(cpu0, acks - acks0),
-    });
+    };
+    if (watched.length) {
+      step.watched_cpu_us_per_message = Object.fromEntries(
+        watched.map(([name, pid], k) => [name, acks > acks0 ? (cpuMicros(pid) - watched0[k]) / (acks - acks0) : null]),
+      );
+    }
+    results.rates.push(step);
     await sleep(300);
   }
   // Closed loop: `window` messages always in flight; the completion rate is the saturation rate.

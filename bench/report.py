@@ -216,6 +216,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_fmt(v.get('node'))} | {_ratio(ours, v.get('bare'))} | "
             f"{_ratio(ours, v.get('node'))} |"
         )
+    lines += cluster_tables(report)
     errors = [
         f"- {name} / {LABELS.get(kind, kind)}: {_first_line(r['error'])}"
         for name, per in report["scenarios"].items()
@@ -234,6 +235,44 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cluster_tables(report: dict[str, Any]) -> list[str]:
+    """Routed vs single-channel cluster traffic: what each message costs which node, and the
+    cluster ceiling those costs project (one core per node)."""
+    foreign = _get(report["scenarios"], "foreign", "backchannel")
+    if not foreign or "modes" not in foreign:
+        return []
+    modes = foreign["modes"]
+    out = [
+        "",
+        f"Cluster traffic (3 nodes on one Redis, {foreign['rate']} 1:1 msg/s between nodes A "
+        "and C; B holds none of the users), server CPU per message:",
+        "",
+        "| mode | sender node A | receiver node C | uninvolved node B | p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for mode, m in modes.items():
+        step = _get(m, "run", "rates", 0) or {}
+        out.append(
+            f"| {mode} | {_fmt(m['sender_cpu_us_per_message'])} µs | "
+            f"{_fmt(m['receiver_cpu_us_per_message'])} µs | "
+            f"{_fmt(m['foreign_cpu_us_per_message'])} µs | {_fmt(step.get('p50_ms'))} | "
+            f"{_fmt(step.get('p99_ms'))} |"
+        )
+    projected = foreign.get("projected") or {}
+    sizes = list(next(iter(projected.values()), {}))
+    if sizes:
+        out += [
+            "",
+            "Projected cluster 1:1 ceiling (msg/s, one core per node) from those costs:",
+            "",
+            "| mode | " + " | ".join(f"{n} node{'s' if n != '1' else ''}" for n in sizes) + " |",
+            "| --- |" + " ---: |" * len(sizes),
+        ]
+        for mode, row in projected.items():
+            out.append(f"| {mode} | " + " | ".join(_fmt(row[n]) for n in sizes) + " |")
+    return out
+
+
 def chart(report: dict[str, Any], path: Path) -> None:
     """Four panels: memory, fan-out rate, CPU per delivery, 1:1 latency."""
     import matplotlib
@@ -242,7 +281,9 @@ def chart(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sc = report["scenarios"]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    foreign = _get(sc, "foreign", "backchannel") or {}
+    projected = foreign.get("projected") or {}
+    fig, axes = plt.subplots(3 if projected else 2, 2, figsize=(12, 12.5 if projected else 8.5))
     fig.suptitle(
         f"Backchannel vs peers — {report['timestamp']} "
         f"({report['machine']['cores']} cores, server and generator on one core each)",
@@ -309,6 +350,32 @@ def chart(report: dict[str, Any], path: Path) -> None:
     ax.set_title("1:1 send → receive latency (lower is better)")
     ax.set_ylabel("ms (log)")
     _legend(ax, 7, ncol=2)
+
+    if projected:
+        ax = axes[2][0]
+        for mode, row in projected.items():
+            pts = [(int(n), v) for n, v in row.items() if v is not None]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, marker="o", label=f"{mode} (projected)")
+        ax.set_title("Cluster 1:1 ceiling vs nodes (higher is better)")
+        ax.set_xlabel("nodes (one core each)")
+        ax.set_ylabel("messages/s")
+        ax.set_ylim(bottom=0)
+        _legend(ax, 8)
+        ax = axes[2][1]
+        modes = foreign.get("modes") or {}
+        names = list(modes)
+        parts = ("sender_cpu_us_per_message", "receiver_cpu_us_per_message")
+        parts += ("foreign_cpu_us_per_message",)
+        for j, part in enumerate(parts):
+            values = [modes[n][part] or 0 for n in names]
+            xs = [i + (j - 1) * 0.27 for i in range(len(names))]
+            ax.bar(xs, values, 0.27, label=part.split("_")[0])
+        ax.set_xticks(range(len(names)), names)
+        ax.set_title("Server CPU per cluster message, by node (lower is better)")
+        ax.set_ylabel("µs per message")
+        _legend(ax, 8)
 
     fig.tight_layout()
     fig.savefig(path, dpi=110)

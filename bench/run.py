@@ -254,6 +254,8 @@ class Bench:
             "BACKCHANNEL_SOCKET_EVENT_RATE_LIMIT": "1000000/1s:1000000",
             "BACKCHANNEL_HTTP_IP_RATE_LIMIT": "1000000/1s:1000000",
             "BACKCHANNEL_HTTP_USER_RATE_LIMIT": "1000000/1s:1000000",
+            # The load generator opens many handshakes at once from one IP.
+            "BACKCHANNEL_MAX_UNAUTHENTICATED_PER_IP": "100000",
             "BACKCHANNEL_REDIS_PREFIX": self.prefix,
         }
         if redis:
@@ -261,8 +263,10 @@ class Bench:
         return env
 
     @contextlib.contextmanager
-    def server(self, kind: str, redis: bool = False) -> Iterator[Server]:
-        srv = Server(kind, free_port(), self.env(kind, redis), self.workdir)
+    def server(
+        self, kind: str, redis: bool = False, extra: dict[str, str] | None = None
+    ) -> Iterator[Server]:
+        srv = Server(kind, free_port(), {**self.env(kind, redis), **(extra or {})}, self.workdir)
         try:
             srv.wait_ready()
             yield srv
@@ -414,12 +418,82 @@ def scenario_cluster(b: Bench, kind: str) -> dict[str, Any]:
     }
 
 
+def scenario_foreign(b: Bench, kind: str) -> dict[str, Any]:
+    """Three nodes: pairs chat between A (senders) and C (receivers); B holds none of them.
+
+    B's CPU per message is what every uninvolved node pays per cluster message: near zero when
+    routed, the decoding of every emit with one channel. A's and C's costs feed the projected
+    ceiling of 1, 2, 4 ... nodes (see `projected`).
+    """
+    if kind != "backchannel":
+        return {"skipped": "Backchannel only"}
+    rate = b.scale["cluster_rate"]
+    spec = {
+        "scenario": "pairs",
+        "ns": "/chat",
+        "pairs": b.scale["pairs"],
+        "conversations": conversations_for(b, kind),
+        "rates": [rate],
+        "seconds": b.scale["seconds"],
+    }
+    modes: dict[str, Any] = {}
+    for routing in ("routed", "single"):
+        extra = {"BACKCHANNEL_CLUSTER_ROUTING": routing}
+        with (
+            b.server(kind, redis=True, extra=extra) as a,
+            b.server(kind, redis=True, extra=extra) as idle,
+            b.server(kind, redis=True, extra=extra) as c,
+        ):
+            watch = {"b": idle.proc.pid, "c": c.proc.pid}
+            run = b.loadgen(
+                {
+                    **spec,
+                    "url": a.url,
+                    "receiverUrl": c.url,
+                    "pid": a.proc.pid,
+                    "watchPids": watch,
+                }
+            )
+        step = run["rates"][0]
+        watched = step.get("watched_cpu_us_per_message") or {}
+        modes[routing] = {
+            "run": run,
+            "sender_cpu_us_per_message": step.get("server_cpu_us_per_message"),
+            "receiver_cpu_us_per_message": watched.get("c"),
+            "foreign_cpu_us_per_message": watched.get("b"),
+            "messages": step["received"],
+        }
+    return {"rate": rate, "modes": modes, "projected": projected(modes)}
+
+
+def projected(modes: dict[str, Any], nodes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[str, Any]:
+    """Cluster 1:1 ceiling (messages/s, one core per node) from the measured per-message costs.
+
+    With N nodes and each conversation's two ends on random nodes, a message costs its sender's
+    node `s`, its receiver's node `r` (the same node 1/N of the time, paying about `s`), and
+    each of the other nodes `f` (zero when routed). Per node and per cluster message/s that is
+    (s + r) / N + f (N - 2) / N; one core (1e6 us/s) over that is the ceiling.
+    """
+    table: dict[str, Any] = {}
+    for routing, m in modes.items():
+        s = m["sender_cpu_us_per_message"] or 0.0
+        r = m["receiver_cpu_us_per_message"] or 0.0
+        f = m["foreign_cpu_us_per_message"] or 0.0
+        row = {}
+        for n in nodes:
+            per_node = (s + r) / n + f * max(0, n - 2) / n
+            row[str(n)] = round(1e6 / per_node) if per_node > 0 else None
+        table[routing] = row
+    return table
+
+
 SCENARIOS = {
     "idle": scenario_idle,
     "fanout_room": lambda b, k: scenario_fanout(b, k, "room"),
     "fanout_ppv": lambda b, k: scenario_fanout(b, k, "ppv"),
     "latency": scenario_latency,
     "cluster": scenario_cluster,
+    "foreign": scenario_foreign,
     "storm": scenario_storm,
 }
 

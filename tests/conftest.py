@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from backchannel.server.app import create_app
 from backchannel.server.settings import Settings
+from tests.redis_cluster import LocalRedisCluster, running_cluster
 from tests.services import RunServices, run_database, run_redis
 from tests.support import Api, Sockets
 
@@ -48,10 +49,34 @@ def settings(services: RunServices, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def cluster_settings(settings: Settings, services: RunServices) -> Settings:
-    """The same settings with Redis on."""
-    return settings.model_copy(update={"redis_url": services.redis_url})
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A real 3-primary Redis Cluster of this run, started when a test first asks for it."""
+    with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(
+    params=[
+        "routed",
+        "single",
+        pytest.param("routed-on-redis-cluster", marks=pytest.mark.slow),
+    ]
+)
+async def cluster_settings(
+    settings: Settings, services: RunServices, request: pytest.FixtureRequest
+) -> AsyncIterator[Settings]:
+    """The same settings with Redis on, once per cluster routing mode and once on a real Redis
+    Cluster: every cluster test passes whether nodes hear only their rooms' channels (sharded
+    over three primaries, or on one Redis) or one channel for everything."""
+    if request.param == "routed-on-redis-cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        yield settings.model_copy(update={"redis_url": cluster.url, "cluster_routing": "routed"})
+        await cluster.flush()
+        return
+    yield settings.model_copy(
+        update={"redis_url": services.redis_url, "cluster_routing": request.param}
+    )
 
 
 @pytest.fixture(autouse=True)

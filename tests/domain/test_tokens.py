@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -64,3 +65,20 @@ async def test_external_tokens_are_refused_when_no_key_is_configured(tmp_path: P
     token = jwt.encode({"sub": "idp-1", "iat": now, "exp": now + 60}, key, "ES256")
     with pytest.raises(Unauthorized, match="not configured"):
         await _service(tmp_path).verify(token)
+
+
+async def test_a_remembered_token_still_expires_and_a_tampered_copy_is_refused(
+    tmp_path: Path,
+) -> None:
+    tokens = _service(tmp_path)
+    now = int(time.time())
+    short = jwt.encode({"sub": "u", "iat": now, "exp": now + 1, "type": "access"}, SECRET)
+    assert (await tokens.verify(short)).user_id == "u"
+    assert (await tokens.verify(short)).user_id == "u"  # remembered
+    head, body, signature = short.split(".")
+    tampered = f"{head}.{body}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    with pytest.raises(Unauthorized):
+        await tokens.verify(tampered)
+    await asyncio.sleep(1.1)
+    with pytest.raises(TokenExpired):
+        await tokens.verify(short)

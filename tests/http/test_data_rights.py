@@ -236,7 +236,8 @@ async def test_an_operator_erasure_ends_the_accounts_sockets_on_running_nodes(
             if name.startswith("BACKCHANNEL_"):
                 monkeypatch.delenv(name)
         monkeypatch.setenv("DATABASE_URL", services.database_url)
-        monkeypatch.setenv("REDIS_URL", services.redis_url)
+        assert cluster_settings.redis_url is not None
+        monkeypatch.setenv("REDIS_URL", cluster_settings.redis_url)  # the nodes' Redis
         monkeypatch.setenv("BACKCHANNEL_REDIS_PREFIX", cluster_settings.redis_prefix)
         monkeypatch.setenv("BACKCHANNEL_DATA_DIR", str(tmp_path))
         assert await asyncio.to_thread(main, ["account", "erase", fan.email]) == 0

@@ -17,17 +17,22 @@ from backchannel.domain import api_keys
 from backchannel.server.app import create_app
 from backchannel.server.keys import RUNTIME
 from backchannel.server.publish_stream import GROUP, PublishStreamConsumer
+from backchannel.server.redis_clients import is_cluster, open_redis
 from backchannel.server.settings import Settings
 from tests.services import RunServices
 from tests.support import Api, Sockets
 
 
-@pytest.fixture
-def settings(settings: Settings, services: RunServices) -> Settings:
-    """Clustered, with a short reclaim delay; the test server itself does not consume."""
+@pytest.fixture(params=["redis", pytest.param("redis-cluster", marks=pytest.mark.slow)])
+def settings(settings: Settings, services: RunServices, request: pytest.FixtureRequest) -> Settings:
+    """Clustered (on one Redis, then on a real Redis Cluster), with a short reclaim delay;
+    the test server itself does not consume."""
+    url = services.redis_url
+    if request.param == "redis-cluster":
+        url = request.getfixturevalue("redis_cluster").url
     return settings.model_copy(
         update={
-            "redis_url": services.redis_url,
+            "redis_url": url,
             "publish_stream_enabled": False,
             "publish_stream_claim_idle_seconds": 0.3,
         }
@@ -35,9 +40,12 @@ def settings(settings: Settings, services: RunServices) -> Settings:
 
 
 @pytest.fixture
-async def redis(services: RunServices) -> AsyncIterator[Redis]:
-    client = Redis.from_url(services.redis_url)
-    yield client
+async def redis(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    assert settings.redis_url is not None
+    client = open_redis(settings.redis_url)
+    yield client  # type: ignore[misc]  # a RedisCluster answers the same stream commands
+    if is_cluster(client):
+        await request.getfixturevalue("redis_cluster").flush()
     await client.aclose()
 
 

@@ -91,6 +91,10 @@ def _find_key(keys: jwt.PyJWKSet, kid: str | None) -> Any:
     return None
 
 
+# Verified tokens remembered per node (about 0.5 kB each).
+_VERIFIED_MAX = 20_000
+
+
 class TokenService:
     """Mints and verifies access tokens."""
 
@@ -102,6 +106,7 @@ class TokenService:
         self._public_key = _load_pem(settings.jwt_public_key) if settings.jwt_public_key else None
         self._jwks = JwksCache(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
         self._claims = ClaimMapping.of(settings)
+        self._verified: dict[str, TokenClaims] = {}
 
     @property
     def access_ttl_seconds(self) -> int:
@@ -127,7 +132,25 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=OWN_ALGORITHM)
 
     async def verify(self, token: str) -> TokenClaims:
-        """The claims of a valid token; `Unauthorized` or `TokenExpired` otherwise."""
+        """The claims of a valid token; `Unauthorized` or `TokenExpired` otherwise.
+
+        A token verified once is remembered until it expires: a client opens several
+        namespaces with one token, and after a node dies every client reconnects with the
+        token it holds. The whole token (its signature included) is the key, so only the exact
+        bytes that passed verification hit; revocation is checked by the caller every time.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at > time.time():
+                return known
+            del self._verified[token]
+        claims = await self._verify(token)
+        if len(self._verified) >= _VERIFIED_MAX:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = claims
+        return claims
+
+    async def _verify(self, token: str) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 Status = Literal["online", "away", "offline"]
 
@@ -243,7 +244,9 @@ def _text(value: bytes | str) -> str:
 class RedisPresence:
     """Presence shared by every node through Redis, with a heartbeat per node."""
 
-    def __init__(self, redis: Redis, prefix: str, node_id: str, node_ttl_seconds: float) -> None:
+    def __init__(
+        self, redis: Redis | RedisCluster, prefix: str, node_id: str, node_ttl_seconds: float
+    ) -> None:
         self._redis = redis
         self._base = f"{prefix}:{{presence}}:"
         self._node_id = node_id

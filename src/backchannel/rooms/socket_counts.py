@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class SocketCounts:
 
     def __init__(
         self,
-        redis: Redis | None,
+        redis: Redis | RedisCluster | None,
         prefix: str,
         node_id: str,
         alive_key: Callable[[str], str] | None = None,

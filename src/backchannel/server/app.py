@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
 from backchannel.domain import account_rights, broadcasts, delivery, media_cleanup
 from backchannel.domain import notifications as notification_ops
@@ -61,6 +60,7 @@ from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
+from backchannel.server.redis_clients import open_redis
 from backchannel.server.revocations import USER_PREFIX, Revocations, channel_name
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
@@ -189,7 +189,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         return
     # No socket_timeout: blocking commands (XREADGROUP BLOCK) share this client; callers that
     # must not hang on a silent Redis bound their own calls (the rate limiter does).
-    runtime.redis = Redis.from_url(
+    runtime.redis = open_redis(
         runtime.settings.redis_url,
         health_check_interval=10,
         socket_keepalive=True,

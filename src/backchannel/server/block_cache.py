@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from backchannel.server.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class BlockCache:
         self,
         load: LoadRelations,
         *,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         channel: str = "",
         node_id: str = "",
         max_users: int = MAX_USERS,

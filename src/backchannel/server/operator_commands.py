@@ -127,12 +127,11 @@ def run_account_erase(settings: Settings, email: str) -> int:
 
 async def _announce_ended_sessions(settings: Settings, session_ids: list[str]) -> None:
     """Tell the running nodes (through Redis) to end these sessions' sockets."""
-    from redis.asyncio import Redis
-
+    from backchannel.server.redis_clients import open_redis
     from backchannel.server.revocations import Revocations, channel_name
 
     assert settings.redis_url is not None
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    redis = open_redis(settings.redis_url, socket_connect_timeout=5)
 
     async def nothing_here(session_ids: list[str], reason: str) -> None:
         return None

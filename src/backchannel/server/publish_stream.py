@@ -25,10 +25,10 @@ from backchannel import inputs
 from backchannel.domain import api_keys, notifications
 from backchannel.domain.notification_models import PublishRequest
 from backchannel.errors import Invalid, Unavailable, validation_details
+from backchannel.server.redis_clients import is_cluster
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
+    from backchannel.server.redis_clients import RedisClient
     from backchannel.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _text(value: Any) -> str:
 class PublishStreamConsumer:
     """One node's consumer of the publish stream."""
 
-    def __init__(self, rt: Runtime, redis: Redis, name: str) -> None:
+    def __init__(self, rt: Runtime, redis: RedisClient, name: str) -> None:
         settings = rt.settings
         self.rt = rt
         self.redis = redis
@@ -248,7 +248,10 @@ class PublishStreamConsumer:
     async def dead_letter(self, entry_id: str, fields: dict[bytes, bytes], reason: str) -> None:
         """Move an entry to the dead-letter stream with the reason, and acknowledge it."""
         log.warning("stream entry %s dead-lettered: %s", entry_id, reason)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # One transaction on a single Redis; on a cluster the two streams sit in different
+        # slots, so the entry is copied first and acknowledged after (a crash between the two
+        # dead-letters it twice, never loses it).
+        async with self.redis.pipeline(transaction=not is_cluster(self.redis)) as pipe:
             pipe.xadd(
                 self.dead,
                 {

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backchannel.errors import RateLimited
+from backchannel.server.redis_clients import is_cluster
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from backchannel.server.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        redis: Redis | None,
+        redis: RedisClient | None,
         prefix: str,
         *,
         refused: Callable[[str], None] | None = None,
@@ -109,6 +110,10 @@ class RateLimiter:
         self._prefix = f"{prefix}:rl:"
         self._local: dict[str, float] = {}
         self._script = redis.register_script(_GCRA_LUA) if redis is not None else None
+        # On a Redis Cluster one script call may only touch keys of one slot: several
+        # buckets are then checked first and consumed after (a race may let a request or two
+        # past a limit; a single bucket stays exact).
+        self._per_slot = is_cluster(redis)
         self._warned_at = 0.0
 
     async def hit(self, bucket: str, rate: Rate) -> None:
@@ -148,7 +153,7 @@ class RateLimiter:
         if self._redis is not None:
             try:
                 async with asyncio.timeout(self._timeout):
-                    await self._redis.delete(self._prefix + bucket)
+                    await self._redis.delete(self.key(bucket))
             except Exception as exc:
                 self._warn(exc)
 
@@ -156,22 +161,37 @@ class RateLimiter:
         """Drop a local bucket whose owner has gone (a closed socket)."""
         self._local.pop(bucket, None)
 
+    def key(self, bucket: str) -> str:
+        """The bucket's Redis key: its name is its hash tag, so its slot depends on it alone."""
+        return f"{self._prefix}{{{bucket}}}"
+
     async def _run(self, checks: Sequence[tuple[str, Rate]], *, consume: bool) -> int:
         if not checks:
             return 0
         if self._script is not None:
-            args: list[float | int] = [1 if consume else 0]
-            for _, rate in checks:
-                args.extend((rate.interval_ms, rate.burst))
             try:
                 async with asyncio.timeout(self._timeout):
-                    result = await self._script(
-                        keys=[self._prefix + bucket for bucket, _ in checks], args=args
-                    )
-                return int(float(result))
+                    if self._per_slot and len(checks) > 1:
+                        wait = max(
+                            [await self._call(checks[i : i + 1], False) for i in range(len(checks))]
+                        )
+                        if wait > 0 or not consume:
+                            return wait
+                        return max(
+                            [await self._call(checks[i : i + 1], True) for i in range(len(checks))]
+                        )
+                    return await self._call(checks, consume)
             except Exception as exc:
                 self._warn(exc)
         return self._local_run(checks, consume)
+
+    async def _call(self, checks: Sequence[tuple[str, Rate]], consume: bool) -> int:
+        assert self._script is not None
+        args: list[float | int] = [1 if consume else 0]
+        for _, rate in checks:
+            args.extend((rate.interval_ms, rate.burst))
+        result = await self._script(keys=[self.key(bucket) for bucket, _ in checks], args=args)
+        return int(float(result))
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -176,6 +176,9 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         manager = ClusterManager(
             settings.redis_url,
             channel=f"{settings.redis_prefix}:socketio",
+            prefix=settings.redis_prefix,
+            routing=settings.cluster_routing,
+            pubsub=settings.cluster_pubsub,
             ping_interval=settings.redis_ping_interval_seconds,
             retry_max=settings.redis_retry_max_seconds,
             socket_timeout=settings.redis_timeout_seconds,

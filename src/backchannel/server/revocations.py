@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from backchannel.server.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Revocations:
         token_ttl_seconds: float,
         end_sockets: EndSockets,
         load_ended: LoadEnded,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         channel: str = "",
         node_id: str = "",
     ) -> None:

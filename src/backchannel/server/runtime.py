@@ -12,7 +12,6 @@ from backchannel.server.shutdown import InFlight, ShutdownBudget
 
 if TYPE_CHECKING:
     import aiohttp
-    from redis.asyncio import Redis
 
     from backchannel.domain.filters import FilterRules
     from backchannel.domain.presence import PresenceTracker
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from backchannel.server.mailer import Mailer
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
+    from backchannel.server.redis_clients import RedisClient
     from backchannel.server.revocations import Revocations
     from backchannel.server.settings import Settings
 
@@ -49,7 +49,7 @@ class Runtime:
     _db: Database | None = None
     _appender: MessageAppender | None = None
     _tokens: TokenService | None = None
-    redis: Redis | None = None
+    redis: RedisClient | None = None
     http: aiohttp.ClientSession | None = None
     _limiter: RateLimiter | None = None
     _stripe: StripeGateway | None = None

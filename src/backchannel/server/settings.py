@@ -264,6 +264,16 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest wait between Redis reconnect attempts"
     )
     redis_timeout_seconds: float = Field(5.0, gt=0, description="Redis connect and command timeout")
+    cluster_routing: Literal["routed", "single"] = Field(
+        "routed",
+        description="routed: a node hears only the rooms its sockets are in; single: one "
+        "channel every node hears (python-socketio's way)",
+    )
+    cluster_pubsub: Literal["auto", "sharded", "plain"] = Field(
+        "auto",
+        description="Redis pub/sub for routed traffic: sharded (SPUBLISH, Redis 7+), plain, or "
+        "auto (sharded when the server supports it)",
+    )
 
     media_store: Literal["local", "s3"] = Field(
         "local", description="Where uploaded media live: local (the data folder) or s3"
