@@ -109,6 +109,9 @@ def settings_env(
         "BACKCHANNEL_MIGRATE_ON_START": "false",
         "BACKCHANNEL_SHUTDOWN_GRACE_SECONDS": "2",
         "BACKCHANNEL_LOG_LEVEL": "warning",
+        # As the in-process test settings (tests/conftest.py): who may DM whom is not under test.
+        "BACKCHANNEL_FAN_TO_FAN_DMS": "true",
+        "BACKCHANNEL_CREATOR_DM_POLICY_DEFAULT": "everyone",
     }
     if redis_url:
         env["REDIS_URL"] = redis_url
