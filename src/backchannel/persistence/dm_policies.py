@@ -67,20 +67,26 @@ left join dm_policies p on p.user_id = u.id
 
 SELECT_FACTS_OF_USER = _FACTS + "where u.id = $2"
 
-# The other member of a direct conversation; no row for a group (no DM rule applies).
-SELECT_FACTS_OF_CONVERSATION = (
-    _FACTS
-    + """join conversation_members om on om.user_id = u.id
-join conversations c on c.id = om.conversation_id
-where c.id = $2 and c.kind = 'direct' and om.user_id <> $1
+# A conversation's kind and, for a direct one, the facts of its other member; no row when the
+# conversation does not exist.
+SELECT_FACTS_OF_CONVERSATION = f"""
+select c.kind, f.* from conversations c
+left join lateral (
+    {_FACTS}
+    join conversation_members om on om.user_id = u.id
+    where om.conversation_id = c.id and om.user_id <> $1
+    limit 1
+) f on c.kind = 'direct'
+where c.id = $2
 """
-)
 
 
 def _facts(row: object) -> DirectFacts | None:
     if row is None:
         return None
     r: dict[str, object] = dict(row.items())  # type: ignore[attr-defined]
+    if r.get("id") is None:
+        return None
     policy = (
         DmPolicy(str(r["dm_policy"]), r["dm_price_cents"])  # type: ignore[arg-type]
         if r["dm_policy"] is not None
@@ -103,6 +109,10 @@ async def facts_for_user(conn: Connection, sender_id: str, recipient_id: str) ->
 
 async def facts_for_conversation(
     conn: Connection, sender_id: str, conversation_id: int
-) -> DirectFacts | None:
-    """The facts of a message into a direct conversation; None for a group (or unknown)."""
-    return _facts(await conn.fetchrow(SELECT_FACTS_OF_CONVERSATION, sender_id, conversation_id))
+) -> tuple[str | None, DirectFacts | None]:
+    """(the conversation's kind, None when it does not exist; for a direct one the facts of a
+    message into it)."""
+    row = await conn.fetchrow(SELECT_FACTS_OF_CONVERSATION, sender_id, conversation_id)
+    if row is None:
+        return None, None
+    return str(row["kind"]), _facts(row)
