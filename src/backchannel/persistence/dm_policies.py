@@ -46,21 +46,13 @@ class DirectFacts:
     stored_policy: DmPolicy | None
     # The sender subscribes to the recipient (active or trialing).
     subscribed: bool
-    # The recipient subscribes to, or bought from, the sender (a creator reaching their fans).
-    recipient_is_customer: bool
 
 
 _FACTS = """
 select u.id, u.role, u.display_name, p.dm_policy, p.dm_price_cents,
     exists (select 1 from subscriptions s
             where s.fan_id = $1 and s.creator_id = u.id
-              and s.status in ('active', 'trialing')) as subscribed,
-    exists (select 1 from subscriptions s
-            where s.fan_id = u.id and s.creator_id = $1
-              and s.status in ('active', 'trialing'))
-        or exists (select 1 from purchases pu
-                   where pu.buyer_id = u.id and pu.creator_id = $1
-                     and pu.status = 'completed') as customer
+              and s.status in ('active', 'trialing')) as subscribed
 from users u
 left join dm_policies p on p.user_id = u.id
 """
@@ -98,7 +90,6 @@ def _facts(row: object) -> DirectFacts | None:
         recipient_name=str(r["display_name"]),
         stored_policy=policy,
         subscribed=bool(r["subscribed"]),
-        recipient_is_customer=bool(r["customer"]),
     )
 
 
