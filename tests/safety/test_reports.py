@@ -124,3 +124,21 @@ async def test_resolving_with_a_ban_bans_the_user_behind_the_report(
     assert await bob_chat.wait_for("session:ended") == [{"reason": "banned"}]
     status, body = await api.call("GET", "/api/v1/auth/me", user=bob)
     assert status == 403 and body["error"]["details"]["reason"] == "banned"
+
+
+async def test_a_moderator_cannot_ban_an_admin_through_a_report(
+    api: Api, server: TestServer
+) -> None:
+    alice, boss, moderator = await api.register(), await api.register(), await api.register()
+    await grant(server, boss, "admin")
+    await grant(server, moderator, "moderator")
+    _, made = await report(api, alice, {"type": "user", "id": boss.id}, "impersonation")
+    status, _ = await api.call(
+        "POST",
+        f"/api/v1/admin/reports/{made['id']}/resolve",
+        json={"action": "ban_user"},
+        user=moderator,
+    )
+    assert status == 403
+    status, queue = await api.call("GET", "/api/v1/admin/reports?status=open", user=moderator)
+    assert [r["id"] for r in queue["items"]] == [made["id"]]  # still open

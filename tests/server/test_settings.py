@@ -76,3 +76,18 @@ def test_validation_errors_name_environment_variables() -> None:
     line = describe_validation_error(caught.value)
     assert "BACKCHANNEL_PLATFORM_FEE_PERCENT" in line
     assert "BACKCHANNEL_MESSAGE_RATE_LIMIT" in line
+
+
+def test_production_refuses_a_moderation_hook_without_a_real_secret() -> None:
+    base = {
+        "BACKCHANNEL_ENV": "production",
+        "BACKCHANNEL_JWT_SECRET": "x" * 40,
+        "DATABASE_URL": "postgresql://app@db:5432/bc",
+        "BACKCHANNEL_MODERATION_HOOK_URL": "https://moderation.example/check",
+    }
+    result = _cli("check-config", env=base)
+    assert result.returncode == 2
+    assert "BACKCHANNEL_MODERATION_HOOK_SECRET" in result.stderr
+    result = _cli("check-config", env={**base, "BACKCHANNEL_MODERATION_HOOK_SECRET": "h" * 40})
+    assert result.returncode == 0, result.stderr
+    assert "h" * 40 not in result.stdout and '"moderation_hook_secret": "***"' in result.stdout

@@ -8,6 +8,8 @@ platform fee), so the message exists exactly when the payment does.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -104,20 +106,42 @@ async def check_open(
         )
 
 
+# How long a node trusts "this sender may message into this DM for free" (a lapsed
+# subscription or a changed policy applies within this); a group never has a rule.
+ALLOWED_TTL_SECONDS = 2.0
+_MAX_VERDICTS = 100_000
+
+
 async def check_send(
     rt: Runtime, sender_id: str, sender_role: str, conversation_id: int
 ) -> DmCharge | None:
-    """`message:send`: the rule of a direct conversation (groups have none)."""
-    async with rt.db.connection() as conn:
-        facts = await dm_policies.facts_for_conversation(conn, sender_id, conversation_id)
-    if facts is None:
+    """`message:send`: the rule of a direct conversation (groups have none).
+
+    A free verdict is remembered per node (groups for good, DMs for `ALLOWED_TTL_SECONDS`), so
+    the common send makes no extra round trip; refusals and prices are read every time.
+    """
+    key = (conversation_id, sender_id)
+    now = time.monotonic()
+    until = rt.dm_verdicts.get(key)
+    if until is not None and now < until:
         return None
-    return decide(
-        sender_role,
-        facts,
-        default_policy=rt.settings.creator_dm_policy_default,
-        fan_to_fan=rt.settings.fan_to_fan_dms,
-    )
+    async with rt.db.connection() as conn:
+        kind, facts = await dm_policies.facts_for_conversation(conn, sender_id, conversation_id)
+    if kind is None:
+        return None  # no such conversation: the append says so
+    charge = None
+    if facts is not None:
+        charge = decide(
+            sender_role,
+            facts,
+            default_policy=rt.settings.creator_dm_policy_default,
+            fan_to_fan=rt.settings.fan_to_fan_dms,
+        )
+    if charge is None:
+        if len(rt.dm_verdicts) >= _MAX_VERDICTS:
+            rt.dm_verdicts.clear()
+        rt.dm_verdicts[key] = math.inf if kind == "group" else now + ALLOWED_TTL_SECONDS
+    return charge
 
 
 def _short(charge: DmCharge, balance_cents: int) -> PaymentRequired:

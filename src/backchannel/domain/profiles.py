@@ -123,7 +123,10 @@ async def update_my_profile(rt: Runtime, user_id: str, update: ProfileUpdate) ->
         )
         if user is None:
             raise NotFound("no such user")
-        return await _profile(rt, conn, user)
+        profile = await _profile(rt, conn, user)
+    if {"dm_policy", "dm_price_cents"} & given:
+        rt.dm_verdicts.clear()  # this node applies a new rule at once (others within seconds)
+    return profile
 
 
 async def _set_dm_policy(rt: Runtime, conn: Connection, user: User, update: ProfileUpdate) -> None:

@@ -18,7 +18,7 @@ from backchannel.domain import bans, message_edits
 from backchannel.domain.auth import Identity
 from backchannel.domain.chat import member_conversation, parse_id
 from backchannel.domain.roles import require_role
-from backchannel.errors import Conflict, Invalid, NotFound
+from backchannel.errors import Conflict, Forbidden, Invalid, NotFound
 from backchannel.persistence import audit, messages, reports, users
 from backchannel.persistence import content as content_store
 from backchannel.persistence.database import Connection
@@ -283,6 +283,11 @@ async def resolve_report(
             )
         elif request.action == "ban_user":
             ban_target = await _user_behind(conn, report)
+            target = await users.get_active_user(conn, ban_target)
+            if target is None:
+                raise NotFound("the user behind this report is gone")
+            if target.role == "admin" and moderator.role != "admin":
+                raise Forbidden("only an admin bans an admin")
         resolved = await reports.resolve(conn, report_id, request.action, moderator.user_id)
         await audit.audit(
             conn,

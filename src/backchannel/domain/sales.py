@@ -15,9 +15,9 @@ from backchannel.domain.chat import get_message_for
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import Split
 from backchannel.domain.payment_models import BuyableKind, PurchaseRequest
-from backchannel.errors import Conflict, Invalid, NotFound
+from backchannel.errors import Conflict, Forbidden, Invalid, NotFound
+from backchannel.persistence import blocks, ledger, unlocks, users
 from backchannel.persistence import content as content_store
-from backchannel.persistence import ledger, unlocks, users
 from backchannel.persistence.database import Connection
 from backchannel.persistence.purchases import Purchase
 from backchannel.rooms.names import Namespace
@@ -105,6 +105,8 @@ async def resolve_target(conn: Connection, buyer_id: str, request: PurchaseReque
             raise NotFound("no such creator")
         if creator.id == buyer_id:
             raise Invalid("you cannot tip yourself", [{"field": "target_id", "message": "self"}])
+        if await blocks.either_blocks(conn, buyer_id, creator.id):
+            raise Forbidden("you cannot tip this creator", {"reason": "blocked"})
         return Target(
             "tip",
             creator.id,

@@ -46,41 +46,39 @@ class DirectFacts:
     stored_policy: DmPolicy | None
     # The sender subscribes to the recipient (active or trialing).
     subscribed: bool
-    # The recipient subscribes to, or bought from, the sender (a creator reaching their fans).
-    recipient_is_customer: bool
 
 
 _FACTS = """
 select u.id, u.role, u.display_name, p.dm_policy, p.dm_price_cents,
     exists (select 1 from subscriptions s
             where s.fan_id = $1 and s.creator_id = u.id
-              and s.status in ('active', 'trialing')) as subscribed,
-    exists (select 1 from subscriptions s
-            where s.fan_id = u.id and s.creator_id = $1
-              and s.status in ('active', 'trialing'))
-        or exists (select 1 from purchases pu
-                   where pu.buyer_id = u.id and pu.creator_id = $1
-                     and pu.status = 'completed') as customer
+              and s.status in ('active', 'trialing')) as subscribed
 from users u
 left join dm_policies p on p.user_id = u.id
 """
 
 SELECT_FACTS_OF_USER = _FACTS + "where u.id = $2"
 
-# The other member of a direct conversation; no row for a group (no DM rule applies).
-SELECT_FACTS_OF_CONVERSATION = (
-    _FACTS
-    + """join conversation_members om on om.user_id = u.id
-join conversations c on c.id = om.conversation_id
-where c.id = $2 and c.kind = 'direct' and om.user_id <> $1
+# A conversation's kind and, for a direct one, the facts of its other member; no row when the
+# conversation does not exist.
+SELECT_FACTS_OF_CONVERSATION = f"""
+select c.kind, f.* from conversations c
+left join lateral (
+    {_FACTS}
+    join conversation_members om on om.user_id = u.id
+    where om.conversation_id = c.id and om.user_id <> $1
+    limit 1
+) f on c.kind = 'direct'
+where c.id = $2
 """
-)
 
 
 def _facts(row: object) -> DirectFacts | None:
     if row is None:
         return None
     r: dict[str, object] = dict(row.items())  # type: ignore[attr-defined]
+    if r.get("id") is None:
+        return None
     policy = (
         DmPolicy(str(r["dm_policy"]), r["dm_price_cents"])  # type: ignore[arg-type]
         if r["dm_policy"] is not None
@@ -92,7 +90,6 @@ def _facts(row: object) -> DirectFacts | None:
         recipient_name=str(r["display_name"]),
         stored_policy=policy,
         subscribed=bool(r["subscribed"]),
-        recipient_is_customer=bool(r["customer"]),
     )
 
 
@@ -103,6 +100,10 @@ async def facts_for_user(conn: Connection, sender_id: str, recipient_id: str) ->
 
 async def facts_for_conversation(
     conn: Connection, sender_id: str, conversation_id: int
-) -> DirectFacts | None:
-    """The facts of a message into a direct conversation; None for a group (or unknown)."""
-    return _facts(await conn.fetchrow(SELECT_FACTS_OF_CONVERSATION, sender_id, conversation_id))
+) -> tuple[str | None, DirectFacts | None]:
+    """(the conversation's kind, None when it does not exist; for a direct one the facts of a
+    message into it)."""
+    row = await conn.fetchrow(SELECT_FACTS_OF_CONVERSATION, sender_id, conversation_id)
+    if row is None:
+        return None, None
+    return str(row["kind"]), _facts(row)

@@ -64,6 +64,8 @@ class Runtime:
     # The content filters as last read on this node (`domain.screening`).
     filter_rules: FilterRules | None = None
     filter_rules_read_at: float = 0.0
+    # (conversation, sender) -> until when a free `message:send` verdict holds (`dm_rules`).
+    dm_verdicts: dict[tuple[int, str], float] = field(default_factory=dict)
 
     @property
     def blocks(self) -> BlockCache:

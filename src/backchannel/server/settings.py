@@ -357,6 +357,14 @@ class Settings(BaseSettings):
                 )
             if self.dev_topup:
                 raise ValueError("BACKCHANNEL_DEV_TOPUP cannot be enabled in production")
+            hook_secret = self.moderation_hook_secret
+            if self.moderation_hook_url and (
+                hook_secret is None or hook_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS
+            ):
+                raise ValueError(
+                    "BACKCHANNEL_MODERATION_HOOK_SECRET must be set to a real secret in production "
+                    "when BACKCHANNEL_MODERATION_HOOK_URL is"
+                )
             if self.database_url is None:
                 # The embedded Postgres is a newcomer's convenience: in production it would be
                 # a database inside one container's data folder that nobody backs up.
