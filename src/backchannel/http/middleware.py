@@ -131,16 +131,32 @@ async def _contract_errors(request: web.Request, handler: Handler) -> web.Stream
         return error_response(Internal(f"internal error (ref {ref})"))
 
 
-def cors(allowed: list[str]) -> Middleware:
-    """Answer preflights and add CORS headers for the configured origins."""
+# Any port of this machine, as a browser app under development is served (Vite, Next, ...).
+_LOCAL_ORIGIN = re.compile(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?$")
+
+
+def cors(allowed: list[str], *, dev: bool = False) -> Middleware:
+    """Answer preflights and add CORS headers for the configured origins.
+
+    In dev mode `/api/v1` also allows `http://localhost:*` and `http://127.0.0.1:*`, so a
+    browser app on a local dev server can log in with no setting; production allows only the
+    configured origins.
+    """
     allow_all = "*" in allowed
+
+    def permits(origin: str | None, path: str) -> bool:
+        if origin is None:
+            return False
+        if allow_all or origin in allowed:
+            return True
+        return dev and path.startswith("/api/v1/") and _LOCAL_ORIGIN.match(origin) is not None
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/socket.io"):
             return await handler(request)  # Engine.IO answers CORS for its own path
         origin = request.headers.get("Origin")
-        permitted = origin is not None and (allow_all or origin in allowed)
+        permitted = permits(origin, request.path)
         if (
             request.method == "OPTIONS"
             and permitted

@@ -103,7 +103,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             security_headers(https=settings.public_url.startswith("https://")),
             observe,
-            cors(settings.cors_origin_list),
+            cors(settings.cors_origin_list, dev=settings.env == "dev"),
             rate_limits(
                 Rate.parse(settings.http_ip_rate_limit), Rate.parse(settings.http_user_rate_limit)
             ),

@@ -105,7 +105,11 @@ class Settings(BaseSettings):
         7, ge=0, le=365, description="Days a sale's earnings stay pending before payout"
     )
     dev_topup: bool = Field(False, description="Enable POST /dev/wallet/topup (never in prod)")
-    cors_origins: str = Field("", description="Comma-separated allowed CORS origins")
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated allowed CORS origins; dev mode also allows "
+        "http://localhost:* and http://127.0.0.1:* on /api/v1",
+    )
 
     db_pool_min_size: int = Field(2, ge=0, description="asyncpg pool minimum size")
     db_pool_max_size: int = Field(10, ge=1, description="asyncpg pool maximum size")
