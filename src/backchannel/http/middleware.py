@@ -193,12 +193,17 @@ _UNLIMITED_PREFIXES = (
 )
 
 
+def rate_limited(method: str, path: str) -> bool:
+    """Whether `rate_limits` counts this request (the OpenAPI document lists 429 for those)."""
+    return method != "OPTIONS" and not path.startswith(_UNLIMITED_PREFIXES)
+
+
 def rate_limits(ip_rate: Rate, user_rate: Rate) -> Middleware:
     """HTTP requests per client IP and per authenticated user, in one limiter round trip."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "OPTIONS" or request.path.startswith(_UNLIMITED_PREFIXES):
+        if not rate_limited(request.method, request.path):
             return await handler(request)
         rt = request.app[RUNTIME]
         checks = [(f"http:ip:{client_ip(request)}", ip_rate)]
