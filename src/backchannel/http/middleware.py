@@ -225,7 +225,7 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-# The server serves no HTML of its own; whatever HTML it may answer with loads nothing.
+# Whatever HTML the server answers with loads nothing, unless the route sets its own policy.
 _HTML_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 _HSTS = "max-age=31536000; includeSubDomains"
 
@@ -239,7 +239,8 @@ def security_headers(*, https: bool) -> Middleware:
         if not response.prepared:
             response.headers.update(_SECURITY_HEADERS)
             if response.content_type == "text/html":
-                response.headers["Content-Security-Policy"] = _HTML_CSP
+                # A page of our own (`/api/docs`) sets the narrow policy it needs.
+                response.headers.setdefault("Content-Security-Policy", _HTML_CSP)
             if https:
                 response.headers["Strict-Transport-Security"] = _HSTS
         return response

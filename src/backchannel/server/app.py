@@ -24,6 +24,7 @@ from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
     accounts,
     admin,
+    api_docs,
     auth,
     content,
     conversations,
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health.routes,
     openapi.routes,
+    api_docs.routes,
     auth.routes,
     profiles.routes,
     content.routes,
