@@ -54,7 +54,7 @@ from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.mailer import Mailer
-from backchannel.server.metrics import Metrics
+from backchannel.server.metrics import Metrics, PoolCollector
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> web.Application:
     sio = build_socketio(settings)
     runtime = Runtime(
         settings=settings,
-        metrics=Metrics(),
+        metrics=Metrics(redis=bool(settings.redis_url)),
         emitter=Emitter(sio),
         media_links=MediaLinks.from_secret(
             settings.jwt_secret_value(), settings.media_url_ttl_seconds, settings.media_base_url
@@ -113,6 +113,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[RUNTIME] = runtime
     app[SIO] = sio
+    runtime.metrics.registry.register(PoolCollector(lambda: runtime._db))
+    for namespace in Namespace:
+        runtime.metrics.connections.labels(namespace.value)  # every namespace shows, even at 0
     sio.attach(app)
     for namespace_class in NAMESPACE_CLASSES:
         sio.register_namespace(namespace_class(runtime))

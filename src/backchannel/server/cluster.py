@@ -93,6 +93,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         self.retry_max = retry_max
         self.linked = False
         self.link_losses = 0
+        self.reconnects = 0
         self.publish_failures = 0
         self.on_restored: Callable[[], Awaitable[None]] | None = None
         self._publisher: Redis | None = None
@@ -233,6 +234,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         self.linked = linked
         if linked and not was:
             if self.link_losses:
+                self.reconnects += 1
                 log.warning("cluster link restored")
                 if self.on_restored is not None:
                     try:
@@ -275,6 +277,11 @@ class ClusterCollector:
             "backchannel_cluster_link_losses",
             "Times the cluster link was lost",
             value=manager.link_losses,
+        )
+        yield CounterMetricFamily(
+            "backchannel_cluster_reconnects",
+            "Times the cluster link came back after a loss",
+            value=manager.reconnects,
         )
         yield CounterMetricFamily(
             "backchannel_cluster_publish_failures",

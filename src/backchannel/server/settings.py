@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "secret", "change-me", "changeme", "dev", "test", "password"}
-SECRET_FIELDS = {"jwt_secret", "stripe_secret_key", "stripe_webhook_secret"}
+SECRET_FIELDS = {"jwt_secret", "stripe_secret_key", "stripe_webhook_secret", "metrics_token"}
 
 
 class Settings(BaseSettings):
@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated allowed CORS origins; dev mode also allows "
         "http://localhost:* and http://127.0.0.1:* on /api/v1",
+    )
+
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics requires `Authorization: Bearer <token>` "
+        "(Prometheus: `authorization: {credentials: ...}`)",
     )
 
     db_pool_min_size: int = Field(2, ge=0, description="asyncpg pool minimum size")
@@ -287,6 +293,12 @@ class Settings(BaseSettings):
 
         Rate.parse(value)
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        # `BACKCHANNEL_METRICS_TOKEN=` must not mean "an empty bearer token is the password".
+        return None if value == "" else value
 
     @field_validator("trusted_proxies")
     @classmethod
