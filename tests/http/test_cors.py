@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from backchannel.server.app import create_app
 from backchannel.server.settings import Settings
+from tests.browser_support import browser_binaries, console_errors, headless_chromium
 from tests.support import Api
+
+__all__ = ["browser_binaries"]
 
 DEV_APP = "http://localhost:3000"
 
@@ -119,3 +124,70 @@ async def test_production_allows_only_the_configured_origins(production_api: Api
     login = await _login(api, "https://app.example.com", fan.email, fan.password)
     assert login.status == 200
     assert login.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+LOGIN_FROM_PAGE = """
+const [api, email, password, done] = arguments;
+(async () => {
+  try {
+    const login = await fetch(api + "/api/v1/auth/login", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "X-Request-ID": "from-the-page"},
+      body: JSON.stringify({email, password}),
+    });
+    const body = await login.json();
+    const me = await fetch(api + "/api/v1/auth/me", {
+      headers: {"Authorization": "Bearer " + body.access_token},
+    });
+    done({status: login.status, requestId: login.headers.get("X-Request-ID"),
+          me: (await me.json()).user.id, origin: location.origin});
+  } catch (error) {
+    done({error: String(error), origin: location.origin});
+  }
+})();
+"""
+
+
+def _login_in_browser(
+    binaries: tuple[str, str], page_url: str, api_url: str, email: str, password: str
+) -> dict[str, object]:
+    with headless_chromium(binaries) as session:
+        session.get(page_url)
+        result: dict[str, object] = session.execute_async_script(
+            LOGIN_FROM_PAGE, api_url, email, password
+        )
+        result["errors"] = console_errors(session)
+        return result
+
+
+@pytest.mark.slow
+async def test_headless_chromium_on_a_localhost_dev_server_logs_in(
+    api: Api, base_url: str, browser_binaries: tuple[str, str]
+) -> None:
+    fan = await api.register()
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(
+            text='<!doctype html><title>my app</title><link rel="icon" href="data:,">',
+            content_type="text/html",
+        )
+
+    pages = web.Application()
+    pages.router.add_get("/", page)
+    dev_server = TestServer(pages, host="127.0.0.1")
+    await dev_server.start_server()
+    app_origin = f"http://localhost:{dev_server.port}"
+    try:
+        # The app is at http://localhost:<port>, the API at http://127.0.0.1:<other port>:
+        # two origins, so Chromium sends a preflight and enforces the answer.
+        page_url = f"{app_origin}/"
+        result = await asyncio.to_thread(
+            _login_in_browser, browser_binaries, page_url, base_url, fan.email, fan.password
+        )
+    finally:
+        await dev_server.close()
+    assert result.get("error") is None, result
+    assert result["origin"] == app_origin
+    assert result["status"] == 200 and result["me"] == fan.id
+    assert result["requestId"] == "from-the-page"  # an exposed header the page may read
+    assert result["errors"] == []
