@@ -115,13 +115,15 @@ class TcpProxy:
 
     async def cut(self) -> None:
         """Stop listening and close every open connection, both sides."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        # Connections first: from Python 3.12 `wait_closed` also waits for every open one.
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        if server is not None:
+            await server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
 from backchannel.domain import delivery
 from backchannel.domain.card_checkout import start_card_payment
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import split_sale
 from backchannel.domain.payment_models import (
     MIN_CARD_CENTS,
+    CardCheckout,
     PurchaseRequest,
     PurchaseView,
     UnlockRequest,
@@ -119,7 +118,9 @@ async def unlock_message(rt: Runtime, buyer_id: str, request: UnlockRequest) -> 
     return whole
 
 
-async def purchase(rt: Runtime, buyer_id: str, request: PurchaseRequest) -> BaseModel:
+async def purchase(
+    rt: Runtime, buyer_id: str, request: PurchaseRequest
+) -> PurchaseView | CardCheckout:
     """`POST /purchases`: the completed purchase (wallet) or where to pay (card)."""
     if request.pay_with == "card":
         return await start_card_payment(rt, buyer_id, request)

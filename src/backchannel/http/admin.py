@@ -39,7 +39,7 @@ async def set_role(request: web.Request) -> web.Response:
     "/admin/creator-requests",
     summary="Creator sign-up requests (pending by default), oldest first",
     response=roles.CreatorRequestPage,
-    query=("status", "cursor", "limit"),
+    query=roles.CreatorRequestQuery,
     errors=(400, 401, 403),
 )
 async def list_creator_requests(request: web.Request) -> web.Response:
@@ -88,7 +88,7 @@ async def reject(request: web.Request) -> web.Response:
     "/admin/audit",
     summary="The audit log, newest first (logins, refresh reuse, session ends, role changes)",
     response=roles.AuditPage,
-    query=("cursor", "actor_id", "action", "limit"),
+    query=roles.AuditQuery,
     errors=(400, 401, 403),
 )
 async def audit_log(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ async def summary(request: web.Request) -> web.Response:
     "/creator/earnings/entries",
     summary="The ledger lines of the caller's earnings, newest first, each with its sale",
     response=EarningsPage,
-    query=("cursor", "limit"),
+    query=EntriesQuery,
     errors=(400, 401, 403),
 )
 async def entries(request: web.Request) -> web.Response:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from aiohttp import web
 from pydantic import BaseModel
 
-from backchannel.http.requests import runtime
+from backchannel.errors import Unauthorized
+from backchannel.http.requests import bearer_token, runtime
 from backchannel.http.routing import RouteGroup, json_response
 from backchannel.server.cluster import ClusterManager
 from backchannel.server.keys import SIO
+from backchannel.server.metrics import sample
 
 routes = RouteGroup(tag="operations", prefix="")
 
@@ -74,8 +77,21 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body, status=200 if ready else 503)
 
 
-@routes.route("GET", "/metrics", summary="Prometheus metrics", auth=None)
+@routes.route(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics (a bearer token when BACKCHANNEL_METRICS_TOKEN is set)",
+    auth=None,
+    errors=(401,),
+)
 async def metrics(request: web.Request) -> web.Response:
     """The text exposition format."""
-    body = runtime(request).metrics.render()
+    rt = runtime(request)
+    if rt.settings.metrics_token is not None:
+        expected = rt.settings.metrics_token.get_secret_value().encode()
+        given = (bearer_token(request) or "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized("a valid metrics token is required")
+    await sample(rt)
+    body = rt.metrics.render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")

@@ -160,7 +160,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     "/vault",
     summary="The creator's ready media, newest first, with sends, unlocks and revenue",
     response=vault.VaultPage,
-    query=("cursor", "kind"),
+    query=vault.VaultQuery,
     errors=(400, 401, 403),
 )
 async def list_vault(request: web.Request) -> web.Response:
@@ -176,7 +176,7 @@ async def list_vault(request: web.Request) -> web.Response:
     "/vault/{media_id}/fans",
     summary="Every fan one item was sent to: sent or unlocked, with the messages",
     response=vault.FansPage,
-    query=("cursor",),
+    query=vault.PageQuery,
     errors=(400, 401, 403, 404),
 )
 async def fans_of_media(request: web.Request) -> web.Response:
@@ -194,7 +194,7 @@ async def fans_of_media(request: web.Request) -> web.Response:
     "/fans/{fan_id}/media",
     summary="For a creator: everything of theirs this fan was sent, offered and bought",
     response=vault.FanMediaPage,
-    query=("cursor",),
+    query=vault.PageQuery,
     errors=(400, 401, 403),
 )
 async def media_of_fan(request: web.Request) -> web.Response:

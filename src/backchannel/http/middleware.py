@@ -138,16 +138,32 @@ async def _contract_errors(request: web.Request, handler: Handler) -> web.Stream
         return error_response(Internal(f"internal error (ref {ref})"))
 
 
-def cors(allowed: list[str]) -> Middleware:
-    """Answer preflights and add CORS headers for the configured origins."""
+# Any port of this machine, as a browser app under development is served (Vite, Next, ...).
+_LOCAL_ORIGIN = re.compile(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?$")
+
+
+def cors(allowed: list[str], *, dev: bool = False) -> Middleware:
+    """Answer preflights and add CORS headers for the configured origins.
+
+    In dev mode `/api/v1` also allows `http://localhost:*` and `http://127.0.0.1:*`, so a
+    browser app on a local dev server can log in with no setting; production allows only the
+    configured origins.
+    """
     allow_all = "*" in allowed
+
+    def permits(origin: str | None, path: str) -> bool:
+        if origin is None:
+            return False
+        if allow_all or origin in allowed:
+            return True
+        return dev and path.startswith("/api/v1/") and _LOCAL_ORIGIN.match(origin) is not None
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/socket.io"):
             return await handler(request)  # Engine.IO answers CORS for its own path
         origin = request.headers.get("Origin")
-        permitted = origin is not None and (allow_all or origin in allowed)
+        permitted = permits(origin, request.path)
         if (
             request.method == "OPTIONS"
             and permitted
@@ -184,12 +200,17 @@ _UNLIMITED_PREFIXES = (
 )
 
 
+def rate_limited(method: str, path: str) -> bool:
+    """Whether `rate_limits` counts this request (the OpenAPI document lists 429 for those)."""
+    return method != "OPTIONS" and not path.startswith(_UNLIMITED_PREFIXES)
+
+
 def rate_limits(ip_rate: Rate, user_rate: Rate) -> Middleware:
     """HTTP requests per client IP and per authenticated user, in one limiter round trip."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "OPTIONS" or request.path.startswith(_UNLIMITED_PREFIXES):
+        if not rate_limited(request.method, request.path):
             return await handler(request)
         rt = request.app[RUNTIME]
         checks = [(f"http:ip:{client_ip(request)}", ip_rate)]
@@ -211,7 +232,7 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-# The server serves no HTML of its own; whatever HTML it may answer with loads nothing.
+# Whatever HTML the server answers with loads nothing, unless the route sets its own policy.
 _HTML_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 _HSTS = "max-age=31536000; includeSubDomains"
 
@@ -225,7 +246,8 @@ def security_headers(*, https: bool) -> Middleware:
         if not response.prepared:
             response.headers.update(_SECURITY_HEADERS)
             if response.content_type == "text/html":
-                response.headers["Content-Security-Policy"] = _HTML_CSP
+                # A page of our own (`/api/docs`) sets the narrow policy it needs.
+                response.headers.setdefault("Content-Security-Policy", _HTML_CSP)
             if https:
                 response.headers["Strict-Transport-Security"] = _HSTS
         return response

@@ -9,8 +9,9 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from backchannel import __version__
+from backchannel.http.middleware import rate_limited
 from backchannel.http.routing import RouteGroup, RouteSpec, json_response
-from backchannel.server.keys import ROUTE_SPECS
+from backchannel.server.keys import ROUTE_SPECS, RUNTIME
 
 routes = RouteGroup(tag="operations")
 
@@ -47,8 +48,12 @@ _ERROR_SCHEMA = {
 _PATH_PARAM = re.compile(r"\{([^}]+)\}")
 
 
-def build_document(specs: list[RouteSpec]) -> dict[str, Any]:
-    """The OpenAPI document of `specs`."""
+def build_document(specs: list[RouteSpec], public_url: str | None = None) -> dict[str, Any]:
+    """The OpenAPI document of `specs`.
+
+    `servers` lists `/` first (the node that served the document: right for `/api/docs`
+    wherever it is reached) and then `public_url` (BACKCHANNEL_PUBLIC_URL), for generated clients.
+    """
     components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for spec in specs:
@@ -74,18 +79,23 @@ def build_document(specs: list[RouteSpec]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref(spec.body, components)}},
             }
         success: dict[str, Any] = {"description": "success"}
-        if spec.response is not None:
+        if isinstance(spec.response, tuple):
+            schema = {"oneOf": [_ref(model, components) for model in spec.response]}
+            success["content"] = {"application/json": {"schema": schema}}
+        elif spec.response is not None:
             success["content"] = {"application/json": {"schema": _ref(spec.response, components)}}
         operation["responses"][str(spec.status)] = success
-        for status in sorted({*spec.errors, 500}):
-            operation["responses"][str(status)] = {
-                "description": "error",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            }
+        limited = rate_limited(spec.method, spec.path)
+        for status in sorted({*spec.errors, 500, *([429] if limited else [])}):
+            operation["responses"][str(status)] = _error_response(status)
         paths.setdefault(spec.path, {})[spec.method.lower()] = operation
+    servers = [{"url": "/", "description": "the server that served this document"}]
+    if public_url and public_url.rstrip("/") != "":
+        servers.append({"url": public_url.rstrip("/"), "description": "BACKCHANNEL_PUBLIC_URL"})
     return {
         "openapi": "3.1.0",
         "info": {"title": "Backchannel", "version": __version__},
+        "servers": servers,
         "paths": paths,
         "components": {
             "schemas": components,
@@ -95,6 +105,22 @@ def build_document(specs: list[RouteSpec]) -> dict[str, Any]:
             },
         },
     }
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": "error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if status == 429:
+        response["description"] = "rate limited (per client IP, per user, or by the operation)"
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return response
 
 
 def _query_parameters(query: tuple[str, ...] | type[BaseModel]) -> list[dict[str, Any]]:
@@ -129,4 +155,5 @@ def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
 @routes.route("GET", "/openapi.json", summary="This document", auth=None)
 async def openapi(request: web.Request) -> web.Response:
     """Serve the document."""
-    return json_response(build_document(request.app[ROUTE_SPECS]))
+    public_url = request.app[RUNTIME].settings.public_url
+    return json_response(build_document(request.app[ROUTE_SPECS], public_url))

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from backchannel.domain import payments, wallets
 from backchannel.domain.payment_models import (
+    CardCheckout,
     PurchaseRequest,
     PurchaseView,
     TopupRequest,
@@ -23,7 +24,7 @@ routes = RouteGroup(tag="payments")
     "/purchases",
     summary="Buy a paid message or content, tip, or top up: from the wallet or by card",
     body=PurchaseRequest,
-    response=PurchaseView,
+    response=(PurchaseView, CardCheckout),
     status=201,
     errors=(400, 401, 402, 404, 409, 503),
 )

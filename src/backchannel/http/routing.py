@@ -21,7 +21,8 @@ class RouteSpec:
     handler: RouteHandler
     summary: str
     body: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
+    # Several models: the answer is one of them (`oneOf`), e.g. a wallet purchase or a checkout.
+    response: type[BaseModel] | tuple[type[BaseModel], ...] | None = None
     status: int = 200
     auth: str | None = "bearer"
     tag: str = "api"
@@ -44,7 +45,7 @@ class RouteGroup:
         *,
         summary: str,
         body: type[BaseModel] | None = None,
-        response: type[BaseModel] | None = None,
+        response: type[BaseModel] | tuple[type[BaseModel], ...] | None = None,
         status: int = 200,
         auth: str | None = "bearer",
         query: tuple[str, ...] | type[BaseModel] = (),

@@ -35,12 +35,26 @@ class Database:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.waiting = 0  # tasks waiting for a free connection (`backchannel_db_pool_waiting`)
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Connection]:
+        """A pooled connection, counting the wait (asyncpg has no public count of waiters)."""
+        self.waiting += 1
+        try:
+            conn = await self.pool.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """One connection and one transaction; commits when the block ends without error."""
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, conn.transaction():
                 yield conn
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
@@ -52,7 +66,7 @@ class Database:
     async def connection(self) -> AsyncIterator[Connection]:
         """One connection without a transaction: single reads, or single-statement writes."""
         try:
-            async with self.pool.acquire() as conn:
+            async with self._acquire() as conn:
                 yield conn
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
@@ -63,7 +77,7 @@ class Database:
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when a trivial query answers within the timeout."""
         try:
-            async with asyncio.timeout(timeout), self.pool.acquire() as conn:
+            async with asyncio.timeout(timeout), self._acquire() as conn:
                 await conn.fetchval("select 1")
             return True
         except Exception:

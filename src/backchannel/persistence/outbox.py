@@ -115,3 +115,15 @@ delete from outbox where id in (
 async def prune(conn: Connection, keep_seconds: float) -> None:
     """Forget rows sent long ago."""
     await conn.execute(DELETE_OLD, keep_seconds)
+
+
+BACKLOG = """
+select count(*) as rows, coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as age
+from outbox where sent_at is null
+"""
+
+
+async def backlog(conn: Connection) -> tuple[int, float]:
+    """Rows not yet delivered, and the age in seconds of the oldest (0 when none)."""
+    record = await conn.fetchrow(BACKLOG)
+    return int(record["rows"]), float(record["age"])

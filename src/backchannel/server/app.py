@@ -23,6 +23,7 @@ from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
     accounts,
     admin,
+    api_docs,
     auth,
     content,
     conversations,
@@ -55,7 +56,7 @@ from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.mailer import Mailer
-from backchannel.server.metrics import Metrics
+from backchannel.server.metrics import Metrics, PoolCollector
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
@@ -74,6 +75,7 @@ BACKGROUND_STOP_SECONDS = 5.0
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health.routes,
     openapi.routes,
+    api_docs.routes,
     auth.routes,
     profiles.routes,
     content.routes,
@@ -98,7 +100,7 @@ def create_app(settings: Settings) -> web.Application:
     sio = build_socketio(settings)
     runtime = Runtime(
         settings=settings,
-        metrics=Metrics(),
+        metrics=Metrics(redis=bool(settings.redis_url)),
         emitter=Emitter(sio),
         media_links=MediaLinks.from_secret(
             settings.jwt_secret_value(), settings.media_url_ttl_seconds, settings.media_base_url
@@ -112,7 +114,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             security_headers(https=settings.public_url.startswith("https://")),
             observe,
-            cors(settings.cors_origin_list),
+            cors(settings.cors_origin_list, dev=settings.env == "dev"),
             rate_limits(
                 Rate.parse(settings.http_ip_rate_limit), Rate.parse(settings.http_user_rate_limit)
             ),
@@ -120,6 +122,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[RUNTIME] = runtime
     app[SIO] = sio
+    runtime.metrics.registry.register(PoolCollector(lambda: runtime._db))
+    for namespace in Namespace:
+        runtime.metrics.connections.labels(namespace.value)  # every namespace shows, even at 0
     sio.attach(app)
     for namespace_class in NAMESPACE_CLASSES:
         sio.register_namespace(namespace_class(runtime))

@@ -137,6 +137,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         self.move_timeout = socket_timeout
         self.linked = False
         self.link_losses = 0
+        self.reconnects = 0
         self.publish_failures = 0
         self.received = 0  # messages heard from Redis (foreign-traffic cost in the bench)
         self.moves_unconfirmed = 0
@@ -535,6 +536,7 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         self.linked = linked
         if linked and not was:
             if self.link_losses:
+                self.reconnects += 1
                 log.warning("cluster link restored")
                 if self.on_restored is not None:
                     try:
@@ -595,6 +597,11 @@ class ClusterCollector:
             "backchannel_cluster_link_losses",
             "Times the cluster link was lost",
             value=manager.link_losses,
+        )
+        yield CounterMetricFamily(
+            "backchannel_cluster_reconnects",
+            "Times the cluster link came back after a loss",
+            value=manager.reconnects,
         )
         yield CounterMetricFamily(
             "backchannel_cluster_publish_failures",

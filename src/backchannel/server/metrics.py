@@ -1,15 +1,77 @@
-"""Prometheus metrics, on a registry per app so tests can build many apps in one process."""
+"""Prometheus metrics, on a registry per app so tests can build many apps in one process.
+
+Most move as things happen; the database pool is read at scrape time, and what lives in other
+systems (the outbox table, the Redis publish stream, Redis itself) is sampled by `sample` when
+`/metrics` is asked, each bounded by a short timeout so a scrape never hangs on a dead service.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from backchannel.persistence import outbox
+from backchannel.persistence.database import Database
+
+if TYPE_CHECKING:
+    from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SAMPLE_TIMEOUT_SECONDS = 2.0
+
+
+class PoolCollector:
+    """The asyncpg pool at scrape time: open connections, the most allowed, in use, waiting."""
+
+    def __init__(self, database: Callable[[], Database | None]) -> None:
+        self._database = database
+
+    def collect(self) -> Iterable[Metric]:
+        """Read at scrape time (nothing while the pool is closed)."""
+        db = self._database()
+        if db is None:
+            return
+        pool = db.pool
+        size, idle = pool.get_size(), pool.get_idle_size()
+        for name, text, value in (
+            ("size", "Open connections in the database pool", size),
+            ("max_size", "Most connections the database pool may open", pool.get_max_size()),
+            ("in_use", "Pool connections lent out to a unit of work", size - idle),
+            ("waiting", "Units of work waiting for a free pool connection", db.waiting),
+        ):
+            yield GaugeMetricFamily(f"backchannel_db_pool_{name}", text, value=value)
 
 
 class Metrics:
     """The counters, gauges and histograms Backchannel exports on `/metrics`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, redis: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Redis's gauges are exported only when REDIS_URL is set: a single node has no Redis
+        # to be down, and `backchannel_redis_up 0` would page someone for nothing.
+        with_redis = self.registry if redis else None
+        # The defaults a Prometheus client exports: CPU, memory, open fds, start time; GC runs;
+        # the Python version. Ours are per-app registries, so they are registered on each.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        if GC_COLLECTOR is not None:
+            GCCollector(registry=self.registry)
         self.connections = Gauge(
             "backchannel_socket_connections",
             "Open Socket.IO connections on this node",
@@ -96,6 +158,104 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.redis_up = Gauge(
+            "backchannel_redis_up",
+            "1 when Redis answered a PING at the last scrape",
+            registry=with_redis,
+        )
+        self.outbox_backlog = Gauge(
+            "backchannel_outbox_backlog",
+            "Outbox rows committed but not yet delivered to sockets",
+            registry=self.registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "backchannel_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered outbox row (0 when none)",
+            registry=self.registry,
+        )
+        self.stream_lag = Gauge(
+            "backchannel_publish_stream_lag",
+            "Publish stream entries not yet read by the cluster's consumer group",
+            registry=with_redis,
+        )
+        self.stream_pending = Gauge(
+            "backchannel_publish_stream_pending",
+            "Publish stream entries read by a node but not yet acknowledged",
+            registry=with_redis,
+        )
+        self.stream_dead_letters = Gauge(
+            "backchannel_publish_stream_dead_letters",
+            "Entries in the publish stream's dead-letter stream",
+            registry=with_redis,
+        )
+        self.sample_failures = Counter(
+            "backchannel_metrics_sample_failures_total",
+            "Scrape-time samples that failed or timed out, by source (the gauge keeps its value)",
+            ["source"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+async def sample(rt: Runtime) -> None:
+    """Refresh the gauges read from the database and Redis, each within a short timeout."""
+    await asyncio.gather(_outbox(rt), _redis(rt))
+
+
+async def _outbox(rt: Runtime) -> None:
+    if not rt.has_database:
+        return
+    try:
+        async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), rt.db.connection() as conn:
+            rows, age = await outbox.backlog(conn)
+    except Exception as exc:
+        rt.metrics.sample_failures.labels("outbox").inc()
+        log.debug("outbox sample failed: %r", exc)
+        return
+    rt.metrics.outbox_backlog.set(rows)
+    rt.metrics.outbox_oldest_age.set(age)
+
+
+async def _redis(rt: Runtime) -> None:
+    if rt.redis is None:
+        return
+    from backchannel.server.publish_stream import GROUP, dead_key, stream_key
+
+    prefix = rt.settings.redis_prefix
+    try:
+        async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS):
+            await rt.redis.ping()
+    except Exception as exc:
+        rt.metrics.redis_up.set(0)
+        rt.metrics.sample_failures.labels("redis").inc()
+        log.debug("redis sample failed: %r", exc)
+        return
+    rt.metrics.redis_up.set(1)
+    try:
+        async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS):
+            dead = await rt.redis.xlen(dead_key(prefix))
+            groups: list[dict[Any, Any]] = (
+                await rt.redis.xinfo_groups(stream_key(prefix))
+                if await rt.redis.exists(stream_key(prefix))
+                else []
+            )
+    except Exception as exc:
+        rt.metrics.sample_failures.labels("publish_stream").inc()
+        log.debug("publish stream sample failed: %r", exc)
+        return
+    rt.metrics.stream_dead_letters.set(dead)
+    ours = next((g for g in groups if _text(g.get("name")) == GROUP), None)
+    # `lag` is Redis 7's count of entries the group has not read; None when it cannot tell.
+    lag = ours.get("lag") if ours is not None else None
+    if ours is None:
+        rt.metrics.stream_lag.set(0)
+    else:
+        rt.metrics.stream_lag.set(float(lag) if lag is not None else float("nan"))
+    rt.metrics.stream_pending.set(float(ours.get("pending", 0)) if ours is not None else 0.0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

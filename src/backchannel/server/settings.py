@@ -23,6 +23,7 @@ SECRET_FIELDS = {
     "stripe_secret_key",
     "stripe_webhook_secret",
     "moderation_hook_secret",
+    "metrics_token",
 }
 
 
@@ -110,7 +111,17 @@ class Settings(BaseSettings):
         7, ge=0, le=365, description="Days a sale's earnings stay pending before payout"
     )
     dev_topup: bool = Field(False, description="Enable POST /dev/wallet/topup (never in prod)")
-    cors_origins: str = Field("", description="Comma-separated allowed CORS origins")
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated allowed CORS origins; dev mode also allows "
+        "http://localhost:* and http://127.0.0.1:* on /api/v1",
+    )
+
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics requires `Authorization: Bearer <token>` "
+        "(Prometheus: `authorization: {credentials: ...}`)",
+    )
 
     db_pool_min_size: int = Field(2, ge=0, description="asyncpg pool minimum size")
     db_pool_max_size: int = Field(10, ge=1, description="asyncpg pool maximum size")
@@ -322,6 +333,12 @@ class Settings(BaseSettings):
 
         Rate.parse(value)
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        # `BACKCHANNEL_METRICS_TOKEN=` must not mean "an empty bearer token is the password".
+        return None if value == "" else value
 
     @field_validator("trusted_proxies")
     @classmethod
