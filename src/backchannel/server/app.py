@@ -16,14 +16,17 @@ from redis.asyncio import Redis
 from backchannel.domain import account_rights, broadcasts, delivery, media_cleanup
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain import sessions as session_ops
+from backchannel.domain.event_models import ServerResync, ServerShutdown, SessionEnded
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
+from backchannel.handlers.asyncapi import build_asyncapi
 from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
     accounts,
     admin,
+    asyncapi,
     auth,
     content,
     conversations,
@@ -51,7 +54,7 @@ from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPrese
 from backchannel.rooms.socket_counts import SocketCounts
 from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
-from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
+from backchannel.server.keys import ASYNCAPI, ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.mailer import Mailer
 from backchannel.server.metrics import Metrics
 from backchannel.server.proxies import parse_networks
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health.routes,
     openapi.routes,
+    asyncapi.routes,
     auth.routes,
     profiles.routes,
     content.routes,
@@ -119,6 +123,7 @@ def create_app(settings: Settings) -> web.Application:
         group.mount(app)
         specs.extend(group.specs)
     app[ROUTE_SPECS] = specs
+    app[ASYNCAPI] = build_asyncapi(NAMESPACE_CLASSES)
 
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_database)
@@ -250,7 +255,7 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
     async def end_sockets(session_ids: list[str], reason: str) -> None:
         for session_id in session_ids:
             await runtime.emitter.end_local_room(
-                session_room(session_id), "session:ended", {"reason": reason}
+                session_room(session_id), "session:ended", SessionEnded(reason=reason)
             )
 
     async def load_ended(seconds: float) -> list[str]:
@@ -310,7 +315,7 @@ async def _erasure_sweeper(app: web.Application) -> AsyncIterator[None]:
 async def _resync_after_gap(runtime: Runtime) -> None:
     """The cluster link was down: events other nodes published meanwhile never reached this
     node's sockets. They are all in the database; tell the sockets to fetch them."""
-    notice = {"reason": "cluster link restored"}
+    notice = ServerResync(reason="cluster link restored")
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:resync", notice)
@@ -464,7 +469,7 @@ async def _drain(app: web.Application) -> None:
         await asyncio.wait_for(
             runtime.inflight.idle.wait(), timeout=runtime.settings.shutdown_grace_seconds
         )
-    notice = {"reason": "server shutting down", "reconnect": True}
+    notice = ServerShutdown(reason="server shutting down", reconnect=True)
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:shutdown", notice)
