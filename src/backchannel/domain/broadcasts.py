@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 from backchannel.domain import delivery, screening
+from backchannel.domain.chat_views import Preview
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
+from backchannel.domain.event_models import MessageBroadcast
 from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.domain.media_views import previews
 from backchannel.domain.payment_models import Cents
@@ -143,25 +145,22 @@ async def ppv_broadcast(
 
 def _announcement(
     broadcast: Broadcast, content: BroadcastContent, links: MediaLinks
-) -> dict[str, Any]:
+) -> MessageBroadcast:
     """`message:broadcast`: the locked rendering every recipient's copy will have (its
     previews' links are signed for no one in particular: they show only the blurred image)."""
-    return {
-        "broadcast_id": str(broadcast.id),
-        "sender_id": broadcast.creator_id,
-        "client_id": broadcast.client_id,
-        "created_at": broadcast.created_at,
-        "body": None,
-        "media": [],
-        "price_cents": content.price_cents,
-        "currency": content.currency,
-        "locked": True,
-        "preview": {
-            "text": content.preview_text,
-            "media_count": len(content.media),
-            "media": [p.model_dump(mode="json") for p in previews(content.media, "", links)],
-        },
-    }
+    return MessageBroadcast(
+        broadcast_id=str(broadcast.id),
+        sender_id=broadcast.creator_id,
+        client_id=broadcast.client_id,
+        created_at=broadcast.created_at,
+        price_cents=content.price_cents,
+        currency=content.currency,
+        preview=Preview(
+            text=content.preview_text,
+            media_count=len(content.media),
+            media=previews(content.media, "", links),
+        ),
+    )
 
 
 async def settle(rt: Runtime, broadcast_id: int) -> None:

@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from backchannel.domain import notices
 from backchannel.domain.delivery import Deliveries
+from backchannel.domain.event_models import (
+    ContentLocked,
+    ContentUnlocked,
+    PpvLocked,
+    PpvUnlocked,
+    PurchaseUpdated,
+    checked,
+)
 from backchannel.domain.fees import Split, split_reversal
 from backchannel.domain.sales import grant, message_view, parse_id, tell_balances
 from backchannel.errors import NotFound
@@ -226,12 +234,15 @@ async def _revoke(rt: Runtime, fx: Deliveries, found: Purchase, reason: str) -> 
                 Namespace.PPV,
                 found.buyer_id,
                 "ppv:locked",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "reason": reason,
-                    "message": await message_view(rt, conn, message.id, found.buyer_id),
-                },
+                checked(
+                    PpvLocked,
+                    {
+                        "message_id": message.id,
+                        "conversation_id": message.conversation_id,
+                        "reason": reason,
+                        "message": await message_view(rt, conn, message.id, found.buyer_id),
+                    },
+                ),
             )
     if (
         found.kind == "content"
@@ -242,7 +253,7 @@ async def _revoke(rt: Runtime, fx: Deliveries, found: Purchase, reason: str) -> 
             Namespace.PPV,
             found.buyer_id,
             "content:locked",
-            {"content_id": found.target_id, "reason": reason},
+            checked(ContentLocked, {"content_id": found.target_id, "reason": reason}),
         )
 
 
@@ -258,15 +269,21 @@ async def _restore(rt: Runtime, fx: Deliveries, found: Purchase) -> None:
                 Namespace.PPV,
                 found.buyer_id,
                 "ppv:unlocked",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "message": await message_view(rt, conn, message.id, found.buyer_id),
-                },
+                checked(
+                    PpvUnlocked,
+                    {
+                        "message_id": message.id,
+                        "conversation_id": message.conversation_id,
+                        "message": await message_view(rt, conn, message.id, found.buyer_id),
+                    },
+                ),
             )
     if found.kind == "content" and found.target_id:
         await fx.to_user(
-            Namespace.PPV, found.buyer_id, "content:unlocked", {"content_id": found.target_id}
+            Namespace.PPV,
+            found.buyer_id,
+            "content:unlocked",
+            checked(ContentUnlocked, {"content_id": found.target_id}),
         )
 
 
@@ -281,6 +298,7 @@ async def _tell_updated(fx: Deliveries, found: Purchase, before: int, after: int
         "currency": found.currency,
         "status": found.status,
     }
+    event = checked(PurchaseUpdated, event)
     await fx.to_user(Namespace.PPV, found.buyer_id, "ppv:purchase_updated", event)
     if found.creator_id is None or found.kind == "wallet_topup":
         return

@@ -31,6 +31,7 @@ from backchannel.domain.chat_views import (
     SyncPage,
     render_for_viewer,
 )
+from backchannel.domain.event_models import ReadReceipt
 from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.errors import Conflict, Invalid, NotFound
 from backchannel.inputs import require_https
@@ -306,7 +307,7 @@ async def mark_read(
         before, after = moved
         unread = await messages.count_unread(conn, conversation_id, after, user_id)
     if after > before:
-        receipt = {"conversation_id": str(conversation_id), "user_id": user_id, "seq": after}
+        receipt = ReadReceipt(conversation_id=str(conversation_id), user_id=user_id, seq=after)
         # The other participants, and the reader's other devices (so their badges clear).
         with best_effort("message:read"):
             await rt.emitter.to_users(

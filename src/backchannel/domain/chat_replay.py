@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from backchannel.domain import broadcasts
 from backchannel.domain.chat import SYNC_PAGE_DEFAULT, is_id
 from backchannel.domain.chat_views import render_for_viewer
+from backchannel.domain.event_models import MessagesReplayed
 from backchannel.persistence import conversations, messages
 from backchannel.rooms.names import Namespace
 
@@ -55,9 +56,9 @@ async def replay_missed(rt: Runtime, user_id: str, sid: str, positions: dict[int
         for stored in page:
             message = render_for_viewer(stored, user_id, rt.media_links)
             await rt.emitter.to_socket(Namespace.CHAT, sid, "message:new", message)
-        done = {
-            "conversation_id": str(conversation_id),
-            "up_to_seq": page[-1].seq if page else after,
-            "has_more": len(rows) > SYNC_PAGE_DEFAULT,
-        }
+        done = MessagesReplayed(
+            conversation_id=str(conversation_id),
+            up_to_seq=page[-1].seq if page else after,
+            has_more=len(rows) > SYNC_PAGE_DEFAULT,
+        )
         await rt.emitter.to_socket(Namespace.CHAT, sid, "messages:replayed", done)

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from backchannel.domain.event_models import UnreadNotice
 from backchannel.domain.notification_models import Notification, PublishResult
 from backchannel.persistence import notification_preferences
 from backchannel.persistence import notifications as store
@@ -73,7 +74,7 @@ async def _deliver(rt: Runtime, staged: Staged) -> None:
 async def push_unread(rt: Runtime, user_id: str, count: int) -> None:
     """Tell every `/notifications` socket of the user its new unread count."""
     await rt.emitter.to_user(
-        Namespace.NOTIFICATIONS, user_id, "notifications:unread", {"count": count}
+        Namespace.NOTIFICATIONS, user_id, "notifications:unread", UnreadNotice(count=count)
     )
 
 

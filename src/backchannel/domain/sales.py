@@ -13,6 +13,13 @@ from typing import TYPE_CHECKING, Any
 from backchannel.domain import notices
 from backchannel.domain.chat import get_message_for
 from backchannel.domain.delivery import Deliveries
+from backchannel.domain.event_models import (
+    ContentUnlocked,
+    PpvPurchased,
+    PpvUnlocked,
+    TipReceived,
+    checked,
+)
 from backchannel.domain.fees import Split
 from backchannel.domain.payment_models import BuyableKind, PurchaseRequest
 from backchannel.errors import Conflict, Forbidden, Invalid, NotFound
@@ -170,11 +177,14 @@ async def sale_effects(
             Namespace.PPV,
             buyer,
             "ppv:unlocked",
-            {
-                "message_id": message.id,
-                "conversation_id": message.conversation_id,
-                "message": whole,
-            },
+            checked(
+                PpvUnlocked,
+                {
+                    "message_id": message.id,
+                    "conversation_id": message.conversation_id,
+                    "message": whole,
+                },
+            ),
         )
     if purchase.kind in ("ppv_message", "content") and purchase.creator_id:
         event = {
@@ -185,7 +195,9 @@ async def sale_effects(
             "currency": purchase.currency,
             "purchase_id": purchase.id,
         }
-        await fx.to_user(Namespace.PPV, purchase.creator_id, "ppv:purchased", event)
+        await fx.to_user(
+            Namespace.PPV, purchase.creator_id, "ppv:purchased", checked(PpvPurchased, event)
+        )
         what = "message" if purchase.kind == "ppv_message" else "content"
         await notices.notify(
             conn,
@@ -200,7 +212,10 @@ async def sale_effects(
         )
     if purchase.kind == "content" and purchase.target_id is not None:
         await fx.to_user(
-            Namespace.PPV, buyer, "content:unlocked", {"content_id": purchase.target_id}
+            Namespace.PPV,
+            buyer,
+            "content:unlocked",
+            checked(ContentUnlocked, {"content_id": purchase.target_id}),
         )
     if purchase.kind == "tip" and purchase.creator_id:
         event = {
@@ -209,7 +224,9 @@ async def sale_effects(
             "amount_cents": purchase.amount_cents,
             "currency": purchase.currency,
         }
-        await fx.to_user(Namespace.PPV, purchase.creator_id, "tip:received", event)
+        await fx.to_user(
+            Namespace.PPV, purchase.creator_id, "tip:received", checked(TipReceived, event)
+        )
         await notices.notify(
             conn,
             fx,

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from backchannel.domain import notices
 from backchannel.domain.delivery import Deliveries
+from backchannel.domain.event_models import SubscriptionEnded, SubscriptionStarted, checked
 from backchannel.domain.stripe_gateway import NOT_CONFIGURED
 from backchannel.errors import Conflict, Invalid, NotFound, Unavailable
 from backchannel.persistence import subscriptions, users
@@ -133,7 +134,12 @@ async def apply_stripe_state(rt: Runtime, fx: Deliveries, state: StripeState) ->
             "status": updated.status,
             "current_period_end": updated.current_period_end,
         }
-        await fx.to_user(Namespace.PPV, state.creator_id, "subscription:started", event)
+        await fx.to_user(
+            Namespace.PPV,
+            state.creator_id,
+            "subscription:started",
+            checked(SubscriptionStarted, event),
+        )
         await fx.to_user(
             Namespace.PPV, state.fan_id, "subscription:updated", SubscriptionView.of(updated)
         )
@@ -150,7 +156,9 @@ async def apply_stripe_state(rt: Runtime, fx: Deliveries, state: StripeState) ->
     if current.active and not updated.active:
         await fx.leave(SUBSCRIBER_NAMESPACES, state.fan_id, room)
         event = {"fan_id": state.fan_id, "creator_id": state.creator_id, "status": updated.status}
-        await fx.to_user(Namespace.PPV, state.creator_id, "subscription:ended", event)
+        await fx.to_user(
+            Namespace.PPV, state.creator_id, "subscription:ended", checked(SubscriptionEnded, event)
+        )
         await fx.to_user(
             Namespace.PPV, state.fan_id, "subscription:updated", SubscriptionView.of(updated)
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backchannel.domain.chat import member_conversation, parse_id
+from backchannel.domain.event_models import TypingNotice
 from backchannel.rooms.membership import others
 from backchannel.rooms.names import Namespace
 
@@ -134,7 +135,7 @@ class TypingIndicators:
     async def _broadcast(
         self, conversation_id: int, user_id: str, member_ids: list[str], *, typing: bool
     ) -> None:
-        event = {"conversation_id": str(conversation_id), "user_id": user_id, "typing": typing}
+        event = TypingNotice(conversation_id=str(conversation_id), user_id=user_id, typing=typing)
         recipients = others(member_ids, user_id)
         # Typing of someone a member blocks never reaches that member (a cached lookup).
         blockers = await self.rt.blocks.blockers(user_id, recipients)

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, get_type_hints
 
 import socketio
 from pydantic import BaseModel, ValidationError
@@ -61,19 +61,36 @@ class EventContext:
 
 
 @dataclass(frozen=True)
-class _EventSpec:
+class EventSpec:
+    """A client event: the model its payload is validated with, its handler, and the model
+    of its ack's `data` (what the AsyncAPI document and the JS client's types are built from)."""
+
     model: type[BaseModel] | None
     handler: Handler
+    ack: type[BaseModel] | None
 
 
-def event(name: str, model: type[BaseModel] | None = None) -> Callable[[H], H]:
-    """Mark a namespace method as the handler of client event `name`, validated by `model`."""
+def event(
+    name: str, model: type[BaseModel] | None = None, *, ack: type[BaseModel] | None = None
+) -> Callable[[H], H]:
+    """Mark a namespace method as the handler of client event `name`, validated by `model`.
+
+    `ack` is the model of the ack's `data`; without it, the handler's return annotation.
+    """
 
     def mark(handler: H) -> H:
-        handler.__backchannel_event__ = (name, model)  # type: ignore[attr-defined]
+        handler.__backchannel_event__ = (name, model, ack)  # type: ignore[attr-defined]
         return handler
 
     return mark
+
+
+def ack_model(handler: Handler, declared: type[BaseModel] | None) -> type[BaseModel] | None:
+    """The ack's model: declared, or the handler's return annotation when it is a model."""
+    if declared is not None:
+        return declared
+    returned = get_type_hints(handler).get("return")
+    return returned if isinstance(returned, type) and issubclass(returned, BaseModel) else None
 
 
 def ok(data: Any) -> dict[str, Any]:
@@ -116,11 +133,14 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
     """A namespace whose sockets all carry a verified identity and whose events all get acks."""
 
     path: Namespace
+    # What the server emits on this namespace, event → payload model (the AsyncAPI document's
+    # server events). Every namespace also carries `COMMON_SERVER_EVENTS`.
+    server_events: ClassVar[dict[str, type[BaseModel]]] = {}
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(self.path.value)
         self.rt = runtime
-        self._events: dict[str, _EventSpec] = {}
+        self._events = self.event_specs()
         # Sockets that finished connecting, and when each one's token expires: one timer for
         # the whole namespace rather than a loop handle and closure per socket.
         self._live: set[str] = set()
@@ -134,12 +154,18 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
         self._event_buckets = RateLimiter(
             None, "", refused=lambda scope: runtime.metrics.rate_limited.labels(scope).inc()
         )
-        for cls in reversed(type(self).__mro__):
-            for attr in vars(cls).values():
+
+    @classmethod
+    def event_specs(cls) -> dict[str, EventSpec]:
+        """Every client event this namespace class answers, by name."""
+        specs: dict[str, EventSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
                 marker = getattr(attr, "__backchannel_event__", None)
                 if marker is not None:
-                    name, model = marker
-                    self._events[name] = _EventSpec(model, attr)
+                    name, model, ack = marker
+                    specs[name] = EventSpec(model, attr, ack_model(attr, ack))
+        return specs
 
     @property
     def event_names(self) -> list[str]:

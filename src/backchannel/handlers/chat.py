@@ -15,6 +15,7 @@ from backchannel.domain.chat_views import (
     ReadState,
     SyncPage,
 )
+from backchannel.domain.event_models import MessageBroadcast, MessagesReplayed, ReadReceipt
 from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 from backchannel.server.runtime import Runtime
@@ -26,6 +27,13 @@ class ChatNamespace(AuthenticatedNamespace):
     """Messaging: conversations, messages, read state and sync."""
 
     path = Namespace.CHAT
+    server_events = {
+        "message:new": Message,
+        "message:read": ReadReceipt,
+        "conversation:new": Conversation,
+        "messages:replayed": MessagesReplayed,
+        "message:broadcast": MessageBroadcast,
+    }
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)

@@ -6,7 +6,15 @@ from typing import Any
 
 from backchannel.domain import notification_inbox, notification_push
 from backchannel.domain.auth import Identity
-from backchannel.domain.notification_models import ReadRequest, SyncPage, SyncRequest, UnreadCount
+from backchannel.domain.event_models import UnreadNotice
+from backchannel.domain.media import MediaStatus
+from backchannel.domain.notification_models import (
+    Notification,
+    ReadRequest,
+    SyncPage,
+    SyncRequest,
+    UnreadCount,
+)
 from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 
@@ -15,6 +23,11 @@ class NotificationsNamespace(AuthenticatedNamespace):
     """Stored notifications, delivered live and synced on return."""
 
     path = Namespace.NOTIFICATIONS
+    server_events = {
+        "notification": Notification,
+        "notifications:unread": UnreadNotice,
+        "media:ready": MediaStatus,
+    }
 
     async def on_authenticated(self, sid: str, identity: Identity, auth: Any) -> None:
         """Join the subscriber room of each creator the user subscribes to (audience emits)."""

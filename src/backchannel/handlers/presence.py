@@ -23,6 +23,7 @@ class PresenceNamespace(AuthenticatedNamespace):
     """Who is online, for those allowed to watch."""
 
     path = Namespace.PRESENCE
+    server_events = {"presence": Presence}
 
     @event("presence:subscribe", WatchRequest)
     async def subscribe(self, ctx: EventContext, payload: WatchRequest) -> PresenceList:

@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from backchannel.domain.auth import Identity, authenticate
+from backchannel.domain.event_models import (
+    ErrorObject,
+    RefreshAck,
+    ServerResync,
+    ServerShutdown,
+    SessionEnded,
+    SessionExpiring,
+)
 from backchannel.errors import Forbidden
 
 if TYPE_CHECKING:
@@ -35,8 +43,18 @@ def _iso(timestamp: float) -> str:
 
 def _mark(handler: Any) -> Any:
     # `base.event` would import base from here; the marker is the same attribute.
-    handler.__backchannel_event__ = ("auth:refresh", RefreshToken)
+    handler.__backchannel_event__ = ("auth:refresh", RefreshToken, RefreshAck)
     return handler
+
+
+# What the server may send on every namespace, event → payload model.
+COMMON_SERVER_EVENTS: dict[str, type[BaseModel]] = {
+    "session:expiring": SessionExpiring,
+    "session:expired": ErrorObject,
+    "session:ended": SessionEnded,
+    "server:resync": ServerResync,
+    "server:shutdown": ServerShutdown,
+}
 
 
 class SessionEvents:
@@ -50,13 +68,13 @@ class SessionEvents:
 
     def expiring_notice(self, identity: Identity) -> dict[str, str]:
         """`session:expiring`'s payload."""
-        return {"expires_at": _iso(identity.expires_at)}
+        return SessionExpiring(expires_at=_iso(identity.expires_at)).model_dump()
 
     @_mark
-    async def refresh_token(self, ctx: EventContext, args: RefreshToken) -> dict[str, str]:
+    async def refresh_token(self, ctx: EventContext, args: RefreshToken) -> RefreshAck:
         """`auth:refresh {token}` → `{expires_at}`; another user's token is `forbidden`."""
         identity = await authenticate(self.rt, args.token)
         if identity.user_id != ctx.user_id:
             raise Forbidden("that token belongs to another user")
         await self.replace_identity(ctx.sid, identity)
-        return {"expires_at": _iso(identity.expires_at)}
+        return RefreshAck(expires_at=_iso(identity.expires_at))

@@ -15,15 +15,18 @@ from aiohttp import web
 from backchannel.domain import account_rights, broadcasts, delivery, media_cleanup
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain import sessions as session_ops
+from backchannel.domain.event_models import ServerResync, SessionEnded
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
 from backchannel.domain.typing_indicators import TypingIndicators
+from backchannel.handlers.asyncapi import build_asyncapi
 from backchannel.handlers.registry import NAMESPACE_CLASSES
 from backchannel.http import (
     accounts,
     admin,
     api_docs,
+    asyncapi,
     auth,
     content,
     conversations,
@@ -54,7 +57,7 @@ from backchannel.server.block_cache import BlockCache
 from backchannel.server.block_cache import channel_name as block_channel
 from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
-from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
+from backchannel.server.keys import ASYNCAPI, ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.mailer import Mailer
 from backchannel.server.metrics import Metrics, PoolCollector
 from backchannel.server.proxies import parse_networks
@@ -76,6 +79,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health.routes,
     openapi.routes,
     api_docs.routes,
+    asyncapi.routes,
     auth.routes,
     profiles.routes,
     content.routes,
@@ -133,6 +137,7 @@ def create_app(settings: Settings) -> web.Application:
         group.mount(app)
         specs.extend(group.specs)
     app[ROUTE_SPECS] = specs
+    app[ASYNCAPI] = build_asyncapi(NAMESPACE_CLASSES)
 
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_database)
@@ -269,7 +274,7 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
                 if session_id.startswith(USER_PREFIX)
                 else session_room(session_id)
             )
-            await runtime.emitter.end_local_room(room, "session:ended", {"reason": reason})
+            await runtime.emitter.end_local_room(room, "session:ended", SessionEnded(reason=reason))
 
     async def load_ended(seconds: float) -> list[str]:
         return await session_ops.recently_ended(runtime, seconds)
@@ -350,7 +355,7 @@ async def _erasure_sweeper(app: web.Application) -> AsyncIterator[None]:
 async def _resync_after_gap(runtime: Runtime) -> None:
     """The cluster link was down: events other nodes published meanwhile never reached this
     node's sockets. They are all in the database; tell the sockets to fetch them."""
-    notice = {"reason": "cluster link restored"}
+    notice = ServerResync(reason="cluster link restored")
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:resync", notice)

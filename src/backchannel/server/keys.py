@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
@@ -14,3 +14,5 @@ if TYPE_CHECKING:
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
 ROUTE_SPECS: web.AppKey[list[RouteSpec]] = web.AppKey("route_specs")
+# The AsyncAPI document of the namespaces, built once by the app factory.
+ASYNCAPI: web.AppKey[dict[str, Any]] = web.AppKey("asyncapi")
