@@ -15,7 +15,7 @@ from aiohttp import web
 from backchannel.domain import account_rights, broadcasts, delivery, media_cleanup
 from backchannel.domain import notifications as notification_ops
 from backchannel.domain import sessions as session_ops
-from backchannel.domain.event_models import ServerResync, SessionEnded
+from backchannel.domain.event_models import ServerResync, ServerShutdown, SessionEnded
 from backchannel.domain.presence import PresenceTracker
 from backchannel.domain.stripe_gateway import StripeGateway
 from backchannel.domain.tokens import TokenService
@@ -513,7 +513,7 @@ async def _drain(app: web.Application) -> None:
     runtime.draining = True
     loop = asyncio.get_running_loop()
     started = loop.time()
-    notice = {"reason": "server shutting down", "reconnect": True}
+    notice = ServerShutdown(reason="server shutting down", reconnect=True)
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:shutdown", notice)
