@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-compat fuzz lint typecheck fmt migrate run-cluster bench clean lock
+.PHONY: clients-js-types run test test-compat fuzz lint typecheck fmt migrate run-cluster bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,19 @@ tests/js/node_modules/.installed: tests/js/package-lock.json
 		npm ci --prefix tests/js --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the socket.io-client test will be skipped"; fi
 
-test: $(VENV)/.installed-dev tests/js/node_modules/.installed  ## lint, type-check, run the suite
+# The TypeScript client (clients/js): installed from its lock file and built (ESM, CJS, the
+# browser bundle /demo serves, .d.ts). Without npm its tests are skipped, never faked.
+clients/js/dist/.built: clients/js/package-lock.json clients/js/src/index.ts clients/js/src/generated.ts
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix clients/js --no-audit --no-fund --loglevel=error && \
+		npm run --prefix clients/js build && touch $@; \
+	else echo "npm not found: the backchannel-client tests will be skipped"; fi
+
+# Regenerate clients/js/src/generated.ts from the AsyncAPI document after changing an event model.
+clients-js-types: $(VENV)/.installed-dev
+	PYTHON=$(BIN)/python node clients/js/scripts/generate-types.mjs
+
+test: $(VENV)/.installed-dev tests/js/node_modules/.installed clients/js/dist/.built  ## lint, type-check, run the suite
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest
