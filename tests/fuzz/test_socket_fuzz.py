@@ -34,14 +34,10 @@ def _events() -> dict[str, dict[str, list[str]]]:
     """namespace -> event -> the field names of its model."""
     found: dict[str, dict[str, list[str]]] = {}
     for cls in NAMESPACE_CLASSES:
-        events: dict[str, list[str]] = {}
-        for klass in reversed(cls.__mro__):
-            for attr in vars(klass).values():
-                marker = getattr(attr, "__backchannel_event__", None)
-                if marker is not None:
-                    name, model = marker
-                    events[name] = sorted(model.model_fields) if model is not None else []
-        found[cls.path.value] = events
+        found[cls.path.value] = {
+            name: sorted(spec.model.model_fields) if spec.model is not None else []
+            for name, spec in cls.event_specs().items()
+        }
     return found
 
 

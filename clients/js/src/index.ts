@@ -157,6 +157,7 @@ export class BackchannelClient extends Emitter<ClientEventMap> {
   private walletState: WalletBalance | null = null;
   private token: string | null;
   private refreshing: Promise<void> | null = null;
+  private lastRefresh = 0;
   private connectedCount = 0;
   private closed = false;
 
@@ -617,6 +618,10 @@ export class BackchannelClient extends Emitter<ClientEventMap> {
   /** A fresh token on every connected namespace; where refused, reconnect with it. */
   private refresh(): Promise<void> {
     if (!this.options.getToken) return Promise.resolve();
+    // A token shorter-lived than the server's 30 s notice is announced as expiring again at
+    // once after each refresh: at most one refresh per 5 s.
+    if (Date.now() - this.lastRefresh < 5000) return this.refreshing ?? Promise.resolve();
+    this.lastRefresh = Date.now();
     this.refreshing ??= (async () => {
       try {
         this.token = await this.options.getToken!();
