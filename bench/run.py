@@ -57,6 +57,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "seconds": 2,
         "saturation_seconds": 2,
         "storm": (300, 3),
+        "failover": 1000,
         "cluster_rate": 300,
         "repeats": 1,
     },
@@ -69,6 +70,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "seconds": 5,
         "saturation_seconds": 5,
         "storm": (2000, 10),
+        "failover": 10000,
         # Both nodes share the server core (2 cores in all): a rate they sustain together.
         "cluster_rate": 300,
         "repeats": 3,
@@ -466,6 +468,27 @@ def scenario_foreign(b: Bench, kind: str) -> dict[str, Any]:
     return {"rate": rate, "modes": modes, "projected": projected(modes)}
 
 
+def scenario_failover(b: Bench, kind: str) -> dict[str, Any]:
+    """Reconnect storm: `failover` sockets on node A; A is SIGKILLed; all reconnect to B with
+    their `last_seq` (the pair users replay their conversation)."""
+    if kind != "backchannel":
+        return {"skipped": "Backchannel only"}
+    with b.server(kind, redis=True) as a, b.server(kind, redis=True) as survivor:
+        return b.loadgen(
+            {
+                "scenario": "failover",
+                "url": a.url,
+                "failoverUrl": survivor.url,
+                "ns": "/chat",
+                "count": b.scale["failover"],
+                "conversations": conversations_for(b, kind),
+                "killPid": a.proc.pid,
+                "survivorPid": survivor.proc.pid,
+                "concurrency": 500,
+            }
+        )
+
+
 def projected(modes: dict[str, Any], nodes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[str, Any]:
     """Cluster 1:1 ceiling (messages/s, one core per node) from the measured per-message costs.
 
@@ -494,6 +517,7 @@ SCENARIOS = {
     "latency": scenario_latency,
     "cluster": scenario_cluster,
     "foreign": scenario_foreign,
+    "failover": scenario_failover,
     "storm": scenario_storm,
 }
 
@@ -544,7 +568,15 @@ def main() -> int:
     workdir.mkdir(parents=True)
     bench = Bench(scale, workdir)
     db_name = f"bench_{stamp.lower()}_{os.getpid()}"
-    users = max(scale["idle_steps"][-1], scale["fanout_steps"][-1], scale["storm"][0]) + 10
+    users = (
+        max(
+            scale["idle_steps"][-1],
+            scale["fanout_steps"][-1],
+            scale["storm"][0],
+            scale["failover"],
+        )
+        + 10
+    )
     started = time.monotonic()
     report: dict[str, Any] = {
         "timestamp": stamp,
