@@ -388,7 +388,8 @@ async function pairs() {
       },
     );
   };
-  await sleep(500);
+  // Connect-time work (presence announcements, subscriptions) settles before the first step.
+  await sleep(spec.settleMs || 500);
   const summary = (offered, seconds) => {
     const sorted = latencies.slice().sort((a, b) => a - b);
     return {

@@ -439,7 +439,7 @@ def scenario_foreign(b: Bench, kind: str) -> dict[str, Any]:
         "seconds": b.scale["seconds"],
     }
     modes: dict[str, Any] = {}
-    for routing in ("routed", "single"):
+    for routing in ("single", "routed"):
         extra = {"BACKCHANNEL_CLUSTER_ROUTING": routing}
         with (
             b.server(kind, redis=True, extra=extra) as a,
@@ -454,6 +454,7 @@ def scenario_foreign(b: Bench, kind: str) -> dict[str, Any]:
                     "receiverUrl": c.url,
                     "pid": a.proc.pid,
                     "watchPids": watch,
+                    "settleMs": 4000,
                 }
             )
         step = run["rates"][0]
