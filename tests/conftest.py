@@ -42,6 +42,10 @@ def settings(services: RunServices, tmp_path: Path) -> Settings:
         db_pool_max_size=10,
         redis_prefix=services.redis_prefix,
         shutdown_grace_seconds=1,
+        # Most stories are about something else than who may message whom (tests/http/
+        # test_dm_policy.py sets the production defaults back).
+        fan_to_fan_dms=True,
+        creator_dm_policy_default="everyone",
     )
 
 

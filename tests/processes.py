@@ -109,6 +109,9 @@ def settings_env(
         "BACKCHANNEL_MIGRATE_ON_START": "false",
         "BACKCHANNEL_SHUTDOWN_GRACE_SECONDS": "2",
         "BACKCHANNEL_LOG_LEVEL": "warning",
+        # As in the in-process test settings: most stories are not about who may message whom.
+        "BACKCHANNEL_FAN_TO_FAN_DMS": "true",
+        "BACKCHANNEL_CREATOR_DM_POLICY_DEFAULT": "everyone",
     }
     if redis_url:
         env["REDIS_URL"] = redis_url

@@ -184,6 +184,8 @@ async def test_an_external_rs256_token_from_a_jwks_provisions_the_user(
                 "avatar_url": None,
                 "role": "creator",
                 "subscription_price_cents": 0,
+                "dm_policy": "everyone",  # the test settings' default for creators
+                "dm_price_cents": None,
             }
             wrong_audience = jwt.encode(
                 {**claims, "aud": "someone-else"}, private_key, "RS256", headers={"kid": "k1"}

@@ -14,8 +14,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
-from backchannel.errors import Conflict, RateLimited, Unauthorized
-from backchannel.persistence import audit, creator_requests, refresh_tokens, sessions, users
+from backchannel.domain import filter_rules
+from backchannel.errors import Conflict, Forbidden, RateLimited, Unauthorized
+from backchannel.persistence import (
+    audit,
+    bans,
+    creator_requests,
+    refresh_tokens,
+    sessions,
+    users,
+)
 from backchannel.persistence.database import Connection
 from backchannel.persistence.users import Role, User
 from backchannel.server.ratelimit import Rate
@@ -97,6 +105,19 @@ class Identity:
     account_id: str = ""
 
 
+BANNED = "banned"
+
+
+async def refuse_if_banned(conn: Connection, user_id: str) -> None:
+    """`forbidden` (`details.reason: "banned"`, `until`) while a ban is in force."""
+    ban = await bans.active_ban(conn, user_id)
+    if ban is not None:
+        raise Forbidden(
+            "this account is banned",
+            {"reason": BANNED, "until": ban.until.isoformat() if ban.until else None},
+        )
+
+
 def _hash_refresh(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -137,6 +158,8 @@ async def register(
     Under `BACKCHANNEL_CREATOR_SIGNUP=approval` a creator sign-up makes a fan with a pending
     creator request, which an admin approves or rejects.
     """
+    display_name, _ = await filter_rules.screen_text(rt, request.display_name, "display_name")
+    assert display_name is not None
     password_hash = await asyncio.to_thread(_hasher.hash, request.password)
     role: Role = request.role
     needs_approval = role == "creator" and rt.settings.creator_signup_mode == "approval"
@@ -148,7 +171,7 @@ async def register(
                 conn,
                 email=request.email,
                 password_hash=password_hash,
-                display_name=request.display_name,
+                display_name=display_name,
                 role=role,
             )
             if needs_approval:
@@ -256,6 +279,7 @@ async def login(rt: Runtime, request: LoginRequest, client: Client | None = None
         user = await users.get_active_user(conn, credentials.id)
         if user is None:
             raise Unauthorized("wrong email or password")
+        await refuse_if_banned(conn, user.id)
         await audit.audit(
             conn, "login.succeeded", actor_id=user.id, target_id=user.id, ip=client.ip
         )
@@ -276,6 +300,8 @@ async def refresh(rt: Runtime, request: RefreshRequest) -> AuthResult:
     async with rt.db.transaction() as conn:
         stored = await refresh_tokens.lock_token(conn, _hash_refresh(request.refresh_token))
         if stored is None or stored.revoked_at is not None or not stored.user_active:
+            if stored is not None:
+                await refuse_if_banned(conn, stored.user_id)  # a ban revoked it: say so
             raise Unauthorized("refresh token is not valid")
         if stored.rotated_at is not None:
             # Someone holds a copy of a token already exchanged: end the whole session.
@@ -296,6 +322,7 @@ async def refresh(rt: Runtime, request: RefreshRequest) -> AuthResult:
             user = await users.get_active_user(conn, stored.user_id)
             if user is None:
                 raise Unauthorized("refresh token is not valid")
+            await refuse_if_banned(conn, user.id)
             await sessions.touch_session(conn, stored.family_id)
             return await issue_pair(rt, conn, user, stored.family_id)
     if reused or stored.rotated_at is not None:
@@ -317,8 +344,11 @@ async def authenticate(rt: Runtime, token: str | None) -> Identity:
         raise Unauthorized("an access token is required")
     claims = await rt.tokens.verify(token)
     if claims.session_id is not None and rt.revocations.is_ended(claims.session_id):
+        async with rt.db.connection() as conn:
+            await refuse_if_banned(conn, claims.user_id)  # ended by a ban: say so
         raise Unauthorized("this session has ended; log in again")
     async with rt.db.connection() as conn:
+        await refuse_if_banned(conn, claims.user_id)
         user = await users.get_active_user(conn, claims.user_id)
         if (
             user is None

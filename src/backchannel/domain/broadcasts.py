@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
-from backchannel.domain import delivery
+from backchannel.domain import delivery, screening
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.media import MediaRef, attach_media, pick_media
@@ -87,13 +87,23 @@ async def ppv_broadcast(
         ],
         dev=rt.settings.env == "dev",
     )
+    # A broadcast is new messages too: the filters and the moderation hook vet it first.
+    screened = await screening.screen_message(
+        rt,
+        creator_id,
+        None,
+        body=request.body,
+        preview_text=request.preview_text,
+        media=[m.model_dump(mode="json") for m in request.media],
+        price_cents=request.price_cents,
+    )
     media = await attach_media(rt, creator_id, request.media, paid=True)
     content = BroadcastContent(
-        body=request.body,
+        body=screened.body,
         media=media,
         price_cents=request.price_cents,
         currency=request.currency,
-        preview_text=request.preview_text,
+        preview_text=screened.preview_text,
     )
     media_ids = [str(item["media_id"]) for item in media if "media_id" in item]
     async with rt.db.transaction() as conn:

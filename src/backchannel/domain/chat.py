@@ -23,7 +23,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from backchannel.domain import broadcasts, notifications
+from backchannel.domain import blocks, broadcasts, dm_rules, notifications, screening
 from backchannel.domain.chat_views import (
     HistoryPage,
     Message,
@@ -177,28 +177,51 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     )
     conversation_id = parse_id(request.conversation_id)
     await rt.limiter.hit(f"message:send:{user_id}", Rate.parse(rt.settings.message_rate_limit))
+    # Who may message whom (a DM's rule, maybe a price), then the filters and the platform's
+    # moderation hook; none of them inside a transaction.
+    charge = await dm_rules.check_send(rt, user_id, role, conversation_id)
+    preview_text = request.preview_text if request.price_cents is not None else None
+    screened = await screening.screen_message(
+        rt,
+        user_id,
+        conversation_id,
+        body=body,
+        preview_text=preview_text,
+        media=[m.model_dump(mode="json") for m in request.media],
+        price_cents=request.price_cents,
+    )
 
     media = await attach_media(rt, user_id, request.media, paid=request.price_cents is not None)
     new = messages.NewMessage(
         conversation_id=conversation_id,
         sender_id=user_id,
         client_id=request.client_id,
-        body=body,
+        body=screened.body,
         media=media,
         price_cents=request.price_cents,
         currency=request.currency,
-        preview_text=request.preview_text if request.price_cents is not None else None,
+        preview_text=screened.preview_text,
     )
     earlier = None
     try:
-        # One statement in the common case: membership, the client_id check, the seq and the row,
-        # shared with whatever other sends are being written (group commit).
-        appended = await rt.appender.append(new)
+        if charge is not None:
+            # A paid DM: the message and its payment in one transaction.
+            appended = await dm_rules.append_paid(rt, new, charge)
+        else:
+            # One statement in the common case: membership, blocks, the client_id check, the
+            # seq and the row, shared with whatever other sends are being written (group
+            # commit).
+            appended = await rt.appender.append(new)
         if appended is None:
-            # Unknown conversation or not a member (raises), else a retried client_id.
+            # Unknown conversation or not a member (raises), a retried client_id, else a
+            # direct conversation with a block in it.
             async with rt.db.connection() as conn:
-                await member_conversation(conn, conversation_id, user_id)
+                conversation = await member_conversation(conn, conversation_id, user_id)
                 earlier = await messages.find_by_client_id(conn, user_id, request.client_id)
+                if earlier is None and conversation.kind == "direct":
+                    other = others(conversation.participant_ids, user_id)
+                    if other:
+                        await blocks.refuse_direct(conn, user_id, other[0])
             if earlier is None:
                 raise Conflict("the message could not be stored; retry it")
     except Conflict:
@@ -214,6 +237,9 @@ async def send_message(rt: Runtime, user_id: str, role: str, request: SendMessag
     # The ack and every socket of every participant get this one rendering (free messages).
     sender_view = render_for_viewer(stored, user_id, rt.media_links)
     await _after_send(rt, stored, participant_ids, sender_view)
+    if screened.flags:
+        with best_effort("filter report"):
+            await screening.flag_message(rt, stored, screened.flags)
     return sender_view
 
 

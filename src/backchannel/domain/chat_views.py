@@ -53,6 +53,9 @@ class Message(BaseModel):
     locked: bool
     # Present on paid messages (locked or not), null on free ones.
     preview: Preview | None = None
+    # A tombstone keeps its seq: `deleted: true`, `body: null`, `media: []`.
+    deleted: bool = False
+    edited_at: datetime | None = None
 
 
 class Conversation(BaseModel):
@@ -63,6 +66,8 @@ class Conversation(BaseModel):
     participant_ids: list[str]
     title: str | None
     created_at: datetime
+    # Until when the viewer has muted it (no `message` notifications), else null.
+    muted_until: datetime | None = None
 
     @classmethod
     def of(cls, row: ConversationRow) -> Conversation:
@@ -121,6 +126,22 @@ def render_for_viewer(message: StoredMessage, viewer_id: str, links: MediaLinks)
     Media links in it are signed for `viewer_id` and expire after the links' TTL.
     """
     paid = message.price_cents is not None
+    if is_tombstone(message, viewer_id):
+        return Message(
+            id=str(message.id),
+            conversation_id=str(message.conversation_id),
+            seq=message.seq,
+            sender_id=message.sender_id,
+            client_id=message.client_id,
+            created_at=message.created_at,
+            body=None,
+            media=[],
+            price_cents=message.price_cents,
+            currency=message.currency,
+            locked=False,
+            deleted=True,
+            edited_at=message.edited_at,
+        )
     preview = (
         Preview(
             text=message.preview_text,
@@ -144,4 +165,22 @@ def render_for_viewer(message: StoredMessage, viewer_id: str, links: MediaLinks)
         currency=message.currency,
         locked=not whole,
         preview=preview,
+        edited_at=message.edited_at,
     )
+
+
+def is_tombstone(message: StoredMessage, viewer_id: str) -> bool:
+    """Whether `viewer_id` sees a deleted message as a tombstone.
+
+    A paid message its sender withdrew stays whole for those who bought it (`unlocked` read
+    for this viewer); a moderator's delete, or a free message's, is a tombstone for everyone.
+    """
+    if message.deleted_at is None:
+        return False
+    kept_by_buyer = (
+        message.deleted_by == "sender"
+        and message.price_cents is not None
+        and message.unlocked
+        and viewer_id != message.sender_id
+    )
+    return not kept_by_buyer

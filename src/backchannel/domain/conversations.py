@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from backchannel.domain import broadcasts
-from backchannel.domain.chat import Id, Title, best_effort
+from backchannel.domain import blocks, broadcasts, dm_rules, filter_rules
+from backchannel.domain.chat import Id, Title, best_effort, member_conversation, parse_id
 from backchannel.domain.chat_views import (
     Conversation,
     ConversationPage,
@@ -48,10 +48,16 @@ class ListConversations(BaseModel):
 
 
 async def open_conversation(
-    rt: Runtime, user_id: str, request: OpenConversation, *, origin_sid: str | None = None
+    rt: Runtime,
+    user_id: str,
+    request: OpenConversation,
+    *,
+    origin_sid: str | None = None,
+    role: str = "fan",
 ) -> Conversation:
     """Open a DM (the same one for a pair, every time) or a new group."""
     plan = plan_participants(user_id, request.participant_ids, rt.settings.group_max_members)
+    title, _ = await filter_rules.screen_text(rt, request.title, "title")
     async with rt.db.transaction() as conn:
         active = await users.active_user_ids(conn, list(plan.member_ids))
         if any(uid not in active for uid in plan.member_ids):
@@ -59,12 +65,15 @@ async def open_conversation(
                 "no such user", [{"field": "participant_ids", "message": "unknown user"}]
             )
         if plan.direct_key is not None:
+            other = plan.member_ids[1]
+            await blocks.refuse_direct(conn, user_id, other)
+            await dm_rules.check_open(rt, conn, user_id, role, other)
             conversation_id, created = await conversations.insert_direct(
-                conn, title=request.title, direct_key=plan.direct_key, created_by=user_id
+                conn, title=title, direct_key=plan.direct_key, created_by=user_id
             )
         else:
             conversation_id = await conversations.insert_group(
-                conn, title=request.title, created_by=user_id
+                conn, title=title, created_by=user_id
             )
             created = True
         if created:
@@ -122,7 +131,7 @@ async def list_conversations(
         )
     items = [
         ConversationSummary(
-            **Conversation.of(r.conversation).model_dump(),
+            **Conversation.of(r.conversation).model_dump(exclude={"muted_until"}),
             last_message=(
                 render_for_viewer(last[r.conversation.id], user_id, rt.media_links)
                 if r.conversation.id in last
@@ -130,6 +139,7 @@ async def list_conversations(
             ),
             unread_count=r.unread_count,
             last_read_seq=r.last_read_seq,
+            muted_until=r.muted_until,
             last_seq=r.conversation.last_seq,
         )
         for r in page
@@ -140,3 +150,31 @@ async def list_conversations(
         else None
     )
     return ConversationPage(items=items, next_cursor=next_cursor)
+
+
+# "Muted until unmuted" is stored as the end of time, which a client can show as "always".
+FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class MuteRequest(BaseModel):
+    """`POST /conversations/{id}/mute`: until a time, or (no `until`) until unmuted."""
+
+    model_config = ConfigDict(extra="forbid")
+    until: AwareDatetime | None = None
+
+
+async def mute(
+    rt: Runtime, user_id: str, conversation_id_text: str, request: MuteRequest | None
+) -> Conversation:
+    """No `message` notifications (nor pushes) for this conversation until then; live messages
+    still arrive on open sockets. `DELETE` (request None) unmutes."""
+    conversation_id = parse_id(conversation_id_text)
+    until = None if request is None else (request.until or FOREVER)
+    if until is not None and until <= datetime.now(UTC):
+        raise Invalid("until is in the past", [{"field": "until", "message": "in the past"}])
+    async with rt.db.transaction() as conn:
+        row = await member_conversation(conn, conversation_id, user_id)
+        await conversations.set_mute(conn, conversation_id, user_id, until)
+    view = Conversation.of(row)
+    view.muted_until = until
+    return view

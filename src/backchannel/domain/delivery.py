@@ -163,8 +163,8 @@ async def run_publisher(rt: Runtime) -> None:
             log.warning("outbox publisher pass failed", exc_info=True)
 
 
-async def drain_background(rt: Runtime) -> None:
-    """Wait briefly for in-flight publishes on shutdown."""
+async def drain_background(rt: Runtime, timeout: float) -> None:
+    """Wait at most `timeout` for in-flight publishes on shutdown."""
     if rt.background:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*rt.background, return_exceptions=True), 5)
+            await asyncio.wait_for(asyncio.gather(*rt.background, return_exceptions=True), timeout)

@@ -25,8 +25,8 @@ from backchannel.domain.notification_models import (
 )
 from backchannel.domain.notification_push import Staged, push_unread
 from backchannel.errors import Invalid
+from backchannel.persistence import blocks, conversations, users
 from backchannel.persistence import notifications as store
-from backchannel.persistence import users
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
 from backchannel.rooms.names import Namespace
@@ -105,6 +105,11 @@ async def _store(
     collapse_key: str | None,
     publisher: str,
 ) -> Staged:
+    # Nothing caused by someone a recipient blocks is stored for them (so never pushed).
+    actors = _actors(content.data)
+    if actors and recipients:
+        blocking = await blocks.blockers_among(conn, recipients, actors)
+        recipients = [uid for uid in recipients if uid not in blocking]
     row = await store.insert_notification(
         conn,
         type=content.type,
@@ -133,6 +138,17 @@ async def _store(
         recipients=recipients,
         replaced=replaced,
     )
+
+
+# The `data` fields that name who caused a notification (a message's sender, a tipper, a
+# buyer, or whoever a publisher names as `actor_id`).
+ACTOR_FIELDS = ("actor_id", "sender_id", "from_user_id", "buyer_id", "fan_id")
+
+
+def _actors(data: dict[str, Any] | None) -> list[str]:
+    if not data:
+        return []
+    return [str(data[key]) for key in ACTOR_FIELDS if isinstance(data.get(key), str | int)]
 
 
 async def notify(
@@ -231,6 +247,11 @@ async def notify_chat_message(rt: Runtime, stored: StoredMessage, recipients: li
     if not away:
         return
     async with rt.db.connection() as conn:
+        # A muted conversation stores no `message` notification, so nothing is pushed either.
+        muted = await conversations.muted_among(conn, stored.conversation_id, away)
+        away = [uid for uid in away if uid not in muted]
+        if not away:
+            return
         sender = await users.get_active_user(conn, stored.sender_id)
     name = sender.display_name if sender is not None else "Someone"
     await notify(

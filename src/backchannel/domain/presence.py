@@ -271,7 +271,12 @@ async def watch(
         return PresenceList(items=[])
     async with rt.db.connection() as conn:
         facts = await presence_db.watch_facts(conn, viewer_id, user_ids)
-    refused = [uid for uid in user_ids if not may_watch(viewer_id, viewer_role, facts[uid])]
+    relations = await rt.blocks.relations(viewer_id)
+    refused = [
+        uid
+        for uid in user_ids
+        if relations.either(uid) or not may_watch(viewer_id, viewer_role, facts[uid])
+    ]
     if refused:
         raise Forbidden("you may not watch the presence of these users", {"user_ids": refused})
     # Join first, read second: a change in between arrives as an event (at worst repeating

@@ -56,7 +56,8 @@ async def resolve_target(conn: Connection, buyer_id: str, request: PurchaseReque
         message = await unlocks.message_for_viewer(
             conn, parse_id(request.target_id, "message"), buyer_id
         )
-        if message is None or not message.is_member:
+        if message is None or not message.is_member or message.deleted:
+            # A withdrawn paid message is no longer on sale (its buyers keep it).
             raise NotFound("no such message")
         if message.price_cents is None:
             raise Invalid("this message is free", [{"field": "target_id", "message": "not paid"}])

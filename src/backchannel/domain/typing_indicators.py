@@ -135,6 +135,9 @@ class TypingIndicators:
         self, conversation_id: int, user_id: str, member_ids: list[str], *, typing: bool
     ) -> None:
         event = {"conversation_id": str(conversation_id), "user_id": user_id, "typing": typing}
+        recipients = others(member_ids, user_id)
+        # Typing of someone a member blocks never reaches that member (a cached lookup).
+        blockers = await self.rt.blocks.blockers(user_id, recipients)
         await self.rt.emitter.to_users(
-            Namespace.TYPING, others(member_ids, user_id), "typing", event
+            Namespace.TYPING, [uid for uid in recipients if uid not in blockers], "typing", event
         )

@@ -289,6 +289,11 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
         started = time.perf_counter()
         # A log correlation id, not a secret: uuid4 would cost a getrandom() call per event.
         ref = f"{random.getrandbits(48):012x}"
+        if self.rt.draining:
+            # Refused before it starts, so nothing is stored: the client resends to another
+            # node with the same client_id. What started before the drain is answered.
+            self._event_metrics(event_name, "unavailable")[0].inc()
+            return failed(Unavailable("server is shutting down; resend to another node"))
         token = correlation_id.set(ref)
         self.rt.inflight.enter()
         outcome = "ok"

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from backchannel.domain import chat, chat_replay, conversations
+from backchannel.domain import chat, chat_replay, conversations, message_edits
 from backchannel.domain.auth import Identity
 from backchannel.domain.chat_views import (
     Conversation,
@@ -52,7 +52,7 @@ class ChatNamespace(AuthenticatedNamespace):
     ) -> Conversation:
         """Open a DM or a group."""
         return await conversations.open_conversation(
-            self.rt, ctx.user_id, payload, origin_sid=ctx.sid
+            self.rt, ctx.user_id, payload, origin_sid=ctx.sid, role=ctx.role
         )
 
     @event("conversation:list", conversations.ListConversations)
@@ -76,3 +76,13 @@ class ChatNamespace(AuthenticatedNamespace):
     async def sync(self, ctx: EventContext, payload: chat.SyncMessages) -> SyncPage:
         """What the caller missed after a seq."""
         return await chat.sync_messages(self.rt, ctx.user_id, payload)
+
+    @event("message:edit", message_edits.EditMessage)
+    async def edit(self, ctx: EventContext, payload: message_edits.EditMessage) -> Message:
+        """Change one's own message within the edit window."""
+        return await message_edits.edit_message(self.rt, ctx.user_id, payload, origin_sid=ctx.sid)
+
+    @event("message:delete", message_edits.DeleteMessage)
+    async def delete(self, ctx: EventContext, payload: message_edits.DeleteMessage) -> Message:
+        """Unsend one's own message; moderators and admins delete any."""
+        return await message_edits.delete_message(self.rt, ctx.user_id, ctx.role, payload)

@@ -88,6 +88,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = correlation_id.set(request_id)
     started = time.perf_counter()
     status = 500
+    # The drain waits for open API requests; engine.io's long-polls and websockets are the
+    # sockets it is closing, not work to wait for.
+    inflight = None if request.path.startswith("/socket.io") else request.app[RUNTIME].inflight
+    if inflight is not None:
+        inflight.enter()
     try:
         response = await _contract_errors(request, handler)
         status = response.status
@@ -95,6 +100,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             response.headers["X-Request-ID"] = request_id
         return response
     finally:
+        if inflight is not None:
+            inflight.leave()
         elapsed = time.perf_counter() - started
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "(unmatched)"

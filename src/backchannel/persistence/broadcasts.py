@@ -120,6 +120,7 @@ from broadcasts where id = $1 and settled_at is null
 for update
 """
 
+# A fan and a creator with a block between them (either way) are not in its audience.
 # The 1:1 key is "<smaller id> <larger id>", compared bytewise (collate "C") so it matches the
 # chat feature's ordering of Python strings. `$X` is the broadcast's excluded fans.
 _AUDIENCE_TEMPLATE = """
@@ -130,6 +131,11 @@ fans as (
     from subscriptions s join users u on u.id = s.fan_id and u.deleted_at is null
     where s.creator_id = $1 and s.status in ('active', 'trialing') and s.fan_id <> $1
         and s.fan_id <> all($X::text[])
+        and not exists (
+            select 1 from user_blocks ub
+            where ub.ended_at is null
+              and ((ub.blocker_id = s.fan_id and ub.blocked_id = $1)
+                   or (ub.blocker_id = $1 and ub.blocked_id = s.fan_id)))
 )"""
 
 CREATE_CONVERSATIONS = f"""
@@ -222,6 +228,11 @@ SELECT_AUDIENCE = """
 select s.fan_id from subscriptions s join users u on u.id = s.fan_id and u.deleted_at is null
 where s.creator_id = $1 and s.status in ('active', 'trialing') and s.fan_id <> $1
     and s.fan_id <> all($2::text[])
+    and not exists (
+        select 1 from user_blocks ub
+        where ub.ended_at is null
+          and ((ub.blocker_id = s.fan_id and ub.blocked_id = $1)
+               or (ub.blocker_id = $1 and ub.blocked_id = s.fan_id)))
 """
 
 

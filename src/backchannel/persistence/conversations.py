@@ -31,6 +31,7 @@ class MemberView:
     activity_at: datetime
     last_read_seq: int
     unread_count: int
+    muted_until: datetime | None = None
 
 
 _PARTICIPANTS = (
@@ -141,9 +142,16 @@ SELECT_MEMBER_PAGE = f"""
 select {_COLUMNS},
        coalesce(c.last_message_at, c.created_at) as activity_at,
        m.last_read_seq,
+       case when m.muted_until > now() then m.muted_until end as muted_until,
        (select count(*) from messages um
         where um.conversation_id = c.id and um.seq > m.last_read_seq
-          and um.sender_id <> $1) as unread_count
+          and um.sender_id <> $1 and um.deleted_at is null
+          and not exists (
+              select 1 from user_blocks hb
+              where hb.blocker_id = $1 and hb.blocked_id = um.sender_id
+                and um.created_at >= hb.started_at
+                and (hb.ended_at is null or um.created_at < hb.ended_at)
+          )) as unread_count
 from conversation_members m
 join conversations c on c.id = m.conversation_id
 where m.user_id = $1
@@ -175,6 +183,33 @@ async def page_for_member(
             activity_at=row["activity_at"],
             last_read_seq=int(row["last_read_seq"]),
             unread_count=int(row["unread_count"]),
+            muted_until=row["muted_until"],
         )
         for row in rows
     ]
+
+
+SET_MUTE = """
+update conversation_members set muted_until = $3
+where conversation_id = $1 and user_id = $2
+returning 1
+"""
+
+
+async def set_mute(
+    conn: Connection, conversation_id: int, user_id: str, until: datetime | None
+) -> bool:
+    """Mute until `until`, or unmute (None); False if the user is not a member."""
+    return await conn.fetchval(SET_MUTE, conversation_id, user_id, until) is not None
+
+
+SELECT_MUTED = """
+select user_id from conversation_members
+where conversation_id = $1 and user_id = any($2::text[]) and muted_until > now()
+"""
+
+
+async def muted_among(conn: Connection, conversation_id: int, user_ids: list[str]) -> set[str]:
+    """Those of `user_ids` who have muted the conversation now."""
+    rows = await conn.fetch(SELECT_MUTED, conversation_id, user_ids)
+    return {row["user_id"] for row in rows}

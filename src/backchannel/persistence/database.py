@@ -69,10 +69,10 @@ class Database:
         except Exception:
             return False
 
-    async def close(self) -> None:
-        """Close the pool, waiting briefly for connections in use."""
+    async def close(self, timeout: float = 10.0) -> None:
+        """Close the pool, waiting at most `timeout` for connections in use, then cut them."""
         try:
-            await asyncio.wait_for(self.pool.close(), timeout=10)
+            await asyncio.wait_for(self.pool.close(), timeout=timeout)
         except TimeoutError:
             self.pool.terminate()
 

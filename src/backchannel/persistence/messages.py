@@ -34,12 +34,16 @@ class StoredMessage:
     preview_text: str | None
     broadcast_id: int | None
     created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    deleted_by: str | None = None  # 'sender' or 'moderator'
     unlocked: bool = False
 
 
 _COLUMNS = (
     "m.id, m.conversation_id, m.seq, m.sender_id, m.client_id, m.body, m.media, m.price_cents, "
-    "m.currency, m.preview_text, m.broadcast_id, m.created_at"
+    "m.currency, m.preview_text, m.broadcast_id, m.created_at, m.edited_at, m.deleted_at, "
+    "m.deleted_by"
 )
 # $1 is always the viewer in the queries that use this.
 _UNLOCKED = (
@@ -73,9 +77,36 @@ class NewMessage:
 # A stored message and the conversation's participants (for delivery).
 Appended = tuple[StoredMessage, list[str]]
 
+# Who a new message goes to: the members, less those who block its sender (they receive
+# nothing of them, live or later: `NOT_HIDDEN` hides it from their reads).
 _PARTICIPANTS = """array(select pm.user_id from conversation_members pm
           where pm.conversation_id = m.conversation_id
+            and not exists (
+                select 1 from user_blocks ub
+                where ub.blocker_id = pm.user_id and ub.blocked_id = m.sender_id
+                  and ub.ended_at is null
+            )
           order by pm.joined_at, pm.user_id) as participant_ids"""
+
+# A direct conversation in which either member blocks the other takes no message from
+# either ({c}: the conversation, {s}: the sender). Checked in the statement that appends, so a
+# block committed on any node holds for the very next send.
+_DIRECT_BLOCKED = """exists (
+          select 1 from conversations dc
+          join conversation_members om on om.conversation_id = dc.id and om.user_id <> {s}
+          join user_blocks ub on ub.ended_at is null
+              and ((ub.blocker_id = om.user_id and ub.blocked_id = {s})
+                   or (ub.blocker_id = {s} and ub.blocked_id = om.user_id))
+          where dc.id = {c} and dc.kind = 'direct'
+      )"""
+
+# What a viewer ($1) never sees: messages whose sender they blocked at the time they were sent.
+NOT_HIDDEN = """not exists (
+    select 1 from user_blocks hb
+    where hb.blocker_id = $1 and hb.blocked_id = m.sender_id
+      and m.created_at >= hb.started_at
+      and (hb.ended_at is null or m.created_at < hb.ended_at)
+)"""
 
 # One statement, so one round trip and its own transaction. The update row-locks the
 # conversation until the insert commits (seqs stay gapless and ordered) and bumps nothing when
@@ -94,6 +125,7 @@ with bumped as (
           select 1 from messages
           where sender_id = $2 and client_id = $3 and broadcast_id is null
       )
+      and not {_DIRECT_BLOCKED.format(c="$1", s="$2")}
     returning id, last_seq
 ), m as (
     insert into messages
@@ -163,6 +195,7 @@ with target as (
           select 1 from messages
           where sender_id = $2 and client_id = $3 and broadcast_id is null
       )
+      and not {_DIRECT_BLOCKED.format(c="$1", s="$2")}
     returning c.id, c.last_seq
 ), m as (
     insert into messages
@@ -221,6 +254,7 @@ with input as (
             where m.sender_id = i.sender_id and m.client_id = i.client_id
               and m.broadcast_id is null
         )
+      and not {_DIRECT_BLOCKED.format(c="i.conversation_id", s="i.sender_id")}
 ), targets as (
     select c.id from conversations c
     where c.id in (select conversation_id from accepted)
@@ -318,7 +352,7 @@ async def get_for_viewer(conn: Connection, message_id: int, viewer_id: str) -> S
 
 SELECT_AFTER_SEQ = f"""
 select {_COLUMNS}, {_UNLOCKED} from messages m
-where m.conversation_id = $2 and m.seq > $3
+where m.conversation_id = $2 and m.seq > $3 and {NOT_HIDDEN}
 order by m.seq
 limit $4
 """
@@ -334,7 +368,7 @@ async def after_seq(
 
 SELECT_BEFORE_SEQ = f"""
 select {_COLUMNS}, {_UNLOCKED} from messages m
-where m.conversation_id = $2 and m.seq < $3
+where m.conversation_id = $2 and m.seq < $3 and {NOT_HIDDEN}
 order by m.seq desc
 limit $4
 """
@@ -352,6 +386,7 @@ SELECT_AT_SEQS = f"""
 select {_COLUMNS}, {_UNLOCKED}
 from unnest($2::bigint[], $3::bigint[]) as t (conversation_id, seq)
 join messages m on m.conversation_id = t.conversation_id and m.seq = t.seq
+where {NOT_HIDDEN}
 """
 
 
@@ -368,9 +403,10 @@ async def at_seqs(
     return {m.conversation_id: m for m in found}
 
 
-COUNT_UNREAD = """
+COUNT_UNREAD = f"""
 select count(*) from messages m
-where m.conversation_id = $1 and m.seq > $2 and m.sender_id <> $3
+where m.conversation_id = $1 and m.seq > $2 and m.sender_id <> $3 and m.deleted_at is null
+  and {NOT_HIDDEN.replace("$1", "$3")}
 """
 
 
@@ -378,3 +414,99 @@ async def count_unread(conn: Connection, conversation_id: int, after: int, reade
     """Messages after the reader's pointer that someone else sent."""
     count: int = await conn.fetchval(COUNT_UNREAD, conversation_id, after, reader_id)
     return count
+
+
+# -- edits and tombstones --------------------------------------------------------------------
+
+LOCK_MESSAGE = f"""
+select {_COLUMNS},
+    (select count(*) from message_unlocks u where u.message_id = m.id) as unlocks
+from messages m where m.id = $1
+for update
+"""
+
+
+async def lock_message(conn: Connection, message_id: int) -> tuple[StoredMessage, int] | None:
+    """The message, row-locked for an edit or delete, and how many viewers unlocked it."""
+    row = await conn.fetchrow(LOCK_MESSAGE, message_id)
+    if row is None:
+        return None
+    data = dict(row.items())
+    unlock_count = int(data.pop("unlocks"))
+    return _message(data), unlock_count
+
+
+SET_BODY = f"""
+update messages m set body = $2, edited_at = now()
+where m.id = $1
+returning {_COLUMNS}
+"""
+
+
+async def set_body(conn: Connection, message_id: int, body: str) -> StoredMessage:
+    """Replace a message's body and stamp `edited_at` (the caller checked it may)."""
+    row = await conn.fetchrow(SET_BODY, message_id, body)
+    assert row is not None
+    return _message(row)
+
+
+TOMBSTONE = f"""
+update messages m set deleted_at = now(), deleted_by = $2
+where m.id = $1 and (m.deleted_at is null or (m.deleted_by = 'sender' and $2 = 'moderator'))
+returning {_COLUMNS}
+"""
+
+
+async def tombstone(conn: Connection, message_id: int, by: str) -> StoredMessage | None:
+    """Mark a message deleted by its `sender` or a `moderator`; None if it already was."""
+    row = await conn.fetchrow(TOMBSTONE, message_id, by)
+    return _message(row) if row else None
+
+
+TOMBSTONE_ALL_OF = """
+update messages m set deleted_at = now(), deleted_by = 'moderator'
+where m.sender_id = $1 and m.deleted_at is null
+returning m.id, m.conversation_id, m.seq
+"""
+
+
+async def tombstone_all_of(conn: Connection, sender_id: str) -> list[tuple[int, int, int]]:
+    """Every message of a sender becomes a tombstone for everyone: (id, conversation, seq)."""
+    rows = await conn.fetch(TOMBSTONE_ALL_OF, sender_id)
+    return [(row["id"], row["conversation_id"], row["seq"]) for row in rows]
+
+
+SELECT_BUYERS = "select user_id from message_unlocks where message_id = $1"
+
+
+async def buyers(conn: Connection, message_id: int) -> set[str]:
+    """Who unlocked a paid message."""
+    return {row["user_id"] for row in await conn.fetch(SELECT_BUYERS, message_id)}
+
+
+SELECT_RECENT_OF = f"""
+select {_COLUMNS} from messages m
+where m.conversation_id = $1 and m.seq <= $2
+order by m.seq desc
+limit $3
+"""
+
+
+async def recent_until(
+    conn: Connection, conversation_id: int, seq: int, limit: int
+) -> list[StoredMessage]:
+    """Up to `limit` messages ending at `seq`, newest first, as stored (for moderators)."""
+    return [_message(r) for r in await conn.fetch(SELECT_RECENT_OF, conversation_id, seq, limit)]
+
+
+SELECT_RECENT_BY_SENDER = f"""
+select {_COLUMNS} from messages m
+where m.sender_id = $1
+order by m.id desc
+limit $2
+"""
+
+
+async def recent_by_sender(conn: Connection, sender_id: str, limit: int) -> list[StoredMessage]:
+    """A user's latest messages anywhere, newest first, as stored (for moderators)."""
+    return [_message(r) for r in await conn.fetch(SELECT_RECENT_BY_SENDER, sender_id, limit)]

@@ -27,6 +27,7 @@ class PaidMessage(BaseModel):
     preview_text: str | None
     is_member: bool
     unlocked: bool
+    deleted: bool = False
 
     @field_validator("id", "conversation_id", mode="before")
     @classmethod
@@ -45,7 +46,8 @@ select m.id, m.conversation_id, m.seq, m.sender_id, m.client_id, m.created_at, m
     exists (select 1 from conversation_members cm
             where cm.conversation_id = m.conversation_id and cm.user_id = $2) as is_member,
     exists (select 1 from message_unlocks u where u.message_id = m.id and u.user_id = $2)
-        as unlocked
+        as unlocked,
+    m.deleted_at is not null as deleted
 from messages m where m.id = $1
 """
 

@@ -33,6 +33,7 @@ from backchannel.http import (
     openapi,
     profiles,
     purchases,
+    safety,
     server_wallets,
     subscriptions,
     webhooks,
@@ -41,13 +42,15 @@ from backchannel.http.middleware import cors, observe, rate_limits, security_hea
 from backchannel.http.routing import RouteGroup
 from backchannel.media.backends import open_store
 from backchannel.media.links import MediaLinks
-from backchannel.persistence import messages
+from backchannel.persistence import blocks, messages
 from backchannel.persistence.database import open_database
 from backchannel.persistence.message_appender import MESSAGE_WRITERS, MessageAppender
 from backchannel.rooms.emitter import Emitter
-from backchannel.rooms.names import Namespace, session_room
+from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
+from backchannel.server.block_cache import BlockCache
+from backchannel.server.block_cache import channel_name as block_channel
 from backchannel.server.cluster import ClusterCollector, ClusterManager
 from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ROUTE_SPECS, RUNTIME, SIO
@@ -58,11 +61,15 @@ from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
 from backchannel.server.redis_clients import open_redis
-from backchannel.server.revocations import Revocations, channel_name
+from backchannel.server.revocations import USER_PREFIX, Revocations, channel_name
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret
+from backchannel.server.shutdown import ShutdownBudget
 
 log = logging.getLogger(__name__)
+
+# A background loop that ignores its cancellation longer than this is left behind.
+BACKGROUND_STOP_SECONDS = 5.0
 
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     health.routes,
@@ -80,6 +87,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     admin.routes,
     accounts.routes,
     media.routes,
+    safety.routes,
     media.files,
 )
 
@@ -97,6 +105,7 @@ def create_app(settings: Settings) -> web.Application:
         ),
         node_id=f"{socket.gethostname()}:{os.getpid()}:{id(sio):x}",
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        shutdown=ShutdownBudget(settings.shutdown_grace_seconds),
     )
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
@@ -127,6 +136,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_socket_counts)
     app.cleanup_ctx.append(_socketio)
     app.cleanup_ctx.append(_revocations)
+    app.cleanup_ctx.append(_block_cache)
     app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(_erasure_sweeper)
     app.cleanup_ctx.append(_stripe)
@@ -167,7 +177,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         yield
         runtime._appender = None
-        await runtime._db.close()
+        await runtime._db.close(timeout=runtime.shutdown.seconds_left())
         runtime._db = None
 
 
@@ -249,9 +259,12 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
 
     async def end_sockets(session_ids: list[str], reason: str) -> None:
         for session_id in session_ids:
-            await runtime.emitter.end_local_room(
-                session_room(session_id), "session:ended", {"reason": reason}
+            room = (
+                user_room(session_id.removeprefix(USER_PREFIX))
+                if session_id.startswith(USER_PREFIX)
+                else session_room(session_id)
             )
+            await runtime.emitter.end_local_room(room, "session:ended", {"reason": reason})
 
     async def load_ended(seconds: float) -> list[str]:
         return await session_ops.recently_ended(runtime, seconds)
@@ -269,8 +282,30 @@ async def _revocations(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(revocations.run(), name="session-revocations")
     yield
     revocations.stop()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
     runtime._revocations = None
+
+
+async def _block_cache(app: web.Application) -> AsyncIterator[None]:
+    """Who blocks whom, cached here; changes announced to every node through Redis."""
+    runtime = app[RUNTIME]
+
+    async def load(user_id: str) -> tuple[set[str], set[str]]:
+        async with runtime.db.connection() as conn:
+            return await blocks.relations(conn, user_id)
+
+    cache = BlockCache(
+        load,
+        redis=runtime.redis,
+        channel=block_channel(runtime.settings.redis_prefix),
+        node_id=runtime.node_id,
+    )
+    runtime._blocks = cache
+    task = asyncio.create_task(cache.run(), name="block-cache")
+    yield
+    cache.stop()
+    await _stop(task, app[RUNTIME].shutdown)
+    runtime._blocks = None
 
 
 async def _mailer(app: web.Application) -> AsyncIterator[None]:
@@ -281,7 +316,7 @@ async def _mailer(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(mailer.run(), name="mailer")
     yield
     mailer.stop()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
     runtime._mailer = None
 
 
@@ -304,7 +339,7 @@ async def _erasure_sweeper(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(loop(), name="erasure-sweeper")
     yield
     stopping.set()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _resync_after_gap(runtime: Runtime) -> None:
@@ -346,7 +381,7 @@ async def _publish_stream(app: web.Application) -> AsyncIterator[None]:
     consumer.stop()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), timeout=consumer.block_ms / 1000 + 2)
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
@@ -370,19 +405,20 @@ async def _notification_retention(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(loop(), name="notification-retention")
     yield
     stopping.set()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
-async def _stop(task: asyncio.Task[None], timeout: float = 5.0) -> None:
-    """Cancel a background task and wait for it, but never hang shutdown on it.
+async def _stop(task: asyncio.Task[None], budget: ShutdownBudget) -> None:
+    """Cancel a background task and wait for it, within what is left of the grace.
 
     On Python < 3.12 a library awaiting through `asyncio.wait_for` (redis-py 8 does) can
     swallow the cancellation; the loops above also watch a stop flag for that reason.
     """
     task.cancel()
+    timeout = budget.seconds_left(at_most=BACKGROUND_STOP_SECONDS)
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
-        log.warning("background task %s did not stop within %.0fs", task.get_name(), timeout)
+        log.warning("background task %s did not stop within %.2fs", task.get_name(), timeout)
     elif not task.cancelled() and task.exception() is not None:
         log.warning("background task %s failed: %r", task.get_name(), task.exception())
 
@@ -391,7 +427,7 @@ async def _stripe(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     runtime._stripe = StripeGateway(runtime.settings)
     yield
-    await delivery.drain_background(runtime)
+    await delivery.drain_background(runtime, runtime.shutdown.seconds_left(at_most=5.0))
     await runtime._stripe.close()
 
 
@@ -399,14 +435,14 @@ async def _outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """Deliver live events whose request died between commit and emit."""
     task = asyncio.create_task(delivery.run_publisher(app[RUNTIME]))
     yield
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _broadcast_sweeper(app: web.Application) -> AsyncIterator[None]:
     """Write the subscribers' copies of paid broadcasts whose sender died before it did."""
     task = asyncio.create_task(broadcasts.run_sweeper(app[RUNTIME]))
     yield
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _typing_indicators(app: web.Application) -> AsyncIterator[None]:
@@ -445,36 +481,39 @@ async def _media_cleanup(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(loop(), name="media-cleanup")
     yield
     stopping.set()
-    await _stop(task)
+    await _stop(task, app[RUNTIME].shutdown)
 
 
 async def _drain(app: web.Application) -> None:
-    """Stop taking work, let in-flight acks finish within the grace period, tell sockets why.
+    """Tell sockets, stop taking work, let what is in flight be answered, close the sockets.
 
-    Then every transport closes as a lost connection does (no Engine.IO CLOSE, which
+    `server:shutdown` goes out at once, and from then on every new event is answered
+    `unavailable` (nothing stored, so the client resends elsewhere with the same
+    `client_id`). What is still running when the wait ends is cancelled before the
+    transports close: it rolls back rather than committing a send whose ack could no longer
+    arrive. Then every transport closes as a lost connection does (no Engine.IO CLOSE, which
     python-socketio's client takes as final), so every client reconnects by itself, and
-    long-polls are answered: the whole drain stays within `shutdown_grace_seconds`.
+    long-polls are answered. The whole exit, this and the closing of every resource after
+    it, stays within `shutdown_grace_seconds`.
     """
     runtime = app[RUNTIME]
     sio = app[SIO]
+    budget = runtime.shutdown
+    budget.start()
     runtime.draining = True
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + runtime.settings.shutdown_grace_seconds
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(
-            runtime.inflight.idle.wait(), timeout=runtime.settings.shutdown_grace_seconds
-        )
+    started = loop.time()
     notice = {"reason": "server shutting down", "reconnect": True}
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:shutdown", notice)
+    answered = await runtime.inflight.wait_idle(budget.drain_seconds_left())
+    cancelled = 0 if answered else runtime.inflight.cancel_all()
     try:
-        await sio.eio.drain(deadline - loop.time())
+        await sio.eio.drain(budget.drain_seconds_left())
     except Exception:
         log.exception("draining the sockets failed")
     log.info(
         "sockets drained",
-        extra={
-            "seconds": round(loop.time() - deadline + runtime.settings.shutdown_grace_seconds, 3)
-        },
+        extra={"seconds": round(loop.time() - started, 3), "cancelled_in_flight": cancelled},
     )

@@ -58,6 +58,13 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        self.moderation_hook_latency = Histogram(
+            "backchannel_moderation_hook_seconds",
+            "Time a moderation hook call took, by outcome (allow, reject, replace, failed)",
+            ["outcome"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5),
+            registry=self.registry,
+        )
         self.http_latency = Histogram(
             "backchannel_http_request_seconds",
             "HTTP request duration by route",

@@ -31,6 +31,16 @@ log = logging.getLogger(__name__)
 _SKEW_SECONDS = 60.0
 
 
+# A revocation id that names a user rather than a session: every socket of that user ends,
+# those whose token names no session included (a ban).
+USER_PREFIX = "user:"
+
+
+def user_revocation(user_id: str) -> str:
+    """The revocation id that ends every socket of `user_id` on every node."""
+    return f"{USER_PREFIX}{user_id}"
+
+
 def channel_name(redis_prefix: str) -> str:
     """The Redis channel on which nodes announce ended sessions."""
     return f"{redis_prefix}:sessions-ended"

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 from backchannel.errors import Unavailable
 from backchannel.server.proxies import Network
+from backchannel.server.shutdown import InFlight, ShutdownBudget
 
 if TYPE_CHECKING:
     import aiohttp
 
+    from backchannel.domain.filters import FilterRules
     from backchannel.domain.presence import PresenceTracker
     from backchannel.domain.stripe_gateway import StripeGateway
     from backchannel.domain.tokens import TokenService
@@ -22,35 +24,13 @@ if TYPE_CHECKING:
     from backchannel.persistence.message_appender import MessageAppender
     from backchannel.rooms.emitter import Emitter
     from backchannel.rooms.socket_counts import SocketCounts
+    from backchannel.server.block_cache import BlockCache
     from backchannel.server.mailer import Mailer
     from backchannel.server.metrics import Metrics
     from backchannel.server.ratelimit import RateLimiter
     from backchannel.server.redis_clients import RedisClient
     from backchannel.server.revocations import Revocations
     from backchannel.server.settings import Settings
-
-
-@dataclass
-class InFlight:
-    """Counts events being handled, so shutdown can wait for their acks."""
-
-    count: int = 0
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.idle.set()
-
-    def enter(self) -> None:
-        """An event started."""
-        self.count += 1
-        self.idle.clear()
-
-    def leave(self) -> None:
-        """An event finished (acked)."""
-        self.count -= 1
-        if self.count <= 0:
-            self.count = 0
-            self.idle.set()
 
 
 @dataclass
@@ -63,6 +43,7 @@ class Runtime:
     media_links: MediaLinks
     inflight: InFlight = field(default_factory=InFlight)
     draining: bool = False
+    shutdown: ShutdownBudget = field(default_factory=lambda: ShutdownBudget(0.0))
     node_id: str = ""
     trusted_proxies: tuple[Network, ...] = ()
     _db: Database | None = None
@@ -79,6 +60,17 @@ class Runtime:
     _typing: TypingIndicators | None = None
     _revocations: Revocations | None = None
     _mailer: Mailer | None = None
+    _blocks: BlockCache | None = None
+    # The content filters as last read on this node (`domain.screening`).
+    filter_rules: FilterRules | None = None
+    filter_rules_read_at: float = 0.0
+
+    @property
+    def blocks(self) -> BlockCache:
+        """Who blocks whom, cached on this node; present once the app has started."""
+        if self._blocks is None:
+            raise Unavailable("server not ready")
+        return self._blocks
 
     @property
     def mailer(self) -> Mailer:

@@ -15,6 +15,7 @@ from backchannel.server.app import create_app
 from backchannel.server.embedded import reachable_database
 from backchannel.server.logs import configure_logging
 from backchannel.server.settings import Settings, ensure_jwt_secret
+from backchannel.server.shutdown import ShutdownBudget
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ def serve(settings: Settings, app: web.Application | None = None) -> int:
             port=settings.port,
             loop=_loop_factory(),
             access_log=None,
-            shutdown_timeout=settings.shutdown_grace_seconds,
+            # Open requests were already waited for by the drain, within the grace; aiohttp
+            # only gets the closing share of it, so SIGTERM-to-exit stays one grace.
+            shutdown_timeout=ShutdownBudget(settings.shutdown_grace_seconds).closing_seconds / 2,
             print=None,
         )
     except Unavailable as exc:

@@ -18,7 +18,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "secret", "change-me", "changeme", "dev", "test", "password"}
-SECRET_FIELDS = {"jwt_secret", "stripe_secret_key", "stripe_webhook_secret"}
+SECRET_FIELDS = {
+    "jwt_secret",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "moderation_hook_secret",
+}
 
 
 class Settings(BaseSettings):
@@ -142,7 +147,9 @@ class Settings(BaseSettings):
     ping_interval_seconds: float = Field(25.0, gt=0, description="Engine.IO ping interval")
     ping_timeout_seconds: float = Field(20.0, gt=0, description="Engine.IO ping timeout")
     shutdown_grace_seconds: float = Field(
-        10.0, ge=0, description="How long in-flight acks may finish on shutdown"
+        10.0,
+        ge=0,
+        description="SIGTERM to exit, as a whole: in-flight acks, requests and every close",
     )
 
     message_rate_limit: str = Field(
@@ -155,6 +162,28 @@ class Settings(BaseSettings):
         "10/60s:5", description="ppv:broadcast per creator: COUNT/SECONDSs[:BURST]"
     )
     group_max_members: int = Field(1000, ge=2, description="Largest group conversation")
+    fan_to_fan_dms: bool = Field(
+        False, description="Whether fans may open direct conversations with other fans"
+    )
+    creator_dm_policy_default: Literal["everyone", "subscribers", "paid", "nobody"] = Field(
+        "subscribers",
+        description="The dm_policy of a creator who has not set one (PATCH /profiles/me)",
+    )
+    message_edit_window_seconds: int = Field(
+        900, ge=0, description="How long after sending its sender may edit a message"
+    )
+    moderation_hook_url: str | None = Field(
+        None, description="Every new message is POSTed here (signed) before it is stored"
+    )
+    moderation_hook_secret: SecretStr | None = Field(
+        None, description="Signs moderation hook calls (Backchannel-Signature: t=..,v1=..)"
+    )
+    moderation_hook_timeout_ms: int = Field(
+        1500, ge=1, le=60_000, description="Deadline of one moderation hook call"
+    )
+    moderation_hook_failure: Literal["allow", "reject"] = Field(
+        "allow", description="What a send does when the moderation hook is late or down"
+    )
     typing_timeout_seconds: float = Field(
         6.0, gt=0, description="A typing:start expires this long after the last one"
     )
