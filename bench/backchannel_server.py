@@ -45,7 +45,19 @@ def main() -> int:
 
     if os.environ.get("BENCH_TRACEMALLOC"):
         _dump_allocations_on_sigusr1(Path(os.environ["BENCH_TRACEMALLOC"]), sio)
-    return serve(settings, app)
+    profile_to = os.environ.get("BENCH_PROFILE")
+    if not profile_to:
+        return serve(settings, app)
+    # Profiling aid: cProfile of the whole process, written to <BENCH_PROFILE>.<pid> at exit.
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        return serve(settings, app)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_to}.{os.getpid()}")
 
 
 def _dump_allocations_on_sigusr1(path: Path, sio: Any) -> None:

@@ -388,7 +388,8 @@ async function pairs() {
       },
     );
   };
-  await sleep(500);
+  // Connect-time work (presence announcements, subscriptions) settles before the first step.
+  await sleep(spec.settleMs || 500);
   const summary = (offered, seconds) => {
     const sorted = latencies.slice().sort((a, b) => a - b);
     return {
@@ -528,6 +529,73 @@ async function storm() {
   };
 }
 
+// A node dies: `count` sockets on node A, which the generator SIGKILLs; every client reconnects
+// at once to node B (`concurrency` handshakes in flight, as a balancer would spread them) with
+// its `last_seq`. Time from the kill until every socket is connected, and until every socket
+// that asked for a replay has had `messages:replayed`; per-socket p50/p99; B's CPU per reconnect.
+async function failover() {
+  const users = range(0, spec.count).map(userId);
+  const convOf = new Map();
+  (spec.conversations || []).forEach((conv, k) => {
+    convOf.set(userId(2 * k), conv);
+    convOf.set(userId(2 * k + 1), conv);
+  });
+  const auth = (u) => (convOf.has(u) ? { last_seq: { [convOf.get(u)]: 0 } } : undefined);
+  const first = await connectMany(spec.url, spec.ns, users, { concurrency: 100, extraAuth: auth });
+  await sleep(spec.settleMs || 1000);
+  const cpu0 = cpuMicros(spec.survivorPid);
+  const killedAt = now();
+  process.kill(spec.killPid, "SIGKILL");
+  for (const c of first.clients) c.close();
+  const connectTimes = [];
+  const resyncTimes = [];
+  const replays = [];
+  const failures = {};
+  const reconnected = [];
+  let next = 0;
+  async function worker() {
+    while (next < first.clients.length) {
+      const u = first.clients[next++].user;
+      const c = new Client(spec.failoverUrl, spec.ns, u, auth(u));
+      const replayed = convOf.has(u)
+        ? new Promise((resolve) => c.on("messages:replayed", () => resolve(now())))
+        : null;
+      try {
+        await c.connect(30000);
+        connectTimes.push(now() - killedAt);
+        reconnected.push(c);
+        if (replayed) replays.push(replayed.then((t) => resyncTimes.push(t - killedAt)));
+      } catch (e) {
+        const key = e.message === "refused" ? `refused:${(e.data && e.data.code) || "?"}` : e.message;
+        failures[key] = (failures[key] || 0) + 1;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(spec.concurrency || 500, users.length) }, worker));
+  const allConnectedMs = now() - killedAt;
+  await Promise.race([Promise.all(replays), sleep(30000)]);
+  const cpu1 = cpuMicros(spec.survivorPid);
+  connectTimes.sort((a, b) => a - b);
+  resyncTimes.sort((a, b) => a - b);
+  for (const c of reconnected) c.close();
+  return {
+    sockets: first.clients.length,
+    first_connect_failures: first.failures,
+    reconnected: reconnected.length,
+    failures,
+    all_connected_ms: allConnectedMs,
+    reconnect_p50_ms: pct(connectTimes, 50),
+    reconnect_p99_ms: pct(connectTimes, 99),
+    replays_asked: replays.length,
+    resynced: resyncTimes.length,
+    all_resynced_ms: resyncTimes.length ? resyncTimes[resyncTimes.length - 1] : null,
+    resync_p50_ms: pct(resyncTimes, 50),
+    resync_p99_ms: pct(resyncTimes, 99),
+    survivor_cpu_us_per_reconnect: reconnected.length ? (cpu1 - cpu0) / reconnected.length : null,
+    reconnects_per_second: reconnected.length / (allConnectedMs / 1000),
+  };
+}
+
 // -- main -------------------------------------------------------------------------------------
 
 const payloads = {
@@ -548,7 +616,7 @@ async function main() {
     process.stdout.write(JSON.stringify({ error: "loadgen time limit reached" }) + "\n");
     process.exit(3);
   }, (spec.timeLimitSeconds || 300) * 1000);
-  const run = { idle, fanout, pairs, storm }[spec.scenario];
+  const run = { idle, fanout, pairs, storm, failover }[spec.scenario];
   const result = await run();
   clearTimeout(hardStop);
   process.stdout.write(JSON.stringify(result) + "\n");

@@ -217,6 +217,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_ratio(ours, v.get('node'))} |"
         )
     lines += cluster_tables(report)
+    lines += failover_table(report)
     errors = [
         f"- {name} / {LABELS.get(kind, kind)}: {_first_line(r['error'])}"
         for name, per in report["scenarios"].items()
@@ -271,6 +272,28 @@ def cluster_tables(report: dict[str, Any]) -> list[str]:
         for mode, row in projected.items():
             out.append(f"| {mode} | " + " | ".join(_fmt(row[n]) for n in sizes) + " |")
     return out
+
+
+def failover_table(report: dict[str, Any]) -> list[str]:
+    """The reconnect storm after a node is SIGKILLed."""
+    f = _get(report["scenarios"], "failover", "backchannel")
+    if not f or "sockets" not in f:
+        return []
+    return [
+        "",
+        f"Reconnect storm: {f['sockets']:,} sockets on node A, A SIGKILLed, every client "
+        f"reconnects to node B with its `last_seq` ({f['replays_asked']:,} replay a "
+        "conversation):",
+        "",
+        "| reconnected | all connected | reconnect p50 / p99 | all resynced | resync p50 / p99 "
+        "| B's CPU per reconnect | reconnects/s |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {f['reconnected']:,} | {_fmt(f['all_connected_ms'])} ms | "
+        f"{_fmt(f['reconnect_p50_ms'])} / {_fmt(f['reconnect_p99_ms'])} ms | "
+        f"{_fmt(f['all_resynced_ms'])} ms | {_fmt(f['resync_p50_ms'])} / "
+        f"{_fmt(f['resync_p99_ms'])} ms | {_fmt(f['survivor_cpu_us_per_reconnect'])} µs | "
+        f"{_fmt(f['reconnects_per_second'])} |",
+    ]
 
 
 def chart(report: dict[str, Any], path: Path) -> None:

@@ -57,6 +57,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "seconds": 2,
         "saturation_seconds": 2,
         "storm": (300, 3),
+        "failover": 1000,
         "cluster_rate": 300,
         "repeats": 1,
     },
@@ -69,6 +70,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "seconds": 5,
         "saturation_seconds": 5,
         "storm": (2000, 10),
+        "failover": 10000,
         # Both nodes share the server core (2 cores in all): a rate they sustain together.
         "cluster_rate": 300,
         "repeats": 3,
@@ -437,7 +439,7 @@ def scenario_foreign(b: Bench, kind: str) -> dict[str, Any]:
         "seconds": b.scale["seconds"],
     }
     modes: dict[str, Any] = {}
-    for routing in ("routed", "single"):
+    for routing in ("single", "routed"):
         extra = {"BACKCHANNEL_CLUSTER_ROUTING": routing}
         with (
             b.server(kind, redis=True, extra=extra) as a,
@@ -452,6 +454,7 @@ def scenario_foreign(b: Bench, kind: str) -> dict[str, Any]:
                     "receiverUrl": c.url,
                     "pid": a.proc.pid,
                     "watchPids": watch,
+                    "settleMs": 4000,
                 }
             )
         step = run["rates"][0]
@@ -464,6 +467,27 @@ def scenario_foreign(b: Bench, kind: str) -> dict[str, Any]:
             "messages": step["received"],
         }
     return {"rate": rate, "modes": modes, "projected": projected(modes)}
+
+
+def scenario_failover(b: Bench, kind: str) -> dict[str, Any]:
+    """Reconnect storm: `failover` sockets on node A; A is SIGKILLed; all reconnect to B with
+    their `last_seq` (the pair users replay their conversation)."""
+    if kind != "backchannel":
+        return {"skipped": "Backchannel only"}
+    with b.server(kind, redis=True) as a, b.server(kind, redis=True) as survivor:
+        return b.loadgen(
+            {
+                "scenario": "failover",
+                "url": a.url,
+                "failoverUrl": survivor.url,
+                "ns": "/chat",
+                "count": b.scale["failover"],
+                "conversations": conversations_for(b, kind),
+                "killPid": a.proc.pid,
+                "survivorPid": survivor.proc.pid,
+                "concurrency": 500,
+            }
+        )
 
 
 def projected(modes: dict[str, Any], nodes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[str, Any]:
@@ -494,6 +518,7 @@ SCENARIOS = {
     "latency": scenario_latency,
     "cluster": scenario_cluster,
     "foreign": scenario_foreign,
+    "failover": scenario_failover,
     "storm": scenario_storm,
 }
 
@@ -544,7 +569,15 @@ def main() -> int:
     workdir.mkdir(parents=True)
     bench = Bench(scale, workdir)
     db_name = f"bench_{stamp.lower()}_{os.getpid()}"
-    users = max(scale["idle_steps"][-1], scale["fanout_steps"][-1], scale["storm"][0]) + 10
+    users = (
+        max(
+            scale["idle_steps"][-1],
+            scale["fanout_steps"][-1],
+            scale["storm"][0],
+            scale["failover"],
+        )
+        + 10
+    )
     started = time.monotonic()
     report: dict[str, Any] = {
         "timestamp": stamp,

@@ -11,6 +11,7 @@ its heartbeat lapses. Every write refreshes a one-day expiry as a last resort.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -39,6 +40,8 @@ class SocketCounts:
         self._node_id = node_id
         self._alive_key = alive_key
         self._local: dict[tuple[str, str], int] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._batch: asyncio.Future[None] | None = None
 
     def _key(self, namespace: str, user_id: str) -> str:
         return f"{self._prefix}:sockets:{namespace.strip('/')}:{user_id}"
@@ -47,12 +50,7 @@ class SocketCounts:
         """A socket of `user_id` opened on this node."""
         local = (namespace, user_id)
         self._local[local] = self._local.get(local, 0) + 1
-        if self._redis is not None:
-            key = self._key(namespace, user_id)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, self._node_id, self._local[local])
-                pipe.expire(key, _EXPIRY_SECONDS)
-                await pipe.execute()
+        await self._write(local)
 
     async def closed(self, namespace: str, user_id: str) -> None:
         """A socket of `user_id` closed on this node."""
@@ -62,13 +60,35 @@ class SocketCounts:
             self._local[local] = left
         else:
             self._local.pop(local, None)
-        if self._redis is not None:
-            key = self._key(namespace, user_id)
-            # Absolute counts, so a lost write heals on the next connect or disconnect.
-            if left > 0:
-                await self._redis.hset(key, self._node_id, left)
-            else:
-                await self._redis.hdel(key, self._node_id)
+        await self._write(local)
+
+    async def _write(self, local: tuple[str, str]) -> None:
+        """Write this (namespace, user)'s count, batched with every other count changed in the
+        same loop turn: sockets connecting together (a reconnect storm) cost one pipeline per
+        turn, not one round trip each. Counts are absolute, so a lost write heals on the next
+        change of that user's count."""
+        if self._redis is None:
+            return
+        self._dirty.add(local)
+        if self._batch is None:
+            self._batch = asyncio.ensure_future(self._flush())
+        await asyncio.shield(self._batch)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the loop turn's other connects join
+        dirty, self._dirty = self._dirty, set()
+        self._batch = None
+        assert self._redis is not None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for namespace, user_id in dirty:
+                key = self._key(namespace, user_id)
+                count = self._local.get((namespace, user_id), 0)
+                if count > 0:
+                    pipe.hset(key, self._node_id, count)
+                    pipe.expire(key, _EXPIRY_SECONDS)
+                else:
+                    pipe.hdel(key, self._node_id)
+            await pipe.execute()
 
     async def with_open(self, namespace: str, user_ids: Sequence[str]) -> set[str]:
         """Which of `user_ids` have at least one socket open on `namespace` on a live node."""

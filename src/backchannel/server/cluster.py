@@ -33,6 +33,7 @@ from backchannel.rooms.fanout import FanoutMixin
 from backchannel.server.cluster_routes import Channels, Sender, Subscriptions
 from backchannel.server.redis_clients import (
     RedisClient,
+    driver_info,
     is_cluster,
     is_cluster_url,
     node_url,
@@ -445,7 +446,11 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         """
         # No silent reconnects inside redis-py: every gap must surface in `_listen`, so the
         # app learns that events may have been missed. Closed in reverse order of opening.
-        options = {**self.redis_options, "retry": Retry(NoBackoff(), 0)}
+        options = {
+            **self.redis_options,
+            "retry": Retry(NoBackoff(), 0),
+            "driver_info": driver_info(),
+        }
         routed = self.routes is not None
         if not is_cluster_url(self.redis_url):
             client = Redis.from_url(self.redis_url, **options)
