@@ -30,6 +30,7 @@ from backchannel.http import (
     auth,
     content,
     conversations,
+    devices,
     earnings,
     health,
     media,
@@ -67,7 +68,7 @@ from backchannel.server.realtime import build_socketio
 from backchannel.server.redis_clients import open_redis
 from backchannel.server.revocations import USER_PREFIX, Revocations, channel_name
 from backchannel.server.runtime import Runtime
-from backchannel.server.settings import Settings, ensure_jwt_secret
+from backchannel.server.settings import Settings, ensure_jwt_secret, ensure_vapid_key
 from backchannel.server.shutdown import ShutdownBudget
 
 log = logging.getLogger(__name__)
@@ -94,13 +95,14 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     accounts.routes,
     media.routes,
     safety.routes,
+    devices.routes,
     media.files,
 )
 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application with Socket.IO attached; resources open on startup."""
-    settings = ensure_jwt_secret(settings)
+    settings = ensure_vapid_key(ensure_jwt_secret(settings))
     sio = build_socketio(settings)
     runtime = Runtime(
         settings=settings,

@@ -24,6 +24,7 @@ SECRET_FIELDS = {
     "stripe_webhook_secret",
     "moderation_hook_secret",
     "metrics_token",
+    "vapid_private_key",
 }
 
 
@@ -316,6 +317,16 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="How often abandoned pending uploads are looked for"
     )
 
+    vapid_private_key: SecretStr | None = Field(
+        None,
+        description="Web Push VAPID private key: a P-256 key in PEM (dev: generated into "
+        "<data_dir>/vapid_private_key.pem)",
+    )
+    vapid_subject: str = Field(
+        "mailto:push@localhost", description="VAPID `sub` claim: a mailto: or https: contact"
+    )
+    push_max_devices: int = Field(20, ge=1, le=1000, description="Devices kept per user")
+
     @field_validator(
         "message_rate_limit",
         "presence_set_rate_limit",
@@ -454,6 +465,38 @@ def ensure_jwt_secret(settings: Settings) -> Settings:
         with os.fdopen(fd, "w") as handle:
             handle.write(secret)
     return settings.model_copy(update={"jwt_secret": SecretStr(secret)})
+
+
+def ensure_vapid_key(settings: Settings) -> Settings:
+    """In dev mode, load or create a persistent VAPID key in the data folder.
+
+    In production an unset key leaves Web Push off rather than stopping the server.
+    """
+    if settings.vapid_private_key is not None:
+        return settings
+    if settings.env == "production":
+        return settings  # no key, no Web Push: the key route answers `unavailable`
+    path = settings.data_dir / "vapid_private_key.pem"
+    if path.exists():
+        pem = path.read_text()
+    else:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        pem = (
+            ec.generate_private_key(ec.SECP256R1())
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            .decode()
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(pem)
+    return settings.model_copy(update={"vapid_private_key": SecretStr(pem)})
 
 
 def describe_validation_error(exc: ValidationError) -> str:
