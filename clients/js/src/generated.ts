@@ -43,6 +43,7 @@ export interface Conversation {
   participant_ids: string[];
   title: string | null;
   created_at: string;
+  muted_until?: string | null;
 }
 
 /** A page of the conversation list. */
@@ -58,10 +59,22 @@ export interface ConversationSummary {
   participant_ids: string[];
   title: string | null;
   created_at: string;
+  muted_until?: string | null;
   last_message: Message | null;
   unread_count: number;
   last_read_seq: number;
   last_seq: number;
+}
+
+/** `message:delete`. */
+export interface DeleteMessage {
+  message_id: string;
+}
+
+/** `message:edit`. */
+export interface EditMessage {
+  message_id: string;
+  body: string;
 }
 
 /** An ack with nothing to say (`typing:start`, `typing:stop`). */
@@ -154,6 +167,8 @@ export interface Message {
   currency: string;
   locked: boolean;
   preview?: Preview | null;
+  deleted?: boolean;
+  edited_at?: string | null;
 }
 
 /** `message:broadcast`: a creator's paid broadcast, locked; the copy is in your 1:1. */
@@ -168,6 +183,13 @@ export interface MessageBroadcast {
   currency: string;
   locked?: true;
   preview: Preview;
+}
+
+/** `message:deleted`: a message became a tombstone for this viewer (its `seq` stays). */
+export interface MessageDeleted {
+  message_id: string;
+  conversation_id: string;
+  seq: number;
 }
 
 /** `messages:replayed`: the replay on connect of one conversation is done. */
@@ -441,6 +463,8 @@ export interface ClientEvents {
     "auth:refresh": { payload: RefreshToken; ack: RefreshAck };
     "conversation:list": { payload: ListConversations; ack: ConversationPage };
     "conversation:open": { payload: OpenConversation; ack: Conversation };
+    "message:delete": { payload: DeleteMessage; ack: Message };
+    "message:edit": { payload: EditMessage; ack: Message };
     "message:read": { payload: MarkRead; ack: ReadState };
     "message:send": { payload: SendMessage; ack: Message };
     "messages:sync": { payload: SyncMessages; ack: ChatViewsSyncPage };
@@ -474,8 +498,10 @@ export interface ServerEvents {
   "/chat": {
     "conversation:new": Conversation;
     "message:broadcast": MessageBroadcast;
+    "message:deleted": MessageDeleted;
     "message:new": Message;
     "message:read": ReadReceipt;
+    "message:updated": Message;
     "messages:replayed": MessagesReplayed;
     "server:resync": ServerResync;
     "server:shutdown": ServerShutdown;

@@ -78,6 +78,14 @@ class ReadReceipt(BaseModel):
     seq: int
 
 
+class MessageDeleted(BaseModel):
+    """`message:deleted`: a message became a tombstone for this viewer (its `seq` stays)."""
+
+    message_id: str
+    conversation_id: str
+    seq: int
+
+
 class MessagesReplayed(BaseModel):
     """`messages:replayed`: the replay on connect of one conversation is done."""
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from backchannel.domain import filter_rules
 from backchannel.domain.chat import MAX_BODY_CHARS, Id, best_effort, member_conversation, parse_id
 from backchannel.domain.chat_views import Message, render_for_viewer
+from backchannel.domain.event_models import MessageDeleted
 from backchannel.errors import Conflict, Forbidden, Invalid, NotFound
 from backchannel.persistence import audit, conversations, messages
 from backchannel.persistence.database import Connection
@@ -147,10 +148,8 @@ async def announce_deleted(
     affected = [uid for uid in participants if uid not in kept_by]
     if not affected:
         return
-    event = {
-        "message_id": str(stored.id),
-        "conversation_id": str(stored.conversation_id),
-        "seq": stored.seq,
-    }
+    event = MessageDeleted(
+        message_id=str(stored.id), conversation_id=str(stored.conversation_id), seq=stored.seq
+    )
     with best_effort("message:deleted"):
         await rt.emitter.to_users(Namespace.CHAT, affected, "message:deleted", event)

@@ -15,7 +15,12 @@ from backchannel.domain.chat_views import (
     ReadState,
     SyncPage,
 )
-from backchannel.domain.event_models import MessageBroadcast, MessagesReplayed, ReadReceipt
+from backchannel.domain.event_models import (
+    MessageBroadcast,
+    MessageDeleted,
+    MessagesReplayed,
+    ReadReceipt,
+)
 from backchannel.handlers.base import AuthenticatedNamespace, EventContext, event
 from backchannel.rooms.names import Namespace
 from backchannel.server.runtime import Runtime
@@ -33,6 +38,8 @@ class ChatNamespace(AuthenticatedNamespace):
         "conversation:new": Conversation,
         "messages:replayed": MessagesReplayed,
         "message:broadcast": MessageBroadcast,
+        "message:updated": Message,
+        "message:deleted": MessageDeleted,
     }
 
     def __init__(self, runtime: Runtime) -> None:

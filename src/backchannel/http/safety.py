@@ -114,7 +114,7 @@ def _query(request: web.Request) -> dict[str, str]:
     summary="The report queue (moderators): urgent first, with the message as stored, the "
     "reporter and the target's recent history",
     response=reports.ReportPage,
-    query=("status", "cursor", "limit"),
+    query=reports.ReportQuery,
     errors=(400, 401, 403),
 )
 async def list_reports(request: web.Request) -> web.Response:
