@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from redis.asyncio import Redis
 
 from backchannel.persistence import outbox
 from backchannel.server.keys import RUNTIME
 from backchannel.server.publish_stream import GROUP, dead_key, stream_key
+from backchannel.server.redis_clients import open_redis
 from backchannel.server.settings import Settings
 from tests.chat_support import node
 from tests.nodes import eventually
@@ -139,7 +139,8 @@ async def test_the_outbox_backlog_and_its_oldest_age(
 async def test_publish_stream_lag_pending_and_dead_letters(
     cluster_settings: Settings, services: RunServices
 ) -> None:
-    redis = Redis.from_url(services.redis_url)
+    # The stream lives where the node's Redis is: the shared one, or the Redis Cluster.
+    redis = open_redis(cluster_settings.redis_url or services.redis_url)
     prefix = cluster_settings.redis_prefix
     try:
         async with node(cluster_settings, publish_stream_enabled=False) as server:

@@ -34,8 +34,9 @@ async def test_a_rate_limit_is_shared_by_every_node_on_a_redis_cluster(
     cluster_client: RedisCluster, redis_cluster: LocalRedisCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     other = open_redis(redis_cluster.url)
-    node_a = RateLimiter(cluster_client, "bc")
-    node_b = RateLimiter(other, "bc")
+    # A generous timeout: on a loaded machine a slow answer would fall back to node memory.
+    node_a = RateLimiter(cluster_client, "bc", timeout=10)
+    node_b = RateLimiter(other, "bc", timeout=10)
     rate = Rate.parse("4/60s:4")
     try:
         with caplog.at_level(logging.WARNING, "backchannel.server.ratelimit"):
