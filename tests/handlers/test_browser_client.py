@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +11,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.browser_support import browser_binaries
 from tests.support import Api
+
+__all__ = ["browser_binaries"]  # the session fixture this module's `chromium` builds on
 
 pytestmark = pytest.mark.slow
 
 BUNDLE = (
     Path(__file__).resolve().parents[1] / "js/node_modules/socket.io-client/dist/socket.io.min.js"
 )
-PACKAGES = ("chromium", "chromium-driver")
 
 PAGE = """<!doctype html><html><head><script src="/socket.io.min.js"></script></head>
 <body>browser check</body></html>"""
@@ -54,38 +54,12 @@ socket.on("connect", () => {
 """
 
 
-def _binaries() -> tuple[str, str] | None:
-    browser = shutil.which("chromium")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-def _install() -> str:
-    """Install Debian's chromium and chromium-driver when missing; returns why not, or ''."""
-    if _binaries() is not None:
-        return ""
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        return "chromium is not installed and apt-get cannot run here (not Debian, or not root)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = [apt, "install", "-y", "--no-install-recommends", *PACKAGES]
-    for attempt in (command, [apt, "update"], command):
-        subprocess.run(attempt, env=env, capture_output=True, timeout=900, check=False)
-        if attempt is command and _binaries() is not None:
-            return ""
-    return "apt-get could not install chromium and chromium-driver"
-
-
 @pytest.fixture(scope="session")
-def chromium() -> tuple[str, str]:
-    """(browser, driver) paths; installed through apt-get on a fresh machine."""
-    reason = _install()
-    found = _binaries()
-    if reason or found is None:
-        pytest.skip(reason or "chromium not found")
+def chromium(browser_binaries: tuple[str, str]) -> tuple[str, str]:
+    """(browser, driver) paths, once the page's socket.io-client bundle is there too."""
     if not BUNDLE.exists():
         pytest.skip("tests/js/node_modules is needed (make test installs it)")
-    return found
+    return browser_binaries
 
 
 def _run_in_browser(browser: str, driver: str, page_url: str, url: str, token: str) -> Any:
