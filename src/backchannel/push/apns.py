@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import jwt
@@ -102,7 +103,9 @@ class ApnsProvider:
                 headers["apns-collapse-id"] = collapse_id(message.collapse_key)
             try:
                 response = await self._client.post(
-                    f"{self._base_url}/3/device/{device.token}", content=content, headers=headers
+                    f"{self._base_url}/3/device/{quote(device.token, safe='')}",
+                    content=content,
+                    headers=headers,
                 )
             except httpx.HTTPError as exc:
                 return no_answer(exc)

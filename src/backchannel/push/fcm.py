@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,10 @@ class FcmProvider:
         *,
         base_url: str = "https://fcm.googleapis.com",
         timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._account = account
+        self._clock = clock  # when the cached access token is replaced
         self._http = http
         self._url = f"{base_url.rstrip('/')}/v1/projects/{account.project_id}/messages:send"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -93,10 +96,11 @@ class FcmProvider:
     async def access_token(self) -> str:
         """A cached access token, minted again shortly before it expires."""
         async with self._lock:
-            now = time.time()
+            now = self._clock()
             if self._token is not None and self._token[1] > now:
                 return self._token[0]
-            form = {"grant_type": JWT_BEARER, "assertion": self.assertion(now)}
+            # The assertion is judged by the token endpoint's clock: sign it at the real time.
+            form = {"grant_type": JWT_BEARER, "assertion": self.assertion(time.time())}
             try:
                 async with self._http.post(
                     self._account.token_uri, data=form, timeout=self._timeout
