@@ -7,10 +7,16 @@ import email.utils
 import pkgutil
 from pathlib import Path
 
+import aiohttp
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 import backchannel.push
 from backchannel.push.answers import MAX_RETRY_AFTER, answer, retry_after, topic
 from backchannel.push.apns import collapse_id
 from backchannel.push.messages import Outcome
+from backchannel.push.webpush import WebPushProvider
 
 FORBIDDEN = ("backchannel.domain", "backchannel.server", "backchannel.handlers", "backchannel.http")
 
@@ -63,3 +69,19 @@ def test_the_push_layer_imports_nothing_above_it() -> None:
                 names = [alias.name for alias in node.names]
             upward += [f"{module.name}: {n}" for n in names if n.startswith(FORBIDDEN)]
     assert upward == []
+
+
+async def test_a_vapid_subject_that_is_no_contact_stops_start_up() -> None:
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    async with aiohttp.ClientSession() as http:
+        assert WebPushProvider(pem, "mailto:ops@example.com", http)
+        with pytest.raises(ValueError, match="BACKCHANNEL_VAPID_SUBJECT"):
+            WebPushProvider(pem, "ops team", http)

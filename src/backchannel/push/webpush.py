@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid02
+from py_vapid import Vapid02, VapidException
 from pywebpush import WebPusher, WebPushException
 
 from backchannel.persistence.devices import Device
@@ -53,6 +53,12 @@ class WebPushProvider:
     ) -> None:
         self._vapid = Vapid02(private_key=load_key(private_key_pem))
         self._subject = subject
+        try:  # py_vapid refuses a `sub` that is not a mailto: or https: URI: say so at start-up
+            self._vapid.sign({"aud": "https://push.example", "sub": subject})
+        except VapidException as exc:
+            raise ValueError(
+                f"BACKCHANNEL_VAPID_SUBJECT must be a mailto: or https: URI, not {subject!r}"
+            ) from exc
         self._http = http
         self._ttl = ttl
         self._timeout = timeout
