@@ -133,3 +133,33 @@ async def test_the_webpush_key_is_the_configured_vapid_public_key(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     assert answer == {"public_key": b64url(point)}
+
+
+async def test_a_restricted_server_refuses_subscriptions_to_other_hosts(settings: Settings) -> None:
+    hosts = ["push.example", ".push.services.mozilla.com"]
+    async with node(settings, webpush_endpoint_hosts=hosts) as restricted:
+        fan = await restricted.api.register()
+        for endpoint, expected in [
+            ("https://push.example/send/1", 201),
+            ("https://updates.push.services.mozilla.com/wpush/v2/x", 201),
+            ("http://push.example/send/2", 400),  # a restricted server wants https
+            ("https://169.254.169.254/latest/meta-data", 400),
+            ("https://push.example.attacker.test/send", 400),
+        ]:
+            status, answer = await restricted.api.call(
+                "POST",
+                DEVICES,
+                json={"platform": "webpush", "subscription": subscription(endpoint)},
+                user=fan,
+            )
+            assert status == expected, (endpoint, answer)
+            if expected == 400:
+                assert answer["error"]["code"] == "invalid"
+                assert answer["error"]["details"][0]["field"] == "subscription.endpoint"
+
+
+def test_production_admits_only_the_browsers_push_services(settings: Settings) -> None:
+    production = settings.model_copy(update={"env": "production"})
+    assert production.webpush_hosts is not None
+    assert "fcm.googleapis.com" in production.webpush_hosts
+    assert settings.webpush_hosts is None  # dev: any host, so local receivers work

@@ -110,8 +110,30 @@ class WebPushKey(BaseModel):
     public_key: str
 
 
+def endpoint_allowed(endpoint: str, hosts: tuple[str, ...] | None) -> bool:
+    """Whether a Web Push endpoint names an allowed push service (https only when restricted).
+
+    A subscription is a URL this server will POST to: left open, any user could point it at
+    an internal address.
+    """
+    if hosts is None:
+        return True
+    parsed = urlparse(endpoint)
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme != "https":
+        return False
+    return any(host == h or (h.startswith(".") and host.endswith(h)) for h in hosts)
+
+
 async def register(rt: Runtime, user_id: str, request: DeviceRequest) -> DeviceView:
     """Store the device for the user (the same address again updates it and moves it here)."""
+    if request.subscription and not endpoint_allowed(
+        request.subscription.endpoint, rt.settings.webpush_hosts
+    ):
+        raise Invalid(
+            "this push service is not allowed",
+            [{"field": "subscription.endpoint", "message": "not an allowed push service"}],
+        )
     keys = request.subscription.keys if request.subscription else None
     token = request.subscription.endpoint if request.subscription else request.token
     assert token is not None

@@ -17,6 +17,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The push services browsers subscribe to (Chrome/Edge via FCM, Firefox, Safari, Windows): a
+# subscription is a URL the server will POST to, so in production it may name only these.
+BROWSER_PUSH_SERVICES = (
+    "fcm.googleapis.com",
+    "android.googleapis.com",
+    ".push.services.mozilla.com",
+    ".push.apple.com",
+    ".notify.windows.com",
+)
 PLACEHOLDER_SECRETS = {"", "secret", "change-me", "changeme", "dev", "test", "password"}
 SECRET_FIELDS = {
     "jwt_secret",
@@ -327,6 +336,11 @@ class Settings(BaseSettings):
         "mailto:push@localhost", description="VAPID `sub` claim: a mailto: or https: contact"
     )
     push_max_devices: int = Field(20, ge=1, le=1000, description="Devices kept per user")
+    webpush_endpoint_hosts: list[str] | None = Field(
+        None,
+        description="Hosts a Web Push endpoint may name (a leading dot admits subdomains); "
+        "unset: the browsers' push services in production, any host in dev",
+    )
 
     # Push providers (#17): how a push is sent (Web Push uses vapid_* above)
     webpush_ttl_seconds: int = Field(
@@ -427,6 +441,13 @@ class Settings(BaseSettings):
     def embedded_pg_path(self) -> Path:
         """Where the embedded Postgres keeps its data."""
         return self.embedded_pg_dir or self.data_dir / "pg"
+
+    @property
+    def webpush_hosts(self) -> tuple[str, ...] | None:
+        """Where Web Push endpoints may point (None: anywhere, dev only)."""
+        if self.webpush_endpoint_hosts is not None:
+            return tuple(host.lower() for host in self.webpush_endpoint_hosts)
+        return BROWSER_PUSH_SERVICES if self.env == "production" else None
 
     @property
     def creator_signup_mode(self) -> Literal["open", "approval"]:
