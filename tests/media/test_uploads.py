@@ -96,6 +96,13 @@ async def test_upload_links_are_signed_and_serve_only_their_owner_and_item(api: 
         "upload": {**ticket["upload"], "url": ticket["upload"]["url"][:-2] + "00"},
     }
     assert await put_bytes(api, tampered, data) == 403
+    # A signature that is not even ASCII (a fuzzer found it answered 500) is just as wrong.
+    url = ticket["upload"]["url"]
+    foreign = {
+        **ticket,
+        "upload": {**ticket["upload"], "url": url[: url.index("sig=") + 4] + "%C3%BC"},
+    }
+    assert await put_bytes(api, foreign, data) == 403
     status, theirs = await start_upload(api, fan, "video/mp4", len(data))
     status, _ = await api.call("POST", f"/api/v1/media/{theirs['media_id']}/complete", user=creator)
     assert status == 404

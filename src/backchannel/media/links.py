@@ -62,7 +62,8 @@ class MediaLinks:
 
     def check(self, media_id: str, variant: Variant, viewer: str, exp: str, sig: str) -> int:
         """Seconds the link has left; 0 when it is expired, tampered or malformed."""
-        if not exp.isdigit() or len(exp) > 12:
+        # compare_digest refuses non-ASCII text with a TypeError: a hostile query is just wrong.
+        if not exp.isdigit() or len(exp) > 12 or not sig.isascii():
             return 0
         expected = self.signature(media_id, variant, viewer, int(exp))
         if not hmac.compare_digest(expected, sig):
