@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from backchannel.server.settings import (
     Settings,
     describe_validation_error,
     ensure_jwt_secret,
+    ensure_vapid_key,
 )
 
 
@@ -68,6 +70,21 @@ def test_dev_mode_generates_and_keeps_a_jwt_secret(tmp_path: Path) -> None:
     assert first.jwt_secret_value() == second.jwt_secret_value()
     assert len(first.jwt_secret_value()) >= 32
     assert (tmp_path / "jwt_secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_nodes_starting_together_on_one_data_folder_share_their_secrets(tmp_path: Path) -> None:
+    # Two nodes (or a node and its CLI) starting at once used to race on O_EXCL: the second
+    # one failed with FileExistsError and did not start.
+    def start() -> tuple[str, str]:
+        settings = ensure_vapid_key(ensure_jwt_secret(Settings(data_dir=tmp_path)))
+        assert settings.vapid_private_key is not None
+        return settings.jwt_secret_value(), settings.vapid_private_key.get_secret_value()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        started = list(pool.map(lambda _: start(), range(16)))
+    assert len(set(started)) == 1
+    assert (tmp_path / "vapid_private_key.pem").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jwt_secret", "vapid_private_key.pem"]
 
 
 def test_validation_errors_name_environment_variables() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -500,16 +503,29 @@ def ensure_jwt_secret(settings: Settings) -> Settings:
         return settings
     if settings.env == "production":
         raise ValueError("BACKCHANNEL_JWT_SECRET is required in production")
-    path = settings.data_dir / "jwt_secret"
+    secret = _load_or_create(settings.data_dir / "jwt_secret", lambda: secrets.token_urlsafe(48))
+    return settings.model_copy(update={"jwt_secret": SecretStr(secret.strip())})
+
+
+def _load_or_create(path: Path, make: Callable[[], str]) -> str:
+    """The file's text, or `make()` written there first (owner-only) if it does not exist.
+
+    Two nodes started together on one data folder must end up with the same secret: the new
+    text is written whole to a temporary file and linked into place, so whoever links second
+    reads the winner's complete file instead of failing or reading a half-written one.
+    """
     if path.exists():
-        secret = path.read_text().strip()
-    else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(secret)
-    return settings.model_copy(update={"jwt_secret": SecretStr(secret)})
+            handle.write(make())
+        with contextlib.suppress(FileExistsError):  # another process linked first
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text()
 
 
 def ensure_vapid_key(settings: Settings) -> Settings:
@@ -521,27 +537,20 @@ def ensure_vapid_key(settings: Settings) -> Settings:
         return settings
     if settings.env == "production":
         return settings  # no key, no Web Push: the key route answers `unavailable`
-    path = settings.data_dir / "vapid_private_key.pem"
-    if path.exists():
-        pem = path.read_text()
-    else:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        pem = (
-            ec.generate_private_key(ec.SECP256R1())
-            .private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            .decode()
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(pem)
+    pem = _load_or_create(settings.data_dir / "vapid_private_key.pem", _new_vapid_pem)
     return settings.model_copy(update={"vapid_private_key": SecretStr(pem)})
+
+
+def _new_vapid_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 def describe_validation_error(exc: ValidationError) -> str:
