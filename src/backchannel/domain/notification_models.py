@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from backchannel.domain.quiet_hours import QuietHours
 from backchannel.errors import Invalid
 from backchannel.persistence.notifications import ReceivedNotification, StoredNotification
 
@@ -166,7 +167,13 @@ class UnreadCount(BaseModel):
 
 
 class Preferences(BaseModel):
-    """`GET/PUT /notifications/preferences`: muted types are stored but not pushed live."""
+    """`GET/PUT /notifications/preferences` (PUT replaces them all).
+
+    `muted_types` are stored but not pushed live to sockets; `push_muted_types` are never
+    pushed to devices; inside `quiet_hours` device pushes are held, then summarised.
+    """
 
     model_config = ConfigDict(extra="forbid")
     muted_types: Annotated[list[TypeName], Field(max_length=200)]
+    push_muted_types: Annotated[list[TypeName], Field(max_length=200)] = []
+    quiet_hours: QuietHours | None = None

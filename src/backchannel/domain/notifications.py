@@ -25,7 +25,7 @@ from backchannel.domain.notification_models import (
 )
 from backchannel.domain.notification_push import Staged, push_unread
 from backchannel.errors import Invalid
-from backchannel.persistence import blocks, conversations, users
+from backchannel.persistence import blocks, conversations, push_queue, users
 from backchannel.persistence import notifications as store
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
@@ -132,11 +132,14 @@ async def _store(
         if collapse_key is not None:
             replaced = await store.take_collapsed(conn, recipients, collapse_key)
         await store.insert_receipts(conn, row.id, recipients, collapse_key)
+    # In the same transaction, so a push survives a crash between commit and delivery.
+    queued = await push_queue.enqueue(conn, row.id, recipients)
     return Staged(
         result=PublishResult.of(row),
         notification=Notification.of(row),
         recipients=recipients,
         replaced=replaced,
+        queued_pushes=queued,
     )
 
 

@@ -300,3 +300,31 @@ async def prune_batch(conn: Connection, cutoff: datetime, batch: int) -> int | N
         return None
     status = await conn.execute(PRUNE_BATCH, cutoff, batch)
     return int(status.rsplit(" ", 1)[-1])
+
+
+SELECT_UNREAD_AMONG = """
+select n.id, n.type, n.title, n.body, n.data, n.collapse_key, n.created_at, false as read
+from notification_receipts r join notifications n on n.id = r.notification_id
+where r.user_id = $1 and r.notification_id = any($2::bigint[]) and r.read_at is null
+order by n.id
+"""
+
+
+async def unread_among(
+    conn: Connection, user_id: str, notification_ids: list[int]
+) -> dict[int, ReceivedNotification]:
+    """Which of these notifications the user still has unread, by id."""
+    rows = await conn.fetch(SELECT_UNREAD_AMONG, user_id, notification_ids)
+    return {
+        row["id"]: ReceivedNotification(
+            id=row["id"],
+            type=row["type"],
+            title=row["title"],
+            body=row["body"],
+            data=_data(row["data"]),
+            collapse_key=row["collapse_key"],
+            created_at=row["created_at"],
+            read=False,
+        )
+        for row in rows
+    }

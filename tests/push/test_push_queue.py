@@ -1,0 +1,218 @@
+"""The push queue against a real server, Postgres and Redis, with a scripted provider.
+
+(The protocols themselves are tested with the real receivers in `test_push_stories.py`.)
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp.test_utils import TestServer
+
+from backchannel.push.messages import Outcome, PushResult
+from backchannel.server.keys import RUNTIME
+from backchannel.server.settings import Settings
+from tests.chat_support import node
+from tests.domain.test_message_notifications import open_with, send
+from tests.nodes import eventually
+from tests.push.queue_support import use_sender
+from tests.services import RunServices
+from tests.support import Api, Sockets, User
+
+DEVICES = "/api/v1/devices"
+PREFERENCES = "/api/v1/notifications/preferences"
+
+
+async def add_device(api: Api, user: User, platform: str, token: str) -> int:
+    status, body = await api.call(
+        "POST", DEVICES, json={"platform": platform, "token": token}, user=user
+    )
+    assert status == 201, body
+    return int(body["id"])
+
+
+async def queue_rows(services: RunServices) -> int:
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        count: int = await conn.fetchval("select count(*) from push_queue")
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_a_message_to_a_fan_away_from_the_app_is_pushed_to_each_device(
+    server: TestServer, api: Api, sockets: Sockets, services: RunServices
+) -> None:
+    sender = use_sender(server)
+    creator = await api.register(role="creator", display_name="Ada")
+    fan = await api.register()
+    await add_device(api, fan, "apns", "phone-token")
+    await add_device(api, fan, "fcm", "tablet-token")
+    chat = await sockets.connect("/chat", creator)
+    conversation_id = await open_with(chat, fan)
+
+    await send(chat, conversation_id, "hello there")
+
+    pushed = await sender.wait_for(2)
+    assert {device.token for device, _ in pushed} == {"phone-token", "tablet-token"}
+    for _, message in pushed:
+        assert message.type == "message" and message.title == "New message from Ada"
+        assert message.body == "hello there"
+        assert message.collapse_key == f"conversation:{conversation_id}"
+        assert message.badge == 1 and message.notification_id is not None
+    await sender.assert_nothing_more(2)
+    assert await queue_rows(services) == 0
+
+
+async def test_a_paid_messages_push_carries_only_its_notification_text(
+    server: TestServer, api: Api, sockets: Sockets
+) -> None:
+    sender = use_sender(server)
+    creator = await api.register(role="creator", display_name="Ada")
+    fan = await api.register()
+    await add_device(api, fan, "apns", "phone-token")
+    chat = await sockets.connect("/chat", creator)
+    conversation_id = await open_with(chat, fan)
+
+    await send(chat, conversation_id, "the secret content", price_cents=500)
+
+    ((_, message),) = await sender.wait_for(1)
+    assert message.body == "Sent a paid message"
+    assert "the secret content" not in repr(message.payload())
+
+
+async def test_nothing_is_pushed_while_a_socket_is_open(
+    server: TestServer, api: Api, sockets: Sockets, services: RunServices
+) -> None:
+    sender = use_sender(server)
+    fan = await api.register()
+    await add_device(api, fan, "apns", "phone-token")
+    await sockets.connect("/notifications", fan)
+    key = await publisher_key(server)
+
+    status, _ = await api.call(
+        "POST",
+        "/api/v1/publish",
+        json={"user_ids": [fan.id], "notification": {"type": "promo", "title": "Hi"}},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert status == 202
+    await eventually(lambda: _empty(services), what="queue emptied")
+    await sender.assert_nothing_more(0)
+
+
+async def _empty(services: RunServices) -> bool:
+    return await queue_rows(services) == 0
+
+
+async def publisher_key(server: TestServer) -> str:
+    from backchannel.domain import api_keys
+
+    rt = server.app[RUNTIME]
+    _, secret = await api_keys.create_key(rt.db, "push-tests")
+    return secret
+
+
+async def publish(api: Api, key: str, user: User, type: str = "promo", **extra: object) -> str:
+    status, body = await api.call(
+        "POST",
+        "/api/v1/publish",
+        json={"user_ids": [user.id], "notification": {"type": type, "title": "Hi"}} | extra,
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert status == 202, body
+    return str(body["id"])
+
+
+async def test_users_without_devices_queue_nothing(
+    server: TestServer, api: Api, services: RunServices
+) -> None:
+    use_sender(server)
+    fan = await api.register()
+    key = await publisher_key(server)
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        await publish(api, key, fan)
+        assert await conn.fetchval("select count(*) from notification_receipts") == 1
+        assert await conn.fetchval("select count(*) from push_queue") == 0
+    finally:
+        await conn.close()
+
+
+async def test_muted_push_types_are_not_pushed(
+    server: TestServer, api: Api, services: RunServices
+) -> None:
+    sender = use_sender(server)
+    fan = await api.register()
+    await add_device(api, fan, "apns", "phone-token")
+    status, _ = await api.call(
+        "PUT", PREFERENCES, json={"muted_types": [], "push_muted_types": ["promo"]}, user=fan
+    )
+    assert status == 200
+    key = await publisher_key(server)
+
+    await publish(api, key, fan, "promo")
+    await publish(api, key, fan, "news")
+
+    ((_, message),) = await sender.wait_for(1)
+    assert message.type == "news"
+    await eventually(lambda: _empty(services), what="queue emptied")
+    await sender.assert_nothing_more(1)
+
+
+async def test_a_gone_device_is_removed_and_others_still_get_the_push(
+    server: TestServer, api: Api
+) -> None:
+    sender = use_sender(server)
+    sender.script["old-phone"].append(PushResult(Outcome.GONE, 410, None, "Unregistered"))
+    fan = await api.register()
+    await add_device(api, fan, "apns", "old-phone")
+    await add_device(api, fan, "fcm", "tablet")
+    key = await publisher_key(server)
+
+    await publish(api, key, fan)
+
+    await sender.wait_for(2)
+
+    async def only_the_tablet_left() -> bool:
+        _, listed = await api.call("GET", DEVICES, user=fan)
+        return [d["platform"] for d in listed["items"]] == ["fcm"]
+
+    await eventually(only_the_tablet_left, what="gone device removed")
+
+
+async def test_a_retryable_answer_is_retried_for_that_device_only(
+    settings: Settings, services: RunServices
+) -> None:
+    async with node(settings, push_retry_base_seconds=0.05, push_max_attempts=3) as n:
+        sender = use_sender(n.server)
+        sender.script["busy"].append(PushResult(Outcome.RETRY, 503, 0.1, "Unavailable"))
+        fan = await n.api.register()
+        await add_device(n.api, fan, "apns", "busy")
+        await add_device(n.api, fan, "fcm", "fine")
+        key = await publisher_key(n.server)
+
+        await publish(n.api, key, fan)
+
+        pushed = await sender.wait_for(3)
+        assert [d.token for d, _ in pushed].count("busy") == 2
+        assert [d.token for d, _ in pushed].count("fine") == 1
+        await eventually(lambda: _empty(services), what="queue emptied")
+        await sender.assert_nothing_more(3)
+
+
+async def test_retries_give_up_after_the_last_attempt(
+    settings: Settings, services: RunServices
+) -> None:
+    async with node(settings, push_retry_base_seconds=0.02, push_max_attempts=3) as n:
+        sender = use_sender(n.server)
+        for _ in range(5):
+            sender.script["down"].append(PushResult(Outcome.RETRY, 500, None, "Internal"))
+        fan = await n.api.register()
+        await add_device(n.api, fan, "fcm", "down")
+        key = await publisher_key(n.server)
+
+        await publish(n.api, key, fan)
+
+        await sender.wait_for(3)
+        await eventually(lambda: _empty(services), what="queue emptied")
+        await sender.assert_nothing_more(3)
