@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import asyncpg
 from aiohttp.test_utils import TestServer
 
@@ -216,3 +218,98 @@ async def test_retries_give_up_after_the_last_attempt(
         await sender.wait_for(3)
         await eventually(lambda: _empty(services), what="queue emptied")
         await sender.assert_nothing_more(3)
+
+
+def quiet_hours_around_now() -> dict[str, str]:
+    """Quiet hours from an hour ago to an hour from now, in UTC (crossing midnight or not)."""
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    return {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"), "time_zone": "UTC"}
+
+
+async def held_rows(services: RunServices) -> int:
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        count: int = await conn.fetchval("select count(*) from push_queue where held")
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_quiet_hours_hold_pushes_then_send_one_summary_without_what_was_read(
+    server: TestServer, api: Api, sockets: Sockets, services: RunServices
+) -> None:
+    sender = use_sender(server)
+    ada = await api.register(role="creator", display_name="Ada")
+    bo = await api.register(role="creator", display_name="Bo")
+    fan = await api.register()
+    await add_device(api, fan, "apns", "phone-token")
+    quiet = quiet_hours_around_now()
+    status, prefs = await api.call(
+        "PUT", PREFERENCES, json={"muted_types": [], "quiet_hours": quiet}, user=fan
+    )
+    assert status == 200 and prefs["quiet_hours"] == quiet
+    key = await publisher_key(server)
+    ada_chat = await sockets.connect("/chat", ada)
+    bo_chat = await sockets.connect("/chat", bo)
+    await send(ada_chat, await open_with(ada_chat, fan), "first")
+    await send(ada_chat, await open_with(ada_chat, fan), "second (replaces the first)")
+    await send(bo_chat, await open_with(bo_chat, fan), "hi from Bo")
+    await publish(api, key, fan, "tip.received")
+    promo = await publish(api, key, fan, "promo")
+    await eventually(lambda: _held(services, 4), what="pushes held")
+    status, _ = await api.call(
+        "POST", "/api/v1/notifications/read", json={"ids": [promo]}, user=fan
+    )
+    assert status == 200
+    await sender.assert_nothing_more(0)
+
+    # Quiet hours end (here: the fan clears them): one summary of what is still unread.
+    status, _ = await api.call("PUT", PREFERENCES, json={"muted_types": []}, user=fan)
+    assert status == 200
+
+    ((device, summary),) = await sender.wait_for(1)
+    assert device.token == "phone-token"
+    assert summary.type == "summary" and summary.notification_id is None
+    assert summary.body == "2 new messages from Ada and Bo and 1 tip"
+    assert summary.data["count"] == 3 and len(summary.data["notification_ids"]) == 3
+    assert summary.badge == 3
+    await eventually(lambda: _empty(services), what="queue emptied")
+    await sender.assert_nothing_more(1)
+
+
+async def _held(services: RunServices, count: int) -> bool:
+    return await held_rows(services) == count
+
+
+async def test_the_workers_clock_decides_quiet_hours(
+    server: TestServer, api: Api, services: RunServices
+) -> None:
+    sender = use_sender(server)
+    worker = server.app[RUNTIME].push_worker
+    assert worker is not None
+    fan = await api.register()
+    await add_device(api, fan, "fcm", "tablet")
+    night = {"start": "22:00", "end": "08:00", "time_zone": "Europe/Berlin"}
+    await api.call("PUT", PREFERENCES, json={"muted_types": [], "quiet_hours": night}, user=fan)
+    key = await publisher_key(server)
+    worker.clock = lambda: datetime(2026, 1, 10, 23, 0, tzinfo=UTC)  # midnight in Berlin
+
+    await publish(api, key, fan, "news")
+    await eventually(lambda: _held(services, 1), what="push held")
+    await sender.assert_nothing_more(0)
+
+    # Morning in Berlin; the held row is looked at again (as at its due time) and goes out.
+    worker.clock = lambda: datetime(2026, 1, 11, 9, 0, tzinfo=UTC)
+    await release(services)
+    worker.wake()
+    ((_, message),) = await sender.wait_for(1)
+    assert message.type == "news"  # one held push goes out as itself, not as a summary
+
+
+async def release(services: RunServices) -> None:
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        await conn.execute("update push_queue set due_at = now()")
+    finally:
+        await conn.close()
