@@ -313,3 +313,80 @@ async def release(services: RunServices) -> None:
         await conn.execute("update push_queue set due_at = now()")
     finally:
         await conn.close()
+
+
+async def test_a_digest_of_five_notifications_in_one_window_is_one_notification_and_one_push(
+    server: TestServer, api: Api, services: RunServices
+) -> None:
+    sender = use_sender(server)
+    fan = await api.register()
+    other = await api.register()
+    await add_device(api, fan, "apns", "phone-token")
+    key = await publisher_key(server)
+    digest = {"key": "likes", "window_s": 2}
+
+    ids = set()
+    for n in range(5):
+        status, body = await api.call(
+            "POST",
+            "/api/v1/publish",
+            json={
+                "user_ids": [fan.id],
+                "notification": {"type": "like", "title": f"Like {n}", "data": {"n": n}},
+                "digest": digest,
+            },
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert status == 202 and body["recipients"] == 1, body
+        ids.add(body["id"])
+    # Another digest key, or another user, is a digest of its own.
+    await publish(api, key, other, "like", digest=digest)
+
+    assert len(ids) == 1
+    _, page = await api.call("GET", "/api/v1/notifications", user=fan)
+    (stored,) = page["items"]
+    assert page["unread_count"] == 1 and stored["id"] in ids
+    assert stored["title"] == "Like 4" and stored["data"]["count"] == 5
+    assert [item["data"]["n"] for item in stored["data"]["items"]] == [0, 1, 2, 3, 4]
+    await sender.assert_nothing_more(0, within=1.0)  # nothing before the window ends
+
+    ((_, message),) = await sender.wait_for(1, timeout=6.0)
+    assert message.notification_id == int(stored["id"])
+    assert message.data == {"digest_key": "likes", "count": 5}
+    assert message.collapse_key == "digest:likes" and message.badge == 1
+    await sender.assert_nothing_more(1)
+
+    # After the window, the next one opens a new digest.
+    fresh = await publish(api, key, fan, "like", digest=digest)
+    assert fresh not in ids
+
+
+async def test_a_digest_with_a_dedupe_or_collapse_key_is_refused(
+    server: TestServer, api: Api
+) -> None:
+    fan = await api.register()
+    key = await publisher_key(server)
+    for extra in ({"dedupe_key": "d"}, {"collapse_key": "c"}):
+        status, body = await api.call(
+            "POST",
+            "/api/v1/publish",
+            json={
+                "user_ids": [fan.id],
+                "notification": {"type": "like", "title": "Like"},
+                "digest": {"key": "likes", "window_s": 60},
+            }
+            | extra,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert status == 400 and body["error"]["details"][0]["field"] == "digest", body
+    status, body = await api.call(
+        "POST",
+        "/api/v1/publish",
+        json={
+            "user_ids": [fan.id],
+            "notification": {"type": "like", "title": "Like"},
+            "digest": {"key": "likes", "window_s": 0},
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert status == 400, body

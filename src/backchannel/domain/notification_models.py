@@ -76,6 +76,14 @@ class Audience(BaseModel):
     of: Literal["subscribers"]
 
 
+class Digest(BaseModel):
+    """`digest: {key, window_s}`: one notification (and one push) per recipient and window."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: Key
+    window_s: Annotated[int, Field(ge=1, le=86_400, description="Window length in seconds")]
+
+
 class PublishRequest(BaseModel):
     """`POST /publish` and a stream entry's payload: `user_ids` or `audience`, not both."""
 
@@ -100,9 +108,16 @@ class PublishRequest(BaseModel):
     notification: NotificationContent
     dedupe_key: Key | None = None
     collapse_key: Key | None = None
+    # Extension (#17): notifications with the same digest key for a recipient within the
+    # window become one notification (`data.count`, `data.items`) and one push at its end.
+    digest: Digest | None = None
 
     def check_target(self) -> None:
-        """`invalid` unless exactly one of `user_ids` and `audience` is given."""
+        """`invalid` unless exactly one of `user_ids` and `audience` is given (and a digest
+        comes without `dedupe_key` and `collapse_key`, which it replaces)."""
+        if self.digest is not None and (self.dedupe_key or self.collapse_key):
+            message = "digest replaces dedupe_key and collapse_key: give one or the others"
+            raise Invalid(message, [{"field": "digest", "message": message}])
         if (self.user_ids is None) == (self.audience is None):
             message = "give either user_ids or audience" + (
                 ", not both" if self.user_ids is not None else ""

@@ -180,7 +180,9 @@ def push_message(notification: ReceivedNotification, badge: int) -> PushMessage:
     stay in the inbox (a push has about 4 KB), the push says how many.
     """
     data = notification.data
-    if "digest_key" in data and "items" in data:
+    collapse_key = notification.collapse_key
+    if isinstance(data.get("digest_key"), str) and "items" in data:
+        collapse_key = f"digest:{data['digest_key']}"
         data = {key: value for key, value in data.items() if key != "items"}
     return PushMessage(
         notification_id=notification.id,
@@ -188,7 +190,7 @@ def push_message(notification: ReceivedNotification, badge: int) -> PushMessage:
         title=notification.title,
         body=notification.body,
         data=data,
-        collapse_key=notification.collapse_key,
+        collapse_key=collapse_key,
         badge=badge,
     )
 

@@ -45,7 +45,8 @@ def _data(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _stored(row: Any) -> StoredNotification:
+def stored_from_row(row: Any) -> StoredNotification:
+    """A `notifications` row (its `_NOTIFICATION_COLUMNS`) as a `StoredNotification`."""
     return StoredNotification(
         id=row["id"],
         type=row["type"],
@@ -96,7 +97,7 @@ async def insert_notification(
         recipients,
         skipped,
     )
-    return _stored(row) if row else None
+    return stored_from_row(row) if row else None
 
 
 SELECT_BY_DEDUPE = f"""
@@ -109,7 +110,7 @@ async def get_by_dedupe(
 ) -> StoredNotification | None:
     """The notification this publisher stored under `dedupe_key`."""
     row = await conn.fetchrow(SELECT_BY_DEDUPE, publisher, dedupe_key)
-    return _stored(row) if row else None
+    return stored_from_row(row) if row else None
 
 
 SELECT_KNOWN_USERS = """
