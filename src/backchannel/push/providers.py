@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
@@ -107,5 +109,44 @@ async def open_providers(
     observe: SendObserver | None = None,
 ) -> PushProviders:
     """The providers `config` configures (Web Push, FCM, APNs), sharing the app's session."""
+    from backchannel.push.apns import PRODUCTION_URL, SANDBOX_URL, ApnsProvider
+    from backchannel.push.apns import load_key as load_apns_key
+    from backchannel.push.fcm import FcmProvider, ServiceAccount
+    from backchannel.push.webpush import WebPushProvider
+
     providers: dict[str, PushProvider] = {}
+    if config.vapid_private_key:
+        providers["webpush"] = WebPushProvider(
+            config.vapid_private_key,
+            config.vapid_subject,
+            http,
+            ttl=config.webpush_ttl,
+            timeout=config.timeout,
+        )
+    if config.fcm_credentials:
+        providers["fcm"] = FcmProvider(
+            await asyncio.to_thread(ServiceAccount.load, config.fcm_credentials),
+            http,
+            base_url=config.fcm_base_url,
+            timeout=config.timeout,
+        )
+    if config.apns_key_file:
+        missing = [
+            f"BACKCHANNEL_APNS_{name.upper()}"
+            for name in ("key_id", "team_id", "topic")
+            if not getattr(config, f"apns_{name}")
+        ]
+        if missing:
+            raise ValueError(f"BACKCHANNEL_APNS_KEY_FILE is set but not {', '.join(missing)}")
+        assert config.apns_key_id and config.apns_team_id and config.apns_topic
+        pem = await asyncio.to_thread(Path(config.apns_key_file).read_bytes)
+        providers["apns"] = ApnsProvider(
+            load_apns_key(pem),
+            key_id=config.apns_key_id,
+            team_id=config.apns_team_id,
+            topic=config.apns_topic,
+            base_url=config.apns_base_url
+            or (SANDBOX_URL if config.apns_sandbox else PRODUCTION_URL),
+            timeout=config.timeout,
+        )
     return PushProviders(providers, observe=observe)

@@ -1,5 +1,5 @@
 """The `backchannel` command: serve, migrate, check-config, version, apikey, ledger, user,
-account, media gc."""
+account, media gc, push test."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="leave objects younger than this (an upload may be arriving); default 3600",
     )
+    push = commands.add_parser("push", help="push notifications")
+    push_actions = push.add_subparsers(dest="action", required=True)
+    push_test = push_actions.add_parser(
+        "test", help="send a test push to every device of USER_ID; print each provider's answer"
+    )
+    push_test.add_argument("user_id")
     return parser
 
 
@@ -123,6 +129,12 @@ def _run_media(args: argparse.Namespace) -> int:
     return run_media_gc(_settings(), args.grace_seconds)
 
 
+def _run_push(args: argparse.Namespace) -> int:
+    from backchannel.server.operator_commands import run_push_test
+
+    return run_push_test(_settings(), args.user_id)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
@@ -133,6 +145,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "user": _run_user,
     "account": _run_account,
     "media": _run_media,
+    "push": _run_push,
 }
 
 

@@ -157,6 +157,20 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Push providers (#17): recorded by `PushProviders.send`
+        self.push_deliveries = Counter(
+            "backchannel_push_deliveries_total",
+            "Pushes sent, by provider and outcome (delivered, gone, retry, failed)",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.push_latency = Histogram(
+            "backchannel_push_latency_seconds",
+            "Time one push took at its provider",
+            ["provider"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
 
         self.redis_up = Gauge(
             "backchannel_redis_up",

@@ -1,4 +1,5 @@
-"""The operator's commands (`apikey`, `ledger check`, `user`, `account erase`, `media gc`).
+"""The operator's commands (`apikey`, `ledger check`, `user`, `account erase`, `media gc`,
+`push test`).
 
 Each opens the database the way the server does (`reachable_database`, never creating an
 embedded one), runs one domain operation on a one-connection pool, prints what it did, and
@@ -170,5 +171,39 @@ def run_media_gc(settings: Settings, grace_seconds: float) -> int:
             f"{report.pending_removed} abandoned uploads removed"
         )
         return 0
+
+    return _run(command)
+
+
+def run_push_test(settings: Settings, user_id: str) -> int:
+    """`backchannel push test USER_ID`: one line per device with its provider's answer."""
+    import aiohttp
+
+    from backchannel.domain.push_probe import send_test_push
+    from backchannel.server.push_providers import open_for
+    from backchannel.server.settings import ensure_vapid_key
+
+    async def command() -> int:
+        async with (
+            _operator_database(settings) as db,
+            aiohttp.ClientSession() as http,
+        ):
+            providers = await open_for(ensure_vapid_key(settings), http)
+            try:
+                answers = await send_test_push(db, providers, user_id)
+            finally:
+                await providers.close()
+        for device, result in answers:
+            status = result.status if result.status is not None else "-"
+            after = f" retry after {result.retry_after:g}s" if result.retry_after else ""
+            removed = " (device removed)" if result.outcome == "gone" else ""
+            print(
+                f"device {device.id}\t{device.platform}\t{result.outcome}\t{status}\t"
+                f"{result.detail}{after}{removed}"
+            )
+        if not answers:
+            print(f"no devices for user {user_id}", file=sys.stderr)
+            return 1
+        return 0 if all(result.outcome == "delivered" for _, result in answers) else 1
 
     return _run(command)

@@ -18,7 +18,6 @@ from aiohttp import web
 
 from backchannel.domain.push_delivery import RetryPolicy, Sender, WorkerConfig, deliver_due
 from backchannel.persistence import push_queue
-from backchannel.push.providers import PushConfig, PushProviders, open_providers
 from backchannel.server.keys import RUNTIME
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings
@@ -98,20 +97,10 @@ class PushWorker:
                 await asyncio.wait_for(self._wake.wait(), wait)
 
 
-def _push_config(settings: Settings) -> PushConfig:
-    key = settings.vapid_private_key
-    return PushConfig(
-        vapid_private_key=key.get_secret_value() if key is not None else None,
-        vapid_subject=settings.vapid_subject,
-    )
-
-
 async def push_queue_worker(app: web.Application) -> AsyncIterator[None]:
-    """Open the push providers and run this node's push queue worker."""
+    """Run this node's push queue worker over the providers `push_providers` opened."""
     runtime = app[RUNTIME]
-    assert runtime.http is not None
-    providers: PushProviders = await open_providers(_push_config(runtime.settings), runtime.http)
-    worker = PushWorker(runtime, providers, worker_config(runtime.settings))
+    worker = PushWorker(runtime, runtime.push, worker_config(runtime.settings))
     runtime.push_worker = worker
     task = asyncio.create_task(worker.run(), name="push-queue")
     yield
@@ -120,4 +109,3 @@ async def push_queue_worker(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
         await asyncio.wait_for(task, runtime.shutdown.seconds_left(at_most=5.0))
     runtime.push_worker = None
-    await providers.close()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from backchannel.media.store import MediaStore
     from backchannel.persistence.database import Database
     from backchannel.persistence.message_appender import MessageAppender
+    from backchannel.push.providers import PushProviders
     from backchannel.rooms.emitter import Emitter
     from backchannel.rooms.socket_counts import SocketCounts
     from backchannel.server.block_cache import BlockCache
@@ -69,6 +70,16 @@ class Runtime:
     filter_rules_read_at: float = 0.0
     # (conversation, sender) -> until when a free `message:send` verdict holds (`dm_rules`).
     dm_verdicts: dict[tuple[int, str], float] = field(default_factory=dict)
+
+    # Push providers (#17): how a push is sent (`server/push_providers.py` opens them).
+    _push: PushProviders | None = None
+
+    @property
+    def push(self) -> PushProviders:
+        """The push providers (Web Push, FCM, APNs); present once the app has started."""
+        if self._push is None:
+            raise Unavailable("server not ready")
+        return self._push
 
     @property
     def blocks(self) -> BlockCache:

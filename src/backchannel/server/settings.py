@@ -25,6 +25,7 @@ SECRET_FIELDS = {
     "moderation_hook_secret",
     "metrics_token",
     "vapid_private_key",
+    "fcm_credentials",
 }
 
 
@@ -349,6 +350,29 @@ class Settings(BaseSettings):
         "mailto:push@localhost", description="VAPID `sub` claim: a mailto: or https: contact"
     )
     push_max_devices: int = Field(20, ge=1, le=1000, description="Devices kept per user")
+
+    # Push providers (#17): how a push is sent (Web Push uses vapid_* above)
+    webpush_ttl_seconds: int = Field(
+        86400, ge=0, le=28 * 86400, description="Web Push TTL: how long a push service keeps it"
+    )
+    fcm_credentials: SecretStr | None = Field(
+        None,
+        description="FCM HTTP v1 service-account JSON: a path to it or its content (unset: no FCM)",
+    )
+    fcm_base_url: str = Field("https://fcm.googleapis.com", description="FCM API base URL")
+    apns_key_file: Path | None = Field(
+        None, description="APNs token-auth signing key (.p8 file; unset: no APNs)"
+    )
+    apns_key_id: str | None = Field(None, description="APNs key id (the JWT `kid`)")
+    apns_team_id: str | None = Field(None, description="Apple developer team id (the JWT `iss`)")
+    apns_topic: str | None = Field(None, description="APNs topic: the app's bundle id")
+    apns_sandbox: bool = Field(False, description="Send to the APNs sandbox (development builds)")
+    apns_base_url: str | None = Field(
+        None, description="APNs base URL (unset: the sandbox or production host, per APNS_SANDBOX)"
+    )
+    push_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Timeout of one request to a push provider"
+    )
 
     @field_validator(
         "message_rate_limit",
