@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestServer
+from pydantic import ValidationError
 
 from backchannel.push.messages import Outcome, PushResult
 from backchannel.server.keys import RUNTIME
@@ -390,3 +392,10 @@ async def test_a_digest_with_a_dedupe_or_collapse_key_is_refused(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert status == 400, body
+
+
+def test_a_lease_shorter_than_a_send_is_refused(settings: Settings) -> None:
+    with pytest.raises(ValidationError, match="PUSH_QUEUE_LEASE_SECONDS"):
+        Settings.model_validate(
+            settings.model_dump() | {"push_queue_lease_seconds": 10, "push_timeout_seconds": 5}
+        )

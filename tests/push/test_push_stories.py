@@ -3,23 +3,31 @@ and the local Web Push / FCM / APNs receivers that decrypt and verify what they 
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from backchannel.domain import api_keys
+from backchannel.persistence.database import Database, open_database
 from backchannel.push.answers import topic
 from backchannel.push.apns import collapse_id
 from backchannel.rooms.names import Namespace
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
 from tests.chat_support import Node, node
+from tests.conftest import TEST_JWT_SECRET
 from tests.domain.test_message_notifications import open_with, send
 from tests.nodes import eventually
 from tests.nodes import node as cluster_node
+from tests.processes import ServerProcess, settings_env, start_server
 from tests.push_receivers import (
     ApnsReceiver,
     BrowserSubscription,
@@ -325,3 +333,115 @@ async def test_a_digest_of_five_is_one_notification_and_one_push(
     await eventually(lambda: _queue_empty(n), what="queue handled")
     assert len(webpush_receiver.received) == 1
     no_protocol_errors(webpush_receiver)
+
+
+class Gate:
+    """A push service whose first push hangs (the sending node dies mid-send); later ones are
+    accepted. It records every request and decrypts each as the browser would."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.hang_first = True
+        self._released = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/push/{id}", self._push)
+        self.server = TestServer(app, host="127.0.0.1")
+        self.subscription = BrowserSubscription.create("http://placeholder/push/gate")
+
+    async def __aenter__(self) -> Gate:
+        await self.server.start_server()
+        origin = str(self.server.make_url("")).rstrip("/")
+        self.subscription = BrowserSubscription.create(f"{origin}/push/gate")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._released.set()
+        await self.server.close()
+
+    async def _push(self, request: web.Request) -> web.Response:
+        payload = json.loads(self.subscription.decrypt(await request.read()))
+        self.requests.append(payload)
+        if self.hang_first and len(self.requests) == 1:
+            await self._released.wait()  # never answered: the node is killed meanwhile
+        return web.Response(status=201)
+
+
+async def test_a_push_survives_a_node_dying_mid_send_and_two_nodes_never_both_send_one(
+    services: RunServices, tmp_path: Path
+) -> None:
+    env = settings_env(
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        redis_prefix=services.redis_prefix,
+        jwt_secret=TEST_JWT_SECRET,
+        data_dir=tmp_path,
+    )
+    env.update(
+        {
+            "BACKCHANNEL_PUSH_QUEUE_LEASE_SECONDS": "5",
+            "BACKCHANNEL_PUSH_QUEUE_POLL_SECONDS": "0.5",
+            "BACKCHANNEL_PUSH_TIMEOUT_SECONDS": "1.5",
+            "BACKCHANNEL_DB_POOL_MAX_SIZE": "4",
+        }
+    )
+    db = await open_database(
+        services.database_url, min_size=1, max_size=2, statement_timeout_ms=5000
+    )
+    _, secret = await api_keys.create_key(db, "restart-story")
+    first = start_server(env, tmp_path)
+    later: list[ServerProcess] = []
+    try:
+        async with Gate() as gate, aiohttp.ClientSession() as session:
+            await first.wait_ready()
+            api = Api(first.url, session)
+            fan = await api.register()
+            await register(
+                api, fan, {"platform": "webpush", "subscription": gate.subscription.json()}
+            )
+            headers = {"Authorization": f"Bearer {secret}"}
+            status, body = await api.call(
+                "POST",
+                "/api/v1/publish",
+                json={"user_ids": [fan.id], "notification": {"type": "promo", "title": "Hi"}},
+                headers=headers,
+            )
+            assert status == 202
+            await eventually(lambda: len(gate.requests) == 1, what="the first node sending")
+            first.kill()  # committed and claimed, never answered: the node is gone
+
+            # Two nodes now; the lease lapses and exactly one of them sends it, once.
+            later = [start_server(env, tmp_path), start_server(env, tmp_path)]
+            for process in later:
+                await process.wait_ready()
+            await eventually(lambda: len(gate.requests) >= 2, timeout=15.0, what="the push retaken")
+            assert gate.requests[1]["notification_id"] == int(body["id"])
+
+            # Many pushes with both nodes claiming: each goes out exactly once.
+            ids = []
+            for i in range(10):
+                target = Api(later[i % 2].url, session)
+                status, sent = await target.call(
+                    "POST",
+                    "/api/v1/publish",
+                    json={
+                        "user_ids": [fan.id],
+                        "notification": {"type": "promo", "title": f"Hi {i}"},
+                    },
+                    headers=headers,
+                )
+                assert status == 202
+                ids.append(int(sent["id"]))
+            await eventually(lambda: len(gate.requests) >= 12, timeout=15.0, what="all sent")
+            await eventually(lambda: _queue_empty_in(db), timeout=10.0, what="queue empty")
+            pushed = [p["notification_id"] for p in gate.requests[2:]]
+            assert sorted(pushed) == sorted(ids), pushed
+            assert len(gate.requests) == 12
+    finally:
+        for process in (first, *later):
+            process.kill()
+        await db.close()
+
+
+async def _queue_empty_in(db: Database) -> bool:
+    async with db.connection() as conn:
+        return bool(await conn.fetchval("select count(*) = 0 from push_queue"))

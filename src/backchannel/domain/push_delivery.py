@@ -72,6 +72,9 @@ class WorkerConfig:
     lease_seconds: float
     batch: int
     retry: RetryPolicy
+    # The longest one provider request may take: a user's sends (to every device at once)
+    # must start early enough to end within the lease, or another node could send too.
+    send_timeout_seconds: float
 
 
 async def deliver_due(rt: Runtime, sender: Sender, config: WorkerConfig, now: datetime) -> int:
@@ -84,9 +87,16 @@ async def deliver_due(rt: Runtime, sender: Sender, config: WorkerConfig, now: da
     for row in rows:
         by_user[row.user_id].append(row)
     limit = asyncio.Semaphore(USER_CONCURRENCY)
+    loop = asyncio.get_running_loop()
+    # After this, a user's sends might outlast the lease: their rows go back instead.
+    start_by = loop.time() + config.lease_seconds - 2 * config.send_timeout_seconds - 1.0
 
     async def one(user_id: str, mine: list[QueuedPush]) -> None:
         async with limit:
+            if loop.time() > start_by:
+                async with rt.db.connection() as conn:
+                    await push_queue.release(conn, [row.id for row in mine])
+                return
             try:
                 await _deliver_user(rt, sender, config, user_id, mine, now)
             except Exception:

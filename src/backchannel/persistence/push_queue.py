@@ -103,6 +103,15 @@ async def finish(conn: Connection, ids: list[int]) -> None:
         await conn.execute(DELETE_ROWS, ids)
 
 
+RELEASE = "update push_queue set claimed_until = null where id = any($1::bigint[])"
+
+
+async def release(conn: Connection, ids: list[int]) -> None:
+    """Give claimed rows back untouched (the next round, here or elsewhere, takes them)."""
+    if ids:
+        await conn.execute(RELEASE, ids)
+
+
 HOLD = """
 update push_queue set held = true, due_at = $2, claimed_until = null
 where id = any($1::bigint[])

@@ -36,6 +36,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
         lease_seconds=settings.push_queue_lease_seconds,
         batch=settings.push_queue_batch,
+        send_timeout_seconds=settings.push_timeout_seconds,
         retry=RetryPolicy(
             max_attempts=settings.push_max_attempts,
             base_seconds=settings.push_retry_base_seconds,

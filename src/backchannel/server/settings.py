@@ -238,6 +238,17 @@ class Settings(BaseSettings):
     push_retry_max_seconds: float = Field(
         900.0, gt=0, le=86_400, description="Longest delay between two attempts of a push"
     )
+
+    @model_validator(mode="after")
+    def _push_lease_outlasts_a_send(self) -> Settings:
+        # A claimed row must be sent before its lease lapses, or a second node may send it.
+        if self.push_queue_lease_seconds <= 2 * self.push_timeout_seconds + 1:
+            raise ValueError(
+                "BACKCHANNEL_PUSH_QUEUE_LEASE_SECONDS must exceed "
+                "2 * BACKCHANNEL_PUSH_TIMEOUT_SECONDS + 1"
+            )
+        return self
+
     publish_stream_enabled: bool = Field(
         True, description="Consume the Redis publish stream (only when REDIS_URL is set)"
     )
