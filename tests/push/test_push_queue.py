@@ -19,6 +19,7 @@ from tests.chat_support import node
 from tests.domain.test_message_notifications import open_with, send
 from tests.nodes import eventually
 from tests.push.queue_support import use_sender
+from tests.server.test_metrics import scrape, value
 from tests.services import RunServices
 from tests.support import Api, Sockets, User
 
@@ -399,3 +400,40 @@ def test_a_lease_shorter_than_a_send_is_refused(settings: Settings) -> None:
         Settings.model_validate(
             settings.model_dump() | {"push_queue_lease_seconds": 10, "push_timeout_seconds": 5}
         )
+
+
+async def test_queue_depth_oldest_age_and_outcomes_are_metrics(
+    server: TestServer, api: Api, services: RunServices
+) -> None:
+    sender = use_sender(server)
+    fan = await api.register()
+    await add_device(api, fan, "apns", "phone-token")
+    key = await publisher_key(server)
+    await publish(api, key, fan, "news")
+    await sender.wait_for(1)
+    await eventually(lambda: _empty(services), what="queue emptied")
+    quiet = quiet_hours_around_now()
+    await api.call("PUT", PREFERENCES, json={"muted_types": [], "quiet_hours": quiet}, user=fan)
+    await publish(api, key, fan, "news")
+    await eventually(lambda: _held(services, 1), what="push held")
+    # A row nobody has sent for a minute (as if every node were down).
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        notification_id = await conn.fetchval("select max(id) from notifications")
+        await conn.execute(
+            "insert into push_queue (user_id, notification_id, due_at, claimed_until) "
+            "values ($1, $2, now() - interval '60 seconds', now() + interval '1 hour')",
+            fan.id,
+            notification_id,
+        )
+    finally:
+        await conn.close()
+
+    samples = await scrape(api)
+
+    assert value(samples, "backchannel_push_queue_depth", state="held") == 1
+    assert value(samples, "backchannel_push_queue_depth", state="pending") == 1
+    assert 59 <= value(samples, "backchannel_push_queue_oldest_age_seconds") < 120
+    assert value(samples, "backchannel_push_queue_outcomes_total", outcome="sent") == 1
+    assert value(samples, "backchannel_push_queue_outcomes_total", outcome="held") == 1
+    assert value(samples, "backchannel_push_queue_outcomes_total", outcome="device_delivered") == 1
