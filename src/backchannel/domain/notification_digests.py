@@ -52,10 +52,32 @@ async def digest_in(
     content: NotificationContent,
     digest: Digest,
     publisher: str,
+    dedupe_key: str | None,
 ) -> StagedDigest:
     """Fold the notification into each recipient's open digest, or open one, in `conn`'s
     transaction. `recipients` must be distinct, known and not blocking the notification's actor.
+
+    The publish itself is recorded as a notification without receipts (its `id` is the
+    answer's, its `dedupe_key` makes a repeat answer the same and fold nothing); each
+    recipient's digest is a notification of their own.
     """
+    record = await store.insert_notification(
+        conn,
+        type=content.type,
+        title=content.title,
+        body=content.body,
+        data=content.data or {},
+        collapse_key=None,
+        publisher=publisher,
+        dedupe_key=dedupe_key,
+        recipients=len(recipients),
+        skipped=skipped,
+    )
+    if record is None:
+        assert dedupe_key is not None
+        first = await store.get_by_dedupe(conn, publisher, dedupe_key)
+        assert first is not None  # the conflicting row has committed: the insert waited for it
+        return StagedDigest(result=PublishResult.of(first))
     item = {
         "title": content.title,
         "body": content.body,
@@ -91,11 +113,7 @@ async def digest_in(
         )
         queued = await push_queue.enqueue(conn, row_or_none.id, [user_id], digest.window_s)
         parts.append(_staged(row_or_none, user_id, queued=queued))
-    first = parts[0].result.id if parts else "0"
-    return StagedDigest(
-        result=PublishResult(id=first, recipients=len(recipients), skipped=skipped or None),
-        parts=parts,
-    )
+    return StagedDigest(result=PublishResult.of(record), parts=parts)
 
 
 def _staged(

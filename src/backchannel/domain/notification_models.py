@@ -114,9 +114,9 @@ class PublishRequest(BaseModel):
 
     def check_target(self) -> None:
         """`invalid` unless exactly one of `user_ids` and `audience` is given (and a digest
-        comes without `dedupe_key` and `collapse_key`, which it replaces)."""
-        if self.digest is not None and (self.dedupe_key or self.collapse_key):
-            message = "digest replaces dedupe_key and collapse_key: give one or the others"
+        comes without a `collapse_key`: the digest is what folds)."""
+        if self.digest is not None and self.collapse_key is not None:
+            message = "give digest or collapse_key, not both"
             raise Invalid(message, [{"field": "digest", "message": message}])
         if (self.user_ids is None) == (self.audience is None):
             message = "give either user_ids or audience" + (

@@ -163,13 +163,10 @@ async def _digest_in(
     content: NotificationContent,
     digest: Digest,
     publisher: str,
-) -> Staged | StagedDigest:
+    dedupe_key: str | None,
+) -> StagedDigest:
     recipients = await _unblocked(conn, recipients, content)
-    if not recipients:  # nobody to fold it for: stored once, as any publish to nobody
-        return await _store(
-            conn, [], skipped, content, dedupe_key=None, collapse_key=None, publisher=publisher
-        )
-    return await digest_in(conn, recipients, skipped, content, digest, publisher)
+    return await digest_in(conn, recipients, skipped, content, digest, publisher, dedupe_key)
 
 
 # The `data` fields that name who caused a notification (a message's sender, a tipper, a
@@ -225,7 +222,9 @@ async def publish(rt: Runtime, publisher: str, request: PublishRequest) -> Publi
                 )
             if request.digest is not None:
                 fans = await store.subscriber_ids(conn, creator.id)
-                staged = await _digest_in(conn, fans, [], content, request.digest, publisher)
+                staged = await _digest_in(
+                    conn, fans, [], content, request.digest, publisher, request.dedupe_key
+                )
             else:
                 staged = await notify_audience_in(
                     conn,
@@ -240,7 +239,9 @@ async def publish(rt: Runtime, publisher: str, request: PublishRequest) -> Publi
                 )
         elif request.digest is not None:
             recipients, skipped = await _known(conn, request.user_ids or [])
-            staged = await _digest_in(conn, recipients, skipped, content, request.digest, publisher)
+            staged = await _digest_in(
+                conn, recipients, skipped, content, request.digest, publisher, request.dedupe_key
+            )
         else:
             staged = await notify_in(
                 conn,
