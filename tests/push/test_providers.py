@@ -160,6 +160,19 @@ async def test_an_unreachable_push_service_is_retried(
     assert result.retry_after is None and result.detail
 
 
+async def test_a_web_push_too_large_for_one_record_is_refused_before_sending(
+    settings: Settings, tmp_path: Path, webpush_receiver: WebPushReceiver
+) -> None:
+    async with push_node(settings, tmp_path, webpush_receiver) as running:
+        fan = await running.api.register()
+        browser = webpush_receiver.subscribe()
+        device = await register(running, fan, platform="webpush", subscription=browser.json())
+        result = await providers(running).send(device, chat_push(data={"text": "x" * 4000}))
+    assert result.outcome is Outcome.FAILED and result.status is None
+    assert "payload too large" in result.detail
+    assert webpush_receiver.received == [] and webpush_receiver.errors == []
+
+
 # --- FCM ----------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ import jwt
 
 from backchannel.persistence.devices import Device
 from backchannel.push.answers import answer, no_answer
+from backchannel.push.apns import collapse_id
 from backchannel.push.messages import Outcome, PushMessage, PushResult
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -145,7 +146,7 @@ class FcmProvider:
         }
         if message.collapse_key is not None:
             out["android"]["collapse_key"] = message.collapse_key
-            out["apns"]["headers"] = {"apns-collapse-id": message.collapse_key[:64]}
+            out["apns"]["headers"] = {"apns-collapse-id": collapse_id(message.collapse_key)}
         return {"message": out}
 
     async def send(self, device: Device, message: PushMessage) -> PushResult:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid02
+from py_vapid import Vapid02, VapidException
 from pywebpush import WebPusher, WebPushException
 
 from backchannel.persistence.devices import Device
@@ -23,6 +23,8 @@ from backchannel.push.messages import Outcome, PushMessage, PushResult
 # RFC 8292 allows exp up to 24 h ahead; a token is signed for 12 h and reused for 1 h per origin.
 VAPID_LIFETIME = 12 * 3600
 VAPID_REUSE = 3600
+# RFC 8291: one 4096-byte record, less the header (86), the tag (16) and the padding delimiter.
+MAX_PAYLOAD = 4096 - 86 - 16 - 1
 # Types that a person is waiting for right now (RFC 8030 5.3 "high": incoming chat).
 HIGH_URGENCY = frozenset({"message", "summary"})
 
@@ -51,6 +53,12 @@ class WebPushProvider:
     ) -> None:
         self._vapid = Vapid02(private_key=load_key(private_key_pem))
         self._subject = subject
+        try:  # py_vapid refuses a `sub` that is not a mailto: or https: URI: say so at start-up
+            self._vapid.sign({"aud": "https://push.example", "sub": subject})
+        except VapidException as exc:
+            raise ValueError(
+                f"BACKCHANNEL_VAPID_SUBJECT must be a mailto: or https: URI, not {subject!r}"
+            ) from exc
         self._http = http
         self._ttl = ttl
         self._timeout = timeout
@@ -85,6 +93,10 @@ class WebPushProvider:
         if message.collapse_key:
             headers["Topic"] = topic(message.collapse_key)
         data = json.dumps(message.payload(), separators=(",", ":")).encode()
+        if len(data) > MAX_PAYLOAD:
+            # Several records would be sent, and push services refuse them (413): say so now.
+            detail = f"payload too large ({len(data)} bytes; Web Push carries {MAX_PAYLOAD})"
+            return PushResult(Outcome.FAILED, None, None, detail)
         try:
             pusher = WebPusher(subscription, aiohttp_session=self._http)
             response = await pusher.send_async(
