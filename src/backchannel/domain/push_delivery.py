@@ -18,7 +18,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
 
 from backchannel.domain.quiet_hours import QuietHours, summary_text
 from backchannel.persistence import devices, notification_preferences, push_queue, users
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 USER_CONCURRENCY = 8
 SUMMARY_TYPE = "summary"
 SUMMARY_COLLAPSE_KEY = "summary"
+SUMMARY_MAX_IDS = 20
 
 
 class Sender(Protocol):
@@ -158,7 +161,7 @@ async def _deliver_user(
     rows = [row for row in rows if row.id not in gone]
     if not rows:
         return
-    quiet = QuietHours.model_validate(prefs.quiet_hours) if prefs.quiet_hours else None
+    quiet = _quiet_hours(prefs.quiet_hours)
     if quiet is not None and quiet.contains(now):
         async with rt.db.connection() as conn:
             await push_queue.hold(conn, [row.id for row in rows], quiet.next_end(now))
@@ -176,6 +179,16 @@ async def _deliver_user(
         batches = [([row], push_message(unread[row.notification_id], badge)) for row in rows]
     for batch_rows, message in batches:
         await _send(rt, sender, config, batch_rows, message, owned)
+
+
+def _quiet_hours(stored: dict[str, Any] | None) -> QuietHours | None:
+    if not stored:
+        return None
+    try:
+        return QuietHours.model_validate(stored)
+    except ValidationError:  # e.g. a zone the system's tz database no longer has
+        log.warning("stored quiet hours no longer valid; ignored: %r", stored)
+        return None
 
 
 async def _sender_names(conn: Connection, items: Sequence[ReceivedNotification]) -> dict[str, str]:
@@ -218,7 +231,11 @@ def summary_message(
         type=SUMMARY_TYPE,
         title=f"{len(items)} new notifications",
         body=summary_text(described),
-        data={"notification_ids": [str(item.id) for item in items], "count": len(items)},
+        # The newest ids only: a push has about 4 KB (the count says how many there are).
+        data={
+            "notification_ids": [str(item.id) for item in items[-SUMMARY_MAX_IDS:]],
+            "count": len(items),
+        },
         collapse_key=SUMMARY_COLLAPSE_KEY,
         badge=badge,
     )
