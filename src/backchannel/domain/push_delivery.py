@@ -177,8 +177,10 @@ async def _deliver_user(
         _count(rt, "summarised", len(rows))
     else:
         batches = [([row], push_message(unread[row.notification_id], badge)) for row in rows]
-    for batch_rows, message in batches:
-        await _send(rt, sender, config, batch_rows, message, owned)
+    # At once, so a user's pushes take one provider round trip, well within the lease.
+    await asyncio.gather(
+        *(_send(rt, sender, config, batch_rows, message, owned) for batch_rows, message in batches)
+    )
 
 
 def _quiet_hours(stored: dict[str, Any] | None) -> QuietHours | None:
