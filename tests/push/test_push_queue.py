@@ -435,3 +435,37 @@ async def test_queue_depth_oldest_age_and_outcomes_are_metrics(
     assert value(samples, "backchannel_push_queue_outcomes_total", outcome="sent") == 1
     assert value(samples, "backchannel_push_queue_outcomes_total", outcome="held") == 1
     assert value(samples, "backchannel_push_queue_outcomes_total", outcome="device_delivered") == 1
+
+
+async def test_a_growing_digest_is_sent_live_again_with_the_same_id(
+    server: TestServer, api: Api, sockets: Sockets
+) -> None:
+    use_sender(server)
+    fan = await api.register()
+    bell = await sockets.connect(
+        "/notifications", fan, events=("notification", "notifications:unread")
+    )
+    key = await publisher_key(server)
+    digest = {"key": "likes", "window_s": 60}
+
+    await publish(api, key, fan, "like", digest=digest)
+    await publish(api, key, fan, "like", digest=digest)
+
+    first, second = await bell.wait_for("notification", 2)
+    assert first["id"] == second["id"]
+    assert (first["data"]["count"], second["data"]["count"]) == (1, 2)
+    assert (await bell.wait_for("notifications:unread"))[-1] == {"count": 1}
+    await bell.assert_nothing("notifications:unread")
+
+
+async def test_the_openapi_document_describes_quiet_hours_push_mutes_and_digests(
+    api: Api,
+) -> None:
+    status, document = await api.call("GET", "/api/v1/openapi.json")
+    assert status == 200
+    schemas = document["components"]["schemas"]
+    preferences = schemas["Preferences"]["properties"]
+    assert {"muted_types", "push_muted_types", "quiet_hours"} <= set(preferences)
+    assert set(schemas["QuietHours"]["required"]) == {"start", "end", "time_zone"}
+    assert "digest" in schemas["PublishRequest"]["properties"]
+    assert set(schemas["Digest"]["required"]) == {"key", "window_s"}
