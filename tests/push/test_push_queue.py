@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -469,3 +470,33 @@ async def test_the_openapi_document_describes_quiet_hours_push_mutes_and_digests
     assert set(schemas["QuietHours"]["required"]) == {"start", "end", "time_zone"}
     assert "digest" in schemas["PublishRequest"]["properties"]
     assert set(schemas["Digest"]["required"]) == {"key", "window_s"}
+
+
+async def test_a_stream_entry_with_a_digest_handled_twice_is_folded_once(
+    server: TestServer, api: Api, services: RunServices
+) -> None:
+    from backchannel.domain import api_keys
+    from backchannel.server.publish_stream import PublishStreamConsumer
+    from backchannel.server.redis_clients import open_redis
+
+    rt = server.app[RUNTIME]
+    await api_keys.create_key(rt.db, "events")
+    fan = await api.register()
+    payload = {
+        "api_key_name": "events",
+        "user_ids": [fan.id],
+        "notification": {"type": "like", "title": "A like"},
+        "digest": {"key": "likes", "window_s": 60},
+    }
+    redis = open_redis(services.redis_url)
+    try:
+        consumer = PublishStreamConsumer(rt, redis, "test-consumer")
+        fields = {b"payload": json.dumps(payload).encode()}
+        await consumer.apply("1-0", fields)
+        await consumer.apply("1-0", fields)  # reclaimed after a crash: the same entry again
+        await consumer.apply("2-0", fields)
+    finally:
+        await redis.aclose()
+
+    _, page = await api.call("GET", "/api/v1/notifications", user=fan)
+    assert [item["data"]["count"] for item in page["items"]] == [2]
