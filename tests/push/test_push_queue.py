@@ -500,3 +500,20 @@ async def test_a_stream_entry_with_a_digest_handled_twice_is_folded_once(
 
     _, page = await api.call("GET", "/api/v1/notifications", user=fan)
     assert [item["data"]["count"] for item in page["items"]] == [2]
+
+
+async def test_bad_quiet_hours_are_refused_with_the_field_named(api: Api) -> None:
+    fan = await api.register()
+    for quiet, field in (
+        ({"start": "22:00", "end": "08:00", "time_zone": "Mars/Olympus"}, "quiet_hours.time_zone"),
+        ({"start": "25:00", "end": "08:00", "time_zone": "UTC"}, "quiet_hours.start"),
+        ({"start": "08:00", "end": "08:00", "time_zone": "UTC"}, "quiet_hours"),
+    ):
+        status, body = await api.call(
+            "PUT", PREFERENCES, json={"muted_types": [], "quiet_hours": quiet}, user=fan
+        )
+        assert status == 400, body
+        assert body["error"]["code"] == "invalid"
+        assert body["error"]["details"][0]["field"] == field, body
+    _, prefs = await api.call("GET", PREFERENCES, user=fan)
+    assert prefs["quiet_hours"] is None
