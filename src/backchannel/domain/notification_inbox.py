@@ -1,4 +1,4 @@
-"""The recipient's side of notifications: sync, mark read, and muted types."""
+"""The recipient's side of notifications: sync, mark read, and preferences."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from backchannel.domain.notification_models import (
     UnreadCount,
 )
 from backchannel.domain.notification_push import push_unread
-from backchannel.persistence import notification_preferences
+from backchannel.domain.quiet_hours import QuietHours
+from backchannel.persistence import notification_preferences, push_queue
 from backchannel.persistence import notifications as store
+from backchannel.persistence.notification_preferences import StoredPreferences
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -54,17 +56,32 @@ async def mark_read(rt: Runtime, user_id: str, request: ReadRequest) -> UnreadCo
 
 
 async def get_preferences(rt: Runtime, user_id: str) -> Preferences:
-    """The user's muted notification types."""
+    """The user's muted types (live and push) and quiet hours."""
     async with rt.db.connection() as conn:
-        return Preferences(
-            muted_types=await notification_preferences.get_muted_types(conn, user_id)
-        )
+        stored = await notification_preferences.get_preferences(conn, user_id)
+    return _view(stored)
 
 
 async def set_preferences(rt: Runtime, user_id: str, preferences: Preferences) -> Preferences:
-    """Replace the user's muted notification types."""
-    types = list(dict.fromkeys(preferences.muted_types))
+    """Replace the user's preferences; pushes held by quiet hours are looked at again."""
+    quiet = preferences.quiet_hours
+    wanted = StoredPreferences(
+        muted_types=list(dict.fromkeys(preferences.muted_types)),
+        push_muted_types=list(dict.fromkeys(preferences.push_muted_types)),
+        quiet_hours=quiet.model_dump() if quiet is not None else None,
+    )
     async with rt.db.transaction() as conn:
-        return Preferences(
-            muted_types=await notification_preferences.set_muted_types(conn, user_id, types)
-        )
+        stored = await notification_preferences.set_preferences(conn, user_id, wanted)
+        released = await push_queue.release_held(conn, user_id)
+    if released and rt.push_worker is not None:
+        rt.push_worker.wake()
+    return _view(stored)
+
+
+def _view(stored: StoredPreferences) -> Preferences:
+    quiet = stored.quiet_hours
+    return Preferences(
+        muted_types=stored.muted_types,
+        push_muted_types=stored.push_muted_types,
+        quiet_hours=QuietHours.model_validate(quiet) if quiet is not None else None,
+    )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from backchannel.domain.quiet_hours import QuietHours
 from backchannel.errors import Invalid
 from backchannel.persistence.notifications import ReceivedNotification, StoredNotification
 
@@ -75,6 +76,14 @@ class Audience(BaseModel):
     of: Literal["subscribers"]
 
 
+class Digest(BaseModel):
+    """`digest: {key, window_s}`: one notification (and one push) per recipient and window."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: Key
+    window_s: Annotated[int, Field(ge=1, le=86_400, description="Window length in seconds")]
+
+
 class PublishRequest(BaseModel):
     """`POST /publish` and a stream entry's payload: `user_ids` or `audience`, not both."""
 
@@ -99,9 +108,16 @@ class PublishRequest(BaseModel):
     notification: NotificationContent
     dedupe_key: Key | None = None
     collapse_key: Key | None = None
+    # Extension (#17): notifications with the same digest key for a recipient within the
+    # window become one notification (`data.count`, `data.items`) and one push at its end.
+    digest: Digest | None = None
 
     def check_target(self) -> None:
-        """`invalid` unless exactly one of `user_ids` and `audience` is given."""
+        """`invalid` unless exactly one of `user_ids` and `audience` is given (and a digest
+        comes without a `collapse_key`: the digest is what folds)."""
+        if self.digest is not None and self.collapse_key is not None:
+            message = "give digest or collapse_key, not both"
+            raise Invalid(message, [{"field": "digest", "message": message}])
         if (self.user_ids is None) == (self.audience is None):
             message = "give either user_ids or audience" + (
                 ", not both" if self.user_ids is not None else ""
@@ -166,7 +182,13 @@ class UnreadCount(BaseModel):
 
 
 class Preferences(BaseModel):
-    """`GET/PUT /notifications/preferences`: muted types are stored but not pushed live."""
+    """`GET/PUT /notifications/preferences` (PUT replaces them all).
+
+    `muted_types` are stored but not pushed live to sockets; `push_muted_types` are never
+    pushed to devices; inside `quiet_hours` device pushes are held, then summarised.
+    """
 
     model_config = ConfigDict(extra="forbid")
     muted_types: Annotated[list[TypeName], Field(max_length=200)]
+    push_muted_types: Annotated[list[TypeName], Field(max_length=200)] = []
+    quiet_hours: QuietHours | None = None

@@ -32,9 +32,16 @@ class Staged:
     # Recipients whose unread notification with the same collapse key was replaced.
     replaced: set[str] = field(default_factory=set)
     audience_of: str | None = None
+    # Rows the transaction wrote to the push queue (recipients with a device).
+    queued_pushes: int = 0
 
     async def deliver(self, rt: Runtime) -> None:
-        """Push it live to every socket of each recipient; never raises (it is stored)."""
+        """Push it live to every socket of each recipient; never raises (it is stored).
+
+        Device pushes were queued in the transaction; this node's worker is woken for them.
+        """
+        if self.queued_pushes and rt.push_worker is not None:
+            rt.push_worker.wake()
         rt.metrics.notifications.labels(
             "deduplicated" if self.notification is None else "stored"
         ).inc()

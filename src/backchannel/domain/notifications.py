@@ -17,7 +17,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from backchannel.domain.notification_digests import StagedDigest, digest_in
 from backchannel.domain.notification_models import (
+    Digest,
     Notification,
     NotificationContent,
     PublishRequest,
@@ -25,7 +27,7 @@ from backchannel.domain.notification_models import (
 )
 from backchannel.domain.notification_push import Staged, push_unread
 from backchannel.errors import Invalid
-from backchannel.persistence import blocks, conversations, users
+from backchannel.persistence import blocks, conversations, push_queue, users
 from backchannel.persistence import notifications as store
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
@@ -53,10 +55,7 @@ async def notify_in(
 
     Unknown or deleted users are skipped. Call `deliver(rt)` on the result after commit.
     """
-    wanted = list(dict.fromkeys(user_ids))
-    known = await store.known_user_ids(conn, wanted) if wanted else set()
-    recipients = [uid for uid in wanted if uid in known]
-    skipped = [uid for uid in wanted if uid not in known]
+    recipients, skipped = await _known(conn, user_ids)
     return await _store(
         conn,
         recipients,
@@ -66,6 +65,13 @@ async def notify_in(
         collapse_key=collapse_key,
         publisher=publisher,
     )
+
+
+async def _known(conn: Connection, user_ids: list[str]) -> tuple[list[str], list[str]]:
+    """(the distinct known users among `user_ids`, the unknown ones), in request order."""
+    wanted = list(dict.fromkeys(user_ids))
+    known = await store.known_user_ids(conn, wanted) if wanted else set()
+    return [uid for uid in wanted if uid in known], [uid for uid in wanted if uid not in known]
 
 
 async def notify_audience_in(
@@ -105,11 +111,7 @@ async def _store(
     collapse_key: str | None,
     publisher: str,
 ) -> Staged:
-    # Nothing caused by someone a recipient blocks is stored for them (so never pushed).
-    actors = _actors(content.data)
-    if actors and recipients:
-        blocking = await blocks.blockers_among(conn, recipients, actors)
-        recipients = [uid for uid in recipients if uid not in blocking]
+    recipients = await _unblocked(conn, recipients, content)
     row = await store.insert_notification(
         conn,
         type=content.type,
@@ -132,12 +134,39 @@ async def _store(
         if collapse_key is not None:
             replaced = await store.take_collapsed(conn, recipients, collapse_key)
         await store.insert_receipts(conn, row.id, recipients, collapse_key)
+    # In the same transaction, so a push survives a crash between commit and delivery.
+    queued = await push_queue.enqueue(conn, row.id, recipients)
     return Staged(
         result=PublishResult.of(row),
         notification=Notification.of(row),
         recipients=recipients,
         replaced=replaced,
+        queued_pushes=queued,
     )
+
+
+async def _unblocked(
+    conn: Connection, recipients: list[str], content: NotificationContent
+) -> list[str]:
+    # Nothing caused by someone a recipient blocks is stored for them (so never pushed).
+    actors = _actors(content.data)
+    if actors and recipients:
+        blocking = await blocks.blockers_among(conn, recipients, actors)
+        recipients = [uid for uid in recipients if uid not in blocking]
+    return recipients
+
+
+async def _digest_in(
+    conn: Connection,
+    recipients: list[str],
+    skipped: list[str],
+    content: NotificationContent,
+    digest: Digest,
+    publisher: str,
+    dedupe_key: str | None,
+) -> StagedDigest:
+    recipients = await _unblocked(conn, recipients, content)
+    return await digest_in(conn, recipients, skipped, content, digest, publisher, dedupe_key)
 
 
 # The `data` fields that name who caused a notification (a message's sender, a tipper, a
@@ -182,6 +211,7 @@ async def publish(rt: Runtime, publisher: str, request: PublishRequest) -> Publi
     """`POST /publish` and the stream: store for every recipient at once, then deliver."""
     request.check_target()
     content = request.notification
+    staged: Staged | StagedDigest
     async with rt.db.transaction() as conn:
         if request.audience is not None:
             creator = await users.get_active_user(conn, request.audience.creator_id)
@@ -190,16 +220,27 @@ async def publish(rt: Runtime, publisher: str, request: PublishRequest) -> Publi
                     "no such creator",
                     [{"field": "audience.creator_id", "message": "not a known creator"}],
                 )
-            staged = await notify_audience_in(
-                conn,
-                creator.id,
-                content.type,
-                content.title,
-                content.body,
-                content.data,
-                dedupe_key=request.dedupe_key,
-                collapse_key=request.collapse_key,
-                publisher=publisher,
+            if request.digest is not None:
+                fans = await store.subscriber_ids(conn, creator.id)
+                staged = await _digest_in(
+                    conn, fans, [], content, request.digest, publisher, request.dedupe_key
+                )
+            else:
+                staged = await notify_audience_in(
+                    conn,
+                    creator.id,
+                    content.type,
+                    content.title,
+                    content.body,
+                    content.data,
+                    dedupe_key=request.dedupe_key,
+                    collapse_key=request.collapse_key,
+                    publisher=publisher,
+                )
+        elif request.digest is not None:
+            recipients, skipped = await _known(conn, request.user_ids or [])
+            staged = await _digest_in(
+                conn, recipients, skipped, content, request.digest, publisher, request.dedupe_key
             )
         else:
             staged = await notify_in(

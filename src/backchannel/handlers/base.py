@@ -43,8 +43,9 @@ from backchannel.server.timers import Deadlines
 log = logging.getLogger(__name__)
 
 # Namespaces whose open sockets are counted per user across the cluster: a chat message to a
-# user with no `/chat` socket anywhere becomes a notification.
-COUNTED_NAMESPACES = frozenset({Namespace.CHAT})
+# user with no `/chat` socket anywhere becomes a notification, and a notification is pushed
+# to devices only while the user has neither a `/chat` nor a `/notifications` socket.
+COUNTED_NAMESPACES = frozenset({Namespace.CHAT, Namespace.NOTIFICATIONS})
 
 Handler = Callable[[Any, "EventContext", Any], Awaitable[Any]]
 H = TypeVar("H", bound=Handler)

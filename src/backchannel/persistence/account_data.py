@@ -175,6 +175,10 @@ FORGET_PERSONAL = [
     "delete from auth_sessions where user_id = any($1::text[])",
     "delete from refresh_tokens where user_id = any($1::text[])",
     "delete from notification_preferences where user_id = any($1::text[])",
+    # Nothing is pushed to an erased profile any more, and its devices are forgotten.
+    "delete from push_queue where user_id = any($1::text[])",
+    "delete from notification_digests where user_id = any($1::text[])",
+    "delete from devices where user_id = any($1::text[])",
     # Its stored objects, owned by no row any more, go with the next `backchannel media gc`.
     "delete from media where owner_id = any($1::text[])",
 ]

@@ -45,7 +45,8 @@ def _data(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _stored(row: Any) -> StoredNotification:
+def stored_from_row(row: Any) -> StoredNotification:
+    """A `notifications` row (its `_NOTIFICATION_COLUMNS`) as a `StoredNotification`."""
     return StoredNotification(
         id=row["id"],
         type=row["type"],
@@ -96,7 +97,7 @@ async def insert_notification(
         recipients,
         skipped,
     )
-    return _stored(row) if row else None
+    return stored_from_row(row) if row else None
 
 
 SELECT_BY_DEDUPE = f"""
@@ -109,7 +110,7 @@ async def get_by_dedupe(
 ) -> StoredNotification | None:
     """The notification this publisher stored under `dedupe_key`."""
     row = await conn.fetchrow(SELECT_BY_DEDUPE, publisher, dedupe_key)
-    return _stored(row) if row else None
+    return stored_from_row(row) if row else None
 
 
 SELECT_KNOWN_USERS = """
@@ -300,3 +301,31 @@ async def prune_batch(conn: Connection, cutoff: datetime, batch: int) -> int | N
         return None
     status = await conn.execute(PRUNE_BATCH, cutoff, batch)
     return int(status.rsplit(" ", 1)[-1])
+
+
+SELECT_UNREAD_AMONG = """
+select n.id, n.type, n.title, n.body, n.data, n.collapse_key, n.created_at, false as read
+from notification_receipts r join notifications n on n.id = r.notification_id
+where r.user_id = $1 and r.notification_id = any($2::bigint[]) and r.read_at is null
+order by n.id
+"""
+
+
+async def unread_among(
+    conn: Connection, user_id: str, notification_ids: list[int]
+) -> dict[int, ReceivedNotification]:
+    """Which of these notifications the user still has unread, by id."""
+    rows = await conn.fetch(SELECT_UNREAD_AMONG, user_id, notification_ids)
+    return {
+        row["id"]: ReceivedNotification(
+            id=row["id"],
+            type=row["type"],
+            title=row["title"],
+            body=row["body"],
+            data=_data(row["data"]),
+            collapse_key=row["collapse_key"],
+            created_at=row["created_at"],
+            read=False,
+        )
+        for row in rows
+    }

@@ -242,3 +242,12 @@ async def account_profile_ids(conn: Connection, account_id: str) -> list[str]:
     """Every profile id of an account, deleted ones included."""
     rows = await conn.fetch(SELECT_PROFILE_IDS, account_id)
     return [row["id"] for row in rows]
+
+
+SELECT_DISPLAY_NAMES = "select id, display_name from users where id = any($1::text[])"
+
+
+async def display_names(conn: Connection, user_ids: list[str]) -> dict[str, str]:
+    """The display names of these users, by id (unknown ids left out)."""
+    rows = await conn.fetch(SELECT_DISPLAY_NAMES, user_ids)
+    return {row["id"]: row["display_name"] for row in rows}

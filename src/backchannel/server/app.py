@@ -64,6 +64,7 @@ from backchannel.server.metrics import Metrics, PoolCollector
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.push_providers import push_providers
+from backchannel.server.push_worker import push_queue_worker
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.realtime import build_socketio
 from backchannel.server.redis_clients import open_redis
@@ -161,6 +162,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_media_store)
     app.cleanup_ctx.append(_media_cleanup)
     app.cleanup_ctx.append(push_providers)
+    app.cleanup_ctx.append(push_queue_worker)
     app.on_shutdown.append(_drain)
     return app
 

@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from backchannel.persistence import outbox
+from backchannel.persistence import outbox, push_queue
 from backchannel.persistence.database import Database
 
 if TYPE_CHECKING:
@@ -202,6 +202,26 @@ class Metrics:
             "Entries in the publish stream's dead-letter stream",
             registry=with_redis,
         )
+        # The push queue (#17): sampled at scrape time like the outbox; outcomes as they happen.
+        self.push_queue_depth = Gauge(
+            "backchannel_push_queue_depth",
+            "Push queue rows by state: pending (to send, now or at a retry or digest's end) "
+            "or held (by quiet hours)",
+            ["state"],
+            registry=self.registry,
+        )
+        self.push_queue_oldest_age = Gauge(
+            "backchannel_push_queue_oldest_age_seconds",
+            "How long the oldest due, unheld push queue row has waited (0 when none)",
+            registry=self.registry,
+        )
+        self.push_queue_outcomes = Counter(
+            "backchannel_push_queue_outcomes_total",
+            "What the push queue worker did: per row sent, retried, gave_up, held, summarised, "
+            "skipped_online, skipped_muted, dropped_read; per device device_<provider outcome>",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.sample_failures = Counter(
             "backchannel_metrics_sample_failures_total",
             "Scrape-time samples that failed or timed out, by source (the gauge keeps its value)",
@@ -216,7 +236,7 @@ class Metrics:
 
 async def sample(rt: Runtime) -> None:
     """Refresh the gauges read from the database and Redis, each within a short timeout."""
-    await asyncio.gather(_outbox(rt), _redis(rt))
+    await asyncio.gather(_outbox(rt), _push_queue(rt), _redis(rt))
 
 
 async def _outbox(rt: Runtime) -> None:
@@ -231,6 +251,21 @@ async def _outbox(rt: Runtime) -> None:
         return
     rt.metrics.outbox_backlog.set(rows)
     rt.metrics.outbox_oldest_age.set(age)
+
+
+async def _push_queue(rt: Runtime) -> None:
+    if not rt.has_database:
+        return
+    try:
+        async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), rt.db.connection() as conn:
+            pending, held, age = await push_queue.backlog(conn)
+    except Exception as exc:
+        rt.metrics.sample_failures.labels("push_queue").inc()
+        log.debug("push queue sample failed: %r", exc)
+        return
+    rt.metrics.push_queue_depth.labels("pending").set(pending)
+    rt.metrics.push_queue_depth.labels("held").set(held)
+    rt.metrics.push_queue_oldest_age.set(age)
 
 
 async def _redis(rt: Runtime) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from backchannel.server.block_cache import BlockCache
     from backchannel.server.mailer import Mailer
     from backchannel.server.metrics import Metrics
+    from backchannel.server.push_worker import PushWorker
     from backchannel.server.ratelimit import RateLimiter
     from backchannel.server.redis_clients import RedisClient
     from backchannel.server.revocations import Revocations
@@ -62,6 +63,8 @@ class Runtime:
     _revocations: Revocations | None = None
     _mailer: Mailer | None = None
     _blocks: BlockCache | None = None
+    # This node's push queue worker (`server.push_worker`), while the app runs.
+    push_worker: PushWorker | None = None
     # The content filters as last read on this node (`domain.screening`).
     filter_rules: FilterRules | None = None
     filter_rules_read_at: float = 0.0

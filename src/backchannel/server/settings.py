@@ -227,6 +227,40 @@ class Settings(BaseSettings):
         ge=0,
         description="Largest fan-out that pushes notifications:unread to each recipient",
     )
+
+    # -- push queue (#17: when a push goes out, quiet hours, digests) --
+    push_queue_poll_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How often the push queue worker looks without a wake-up"
+    )
+    push_queue_lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="How long a node holds claimed push queue rows before another may retake them",
+    )
+    push_queue_batch: int = Field(
+        100, ge=1, le=10_000, description="Push queue rows claimed per worker round"
+    )
+    push_max_attempts: int = Field(
+        6, ge=1, le=50, description="Attempts per device before a retryable push is given up"
+    )
+    push_retry_base_seconds: float = Field(
+        2.0, gt=0, le=3600, description="First retry delay of a push (doubling, with jitter)"
+    )
+    push_retry_max_seconds: float = Field(
+        900.0, gt=0, le=86_400, description="Longest delay between two attempts of a push"
+    )
+
+    @model_validator(mode="after")
+    def _push_lease_outlasts_a_send(self) -> Settings:
+        # A claimed row must be sent before its lease lapses, or a second node may send it.
+        if self.push_queue_lease_seconds <= 2 * self.push_timeout_seconds + 1:
+            raise ValueError(
+                "BACKCHANNEL_PUSH_QUEUE_LEASE_SECONDS must exceed "
+                "2 * BACKCHANNEL_PUSH_TIMEOUT_SECONDS + 1"
+            )
+        return self
+
     publish_stream_enabled: bool = Field(
         True, description="Consume the Redis publish stream (only when REDIS_URL is set)"
     )
