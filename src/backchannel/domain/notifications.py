@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from backchannel.domain import webhook_events
 from backchannel.domain.notification_models import (
     Notification,
     NotificationContent,
@@ -29,6 +30,7 @@ from backchannel.persistence import blocks, conversations, users
 from backchannel.persistence import notifications as store
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
+from backchannel.persistence.webhooks import NewEvent
 from backchannel.rooms.names import Namespace
 
 if TYPE_CHECKING:
@@ -127,6 +129,9 @@ async def _store(
         first = await store.get_by_dedupe(conn, publisher, dedupe_key)
         assert first is not None  # the conflicting row has committed: the insert waited for it
         return Staged(result=PublishResult.of(first))
+    await webhook_events.record_in(
+        conn, [_notification_event(row.id, content, recipients, publisher)]
+    )
     replaced: set[str] = set()
     if recipients:
         if collapse_key is not None:
@@ -137,6 +142,28 @@ async def _store(
         notification=Notification.of(row),
         recipients=recipients,
         replaced=replaced,
+    )
+
+
+# A `notification.created` names its recipients up to this many (always their count).
+WEBHOOK_RECIPIENTS_MAX = 1000
+
+
+def _notification_event(
+    notification_id: Any, content: NotificationContent, recipients: list[str], publisher: str
+) -> NewEvent:
+    return webhook_events.event(
+        webhook_events.NOTIFICATION_CREATED,
+        {
+            "notification_id": str(notification_id),
+            "type": content.type,
+            "title": content.title,
+            "body": content.body,
+            "data": content.data or {},
+            "publisher": publisher,
+            "recipients": len(recipients),
+            "recipient_ids": recipients[:WEBHOOK_RECIPIENTS_MAX],
+        },
     )
 
 
@@ -174,6 +201,7 @@ async def notify(
             dedupe_key=dedupe_key,
             collapse_key=collapse_key,
         )
+    webhook_events.wake(rt)
     await staged.deliver(rt)
     return staged.result
 
@@ -213,6 +241,7 @@ async def publish(rt: Runtime, publisher: str, request: PublishRequest) -> Publi
                 collapse_key=request.collapse_key,
                 publisher=publisher,
             )
+    webhook_events.wake(rt)
     await staged.deliver(rt)
     return staged.result
 

@@ -41,6 +41,7 @@ from backchannel.http import (
     safety,
     server_wallets,
     subscriptions,
+    webhook_endpoints,
     webhooks,
 )
 from backchannel.http.middleware import cors, observe, rate_limits, security_headers
@@ -70,6 +71,7 @@ from backchannel.server.revocations import USER_PREFIX, Revocations, channel_nam
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret, ensure_vapid_key
 from backchannel.server.shutdown import ShutdownBudget
+from backchannel.server.webhook_worker import webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     media.routes,
     safety.routes,
     devices.routes,
+    webhook_endpoints.routes,
     media.files,
 )
 
@@ -159,6 +162,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_typing_indicators)
     app.cleanup_ctx.append(_media_store)
     app.cleanup_ctx.append(_media_cleanup)
+    app.cleanup_ctx.append(webhook_worker)
     app.on_shutdown.append(_drain)
     return app
 

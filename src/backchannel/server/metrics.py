@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from backchannel.persistence import outbox
+from backchannel.persistence import outbox, webhooks
 from backchannel.persistence.database import Database
 
 if TYPE_CHECKING:
@@ -188,6 +188,31 @@ class Metrics:
             "Entries in the publish stream's dead-letter stream",
             registry=with_redis,
         )
+        # Outbound webhooks (#17)
+        self.webhook_queue_depth = Gauge(
+            "backchannel_webhook_queue_depth",
+            "Webhook deliveries pending (not yet delivered, not failed)",
+            registry=self.registry,
+        )
+        self.webhook_oldest_pending_age = Gauge(
+            "backchannel_webhook_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery (0 when none)",
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "backchannel_webhook_deliveries_total",
+            "Webhook delivery attempts by endpoint id and outcome "
+            "(delivered, retry, failed, disabled)",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_latency = Histogram(
+            "backchannel_webhook_delivery_seconds",
+            "Time a webhook delivery attempt took, by outcome",
+            ["outcome"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
         self.sample_failures = Counter(
             "backchannel_metrics_sample_failures_total",
             "Scrape-time samples that failed or timed out, by source (the gauge keeps its value)",
@@ -202,7 +227,7 @@ class Metrics:
 
 async def sample(rt: Runtime) -> None:
     """Refresh the gauges read from the database and Redis, each within a short timeout."""
-    await asyncio.gather(_outbox(rt), _redis(rt))
+    await asyncio.gather(_outbox(rt), _redis(rt), _webhooks(rt))
 
 
 async def _outbox(rt: Runtime) -> None:
@@ -217,6 +242,20 @@ async def _outbox(rt: Runtime) -> None:
         return
     rt.metrics.outbox_backlog.set(rows)
     rt.metrics.outbox_oldest_age.set(age)
+
+
+async def _webhooks(rt: Runtime) -> None:
+    if not rt.has_database:
+        return
+    try:
+        async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), rt.db.connection() as conn:
+            pending, age = await webhooks.backlog(conn)
+    except Exception as exc:
+        rt.metrics.sample_failures.labels("webhooks").inc()
+        log.debug("webhook sample failed: %r", exc)
+        return
+    rt.metrics.webhook_queue_depth.set(pending)
+    rt.metrics.webhook_oldest_pending_age.set(age)
 
 
 async def _redis(rt: Runtime) -> None:

@@ -1,0 +1,451 @@
+"""Outbound webhooks: endpoints, the events written for them, and their deliveries.
+
+Events are written by one set-based statement per transaction (`record_events`): it stores
+only events some live endpoint subscribes to, and a delivery row per matching endpoint.
+Deliveries are claimed with `for update skip locked` plus a lease, so exactly one node
+attempts a given (event, endpoint) at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic_core import to_json
+
+from backchannel.persistence.database import Connection
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One registered endpoint (its secret only when asked for)."""
+
+    id: int
+    owner: str
+    url: str
+    events: list[str]
+    description: str | None
+    include_bodies: bool
+    failing_since: datetime | None
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to record: its type, its data, and what only `include_bodies` endpoints get."""
+
+    type: str
+    data: dict[str, Any]
+    private: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One (event, endpoint) delivery as its owner sees it."""
+
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this node holds the lease of, with what it must send and where."""
+
+    id: int
+    attempts: int
+    window_start: datetime
+    event_id: uuid.UUID
+    event_type: str
+    data: dict[str, Any]
+    private: dict[str, Any] | None
+    event_created_at: datetime
+    endpoint_id: int
+    url: str
+    secret: str
+    include_bodies: bool
+
+
+_ENDPOINT_COLUMNS = (
+    "id, owner, url, events, description, include_bodies, failing_since, disabled_at, "
+    "disabled_reason, created_at, updated_at"
+)
+
+
+def _endpoint(row: Any) -> Endpoint:
+    data = {name: row[name] for name in _ENDPOINT_COLUMNS.split(", ")}
+    data["events"] = list(data["events"])
+    return Endpoint(**data)
+
+
+INSERT_ENDPOINT = f"""
+insert into webhook_endpoints (owner, url, events, description, include_bodies, secret)
+values ($1, $2, $3, $4, $5, $6)
+returning {_ENDPOINT_COLUMNS}
+"""
+
+
+async def insert_endpoint(
+    conn: Connection,
+    *,
+    owner: str,
+    url: str,
+    events: list[str],
+    description: str | None,
+    include_bodies: bool,
+    secret: str,
+) -> Endpoint:
+    """Store a new endpoint."""
+    row = await conn.fetchrow(
+        INSERT_ENDPOINT, owner, url, events, description, include_bodies, secret
+    )
+    return _endpoint(row)
+
+
+SELECT_ENDPOINTS = f"""
+select {_ENDPOINT_COLUMNS} from webhook_endpoints where owner = $1 order by id
+"""
+
+
+async def list_endpoints(conn: Connection, owner: str) -> list[Endpoint]:
+    """The owner's endpoints, oldest first."""
+    return [_endpoint(row) for row in await conn.fetch(SELECT_ENDPOINTS, owner)]
+
+
+SELECT_ENDPOINT = f"""
+select {_ENDPOINT_COLUMNS} from webhook_endpoints where id = $1 and owner = $2
+"""
+
+
+async def get_endpoint(conn: Connection, endpoint_id: int, owner: str) -> Endpoint | None:
+    """One of the owner's endpoints."""
+    row = await conn.fetchrow(SELECT_ENDPOINT, endpoint_id, owner)
+    return _endpoint(row) if row else None
+
+
+UPDATE_ENDPOINT = f"""
+update webhook_endpoints set
+    url = coalesce($3, url),
+    events = coalesce($4, events),
+    description = case when $5 then $6 else description end,
+    include_bodies = coalesce($7, include_bodies),
+    disabled_at = case when $8::boolean is null then disabled_at when $8 then null else now() end,
+    disabled_reason = case when $8 is null then disabled_reason when $8 then null
+        else 'disabled by its owner' end,
+    failing_since = case when $8 then null else failing_since end,
+    updated_at = now()
+where id = $1 and owner = $2
+returning {_ENDPOINT_COLUMNS}
+"""
+
+
+async def update_endpoint(
+    conn: Connection,
+    endpoint_id: int,
+    owner: str,
+    *,
+    url: str | None,
+    events: list[str] | None,
+    set_description: bool,
+    description: str | None,
+    include_bodies: bool | None,
+    enabled: bool | None,
+) -> Endpoint | None:
+    """Change the given fields (None: unchanged); `enabled` re-enables or disables."""
+    row = await conn.fetchrow(
+        UPDATE_ENDPOINT,
+        endpoint_id,
+        owner,
+        url,
+        events,
+        set_description,
+        description,
+        include_bodies,
+        enabled,
+    )
+    return _endpoint(row) if row else None
+
+
+DELETE_ENDPOINT = "delete from webhook_endpoints where id = $1 and owner = $2 returning id"
+
+
+async def delete_endpoint(conn: Connection, endpoint_id: int, owner: str) -> bool:
+    """Remove an endpoint and its deliveries; False if the owner has no such endpoint."""
+    return await conn.fetchval(DELETE_ENDPOINT, endpoint_id, owner) is not None
+
+
+SUBSCRIBED_TYPES = """
+select coalesce(array_agg(distinct t), '{}') from webhook_endpoints, unnest(events) as t
+where disabled_at is null
+"""
+
+
+async def subscribed_types(conn: Connection) -> frozenset[str]:
+    """Every event type some live endpoint wants (`*` when one wants them all)."""
+    return frozenset(await conn.fetchval(SUBSCRIBED_TYPES))
+
+
+# One statement whatever the number of events and endpoints: events nobody subscribes to are
+# not stored, and each stored event gets one delivery per live endpoint that wants it.
+RECORD_EVENTS = """
+with input as (
+    select t.type, t.data::jsonb as data, t.private::jsonb as private
+    from unnest($1::text[], $2::text[], $3::text[]) as t (type, data, private)
+), matched as (
+    select i.* from input i
+    where exists (
+        select 1 from webhook_endpoints e
+        where e.disabled_at is null and (i.type = any(e.events) or '*' = any(e.events))
+    )
+), ev as (
+    insert into webhook_events (type, data, private)
+    select type, data, private from matched
+    returning id, type
+), added as (
+    insert into webhook_deliveries (event_id, endpoint_id)
+    select ev.id, e.id from ev
+    join webhook_endpoints e
+        on e.disabled_at is null and (ev.type = any(e.events) or '*' = any(e.events))
+    returning 1
+)
+select count(*) from added
+"""
+
+
+async def record_events(conn: Connection, events: Sequence[NewEvent]) -> int:
+    """Store `events` for the endpoints that want them; returns the deliveries queued."""
+    if not events:
+        return 0
+    count: int = await conn.fetchval(
+        RECORD_EVENTS,
+        [e.type for e in events],
+        [to_json(e.data).decode() for e in events],
+        [to_json(e.private).decode() if e.private is not None else None for e in events],
+    )
+    return count
+
+
+CLAIM_DUE = """
+with due as (
+    select d.id from webhook_deliveries d
+    join webhook_endpoints e on e.id = d.endpoint_id and e.disabled_at is null
+    where d.status = 'pending' and d.next_attempt_at <= now()
+        and (d.lease_until is null or d.lease_until < now())
+    order by d.next_attempt_at, d.id
+    limit $1
+    for update of d skip locked
+)
+update webhook_deliveries d set
+    lease_until = now() + make_interval(secs => $2),
+    lease_token = $3,
+    attempts = d.attempts + 1,
+    last_attempt_at = now()
+from due, webhook_events ev, webhook_endpoints e
+where d.id = due.id and ev.id = d.event_id and e.id = d.endpoint_id
+returning d.id, d.attempts, d.window_start, d.event_id, ev.type as event_type,
+    ev.data::text as data, ev.private::text as private, ev.created_at as event_created_at,
+    e.id as endpoint_id, e.url, e.secret, e.include_bodies
+"""
+
+
+async def claim_due(
+    conn: Connection, limit: int, lease_seconds: float, token: uuid.UUID
+) -> list[Claimed]:
+    """Take up to `limit` due deliveries for `lease_seconds` under `token`."""
+    rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds, token)
+    claimed = []
+    for row in rows:
+        data = dict(row.items())
+        data["data"] = json.loads(data["data"])
+        data["private"] = json.loads(data["private"]) if data["private"] else None
+        claimed.append(Claimed(**data))
+    return claimed
+
+
+MARK_DELIVERED = """
+with done as (
+    update webhook_deliveries set status = 'delivered', delivered_at = now(),
+        lease_until = null, lease_token = null, last_status = $3, last_error = null,
+        last_latency_ms = $4
+    where id = $1 and lease_token = $2 and status = 'pending'
+    returning endpoint_id
+)
+update webhook_endpoints e set failing_since = null
+from done where e.id = done.endpoint_id and e.failing_since is not null
+"""
+
+
+async def mark_delivered(
+    conn: Connection, delivery_id: int, token: uuid.UUID, status: int, latency_ms: int
+) -> None:
+    """The attempt under `token` got a 2xx: delivered; its endpoint is healthy again."""
+    await conn.execute(MARK_DELIVERED, delivery_id, token, status, latency_ms)
+
+
+MARK_FAILED_ATTEMPT = """
+with attempt as (
+    update webhook_deliveries set
+        status = case when $5 then 'failed' else 'pending' end,
+        next_attempt_at = now() + make_interval(secs => $6),
+        lease_until = null, lease_token = null, last_status = $3, last_error = $4,
+        last_latency_ms = $7
+    where id = $1 and lease_token = $2 and status = 'pending'
+    returning endpoint_id
+)
+update webhook_endpoints e set failing_since = coalesce(e.failing_since, now())
+from attempt where e.id = attempt.endpoint_id
+returning e.id, e.failing_since < now() - make_interval(secs => $8) as failing_too_long
+"""
+
+
+async def mark_failed_attempt(
+    conn: Connection,
+    delivery_id: int,
+    token: uuid.UUID,
+    *,
+    status: int | None,
+    error: str,
+    give_up: bool,
+    retry_in_seconds: float,
+    latency_ms: int,
+    window_seconds: float,
+) -> bool:
+    """Record a failed attempt (retried later, or `failed` when `give_up`); returns whether
+    the endpoint has now been failing for longer than `window_seconds`."""
+    row = await conn.fetchrow(
+        MARK_FAILED_ATTEMPT,
+        delivery_id,
+        token,
+        status,
+        error[:500],
+        give_up,
+        retry_in_seconds,
+        latency_ms,
+        window_seconds,
+    )
+    return bool(row and row["failing_too_long"])
+
+
+DISABLE_FAILING = f"""
+with disabled as (
+    update webhook_endpoints set disabled_at = now(), updated_at = now(),
+        disabled_reason = 'every delivery failed for the retry window'
+    where id = $1 and disabled_at is null
+    returning {_ENDPOINT_COLUMNS}
+), dropped as (
+    update webhook_deliveries d set status = 'failed', lease_until = null, lease_token = null,
+        last_error = coalesce(d.last_error, 'endpoint disabled')
+    from disabled where d.endpoint_id = disabled.id and d.status = 'pending'
+    returning 1
+)
+select * from disabled
+"""
+
+
+async def disable_failing(conn: Connection, endpoint_id: int) -> Endpoint | None:
+    """Disable an endpoint that failed too long, failing its pending deliveries; None if it
+    was already disabled (so exactly one caller goes on to tell its owner)."""
+    row = await conn.fetchrow(DISABLE_FAILING, endpoint_id)
+    return _endpoint(row) if row else None
+
+
+_DELIVERY_COLUMNS = (
+    "d.id, d.event_id, ev.type as event_type, d.status, d.attempts, "
+    "case when d.status = 'pending' then d.next_attempt_at end as next_attempt_at, "
+    "d.last_attempt_at, d.last_status, d.last_error, d.delivered_at, d.created_at"
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(**dict(row.items()))
+
+
+SELECT_DELIVERIES = f"""
+select {_DELIVERY_COLUMNS}
+from webhook_deliveries d join webhook_events ev on ev.id = d.event_id
+where d.endpoint_id = $1 and ($2::bigint is null or d.id < $2)
+    and ($3::text is null or d.status = $3)
+order by d.id desc
+limit $4
+"""
+
+
+async def list_deliveries(
+    conn: Connection, endpoint_id: int, *, before: int | None, status: str | None, limit: int
+) -> list[Delivery]:
+    """An endpoint's deliveries, newest first, before the cursor id."""
+    rows = await conn.fetch(SELECT_DELIVERIES, endpoint_id, before, status, limit)
+    return [_delivery(row) for row in rows]
+
+
+RETRY_DELIVERY = f"""
+with retried as (
+    update webhook_deliveries set status = 'pending', next_attempt_at = now(),
+        window_start = now()
+    where id = $1 and endpoint_id = $2 and lease_token is null
+    returning *
+)
+select {_DELIVERY_COLUMNS}
+from retried d join webhook_events ev on ev.id = d.event_id
+"""
+
+
+async def retry_delivery(conn: Connection, delivery_id: int, endpoint_id: int) -> Delivery | None:
+    """Queue a delivery for an attempt now (none while one is in flight)."""
+    row = await conn.fetchrow(RETRY_DELIVERY, delivery_id, endpoint_id)
+    return _delivery(row) if row else None
+
+
+SELECT_DELIVERY = f"""
+select {_DELIVERY_COLUMNS}, d.lease_token is not null as in_flight
+from webhook_deliveries d join webhook_events ev on ev.id = d.event_id
+where d.id = $1 and d.endpoint_id = $2
+"""
+
+
+async def get_delivery(
+    conn: Connection, delivery_id: int, endpoint_id: int
+) -> tuple[Delivery, bool] | None:
+    """One delivery of an endpoint and whether an attempt of it is in flight."""
+    row = await conn.fetchrow(SELECT_DELIVERY, delivery_id, endpoint_id)
+    if row is None:
+        return None
+    data = dict(row.items())
+    in_flight = bool(data.pop("in_flight"))
+    return Delivery(**data), in_flight
+
+
+BACKLOG = """
+select count(*) as pending,
+    coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest
+from webhook_deliveries where status = 'pending'
+"""
+
+
+async def backlog(conn: Connection) -> tuple[int, float]:
+    """Pending deliveries and the age in seconds of the oldest (0 when none)."""
+    row = await conn.fetchrow(BACKLOG)
+    return int(row["pending"]), float(row["oldest"])
+
+
+SELECT_ADMINS = "select id from users where role = 'admin' and deleted_at is null order by id"
+
+
+async def admin_ids(conn: Connection) -> list[str]:
+    """Every live admin, who hears of endpoints disabled for failing."""
+    return [str(row["id"]) for row in await conn.fetch(SELECT_ADMINS)]
