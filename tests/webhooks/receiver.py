@@ -57,6 +57,7 @@ class Receiver:
     fail_status: int = 500
     hold_seconds: float = 0.0
     received: list[Received] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
     attempts: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     most_at_once: int = 0
@@ -71,7 +72,9 @@ class Receiver:
         try:
             self.attempts[event_id] += 1
             status = self.fail_status if self.attempts[event_id] <= self.fail_times else 200
-            signed = self.verify(self.secret, raw, request.headers.get("Backchannel-Signature", ""))
+            header = request.headers.get("Backchannel-Signature", "")
+            self.headers.append(header)
+            signed = self.verify(self.secret, raw, header)
             self.received.append(Received(event_id, raw, json.loads(raw), signed, status))
             if self.hold_seconds:
                 await asyncio.sleep(self.hold_seconds)  # the backend doing its work
