@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 from backchannel.domain import roles
 from backchannel.server.keys import RUNTIME
 from tests.chat_support import open_dm, sent
+from tests.relations import subscribe as subscribe_fan
 from tests.services import RunServices
 from tests.support import Api, Sockets
 from tests.webhooks.conftest import subscribe
@@ -161,3 +162,25 @@ async def test_a_publish_is_a_notification_created(api: Api, key: str, receiver:
         "recipients": 2,
         "recipient_ids": [f.id for f in fans],
     }
+
+
+async def test_each_copy_of_a_paid_broadcast_is_a_message_created(
+    api: Api, sockets: Sockets, key: str, receiver: Receiver, services: RunServices
+) -> None:
+    await subscribe(api, key, receiver, ["message.created"])
+    creator = await api.register(role="creator")
+    fans = [await api.register() for _ in range(3)]
+    for fan in fans:
+        await subscribe_fan(services.database_url, fan.id, creator.id)
+    studio = await sockets.connect("/ppv", creator)
+    ack = await studio.call(
+        "ppv:broadcast", {"client_id": "b1", "body": "new set", "price_cents": 300}
+    )
+    assert ack["ok"] and ack["data"]["recipients"] == 3, ack
+
+    created = await receiver.wait_delivered("message.created", 3)
+    assert {e["data"]["broadcast_id"] for e in created} == {ack["data"]["broadcast_id"]}
+    assert all(e["data"]["paid"] and e["data"]["price_cents"] == 300 for e in created)
+    assert all(e["data"]["sender_id"] == creator.id for e in created)
+    assert len({e["data"]["conversation_id"] for e in created}) == 3
+    assert all("body" not in e["data"] for e in created)

@@ -119,6 +119,15 @@ async def record(rt: Runtime, conn: Connection, events: Sequence[NewEvent]) -> b
     return True
 
 
+async def record_broadcast(rt: Runtime, conn: Connection, broadcast_id: int) -> bool:
+    """`message.created` for every copy of a broadcast settled in this transaction (one
+    statement); returns whether the caller should `wake` the worker after commit."""
+    hub = _hub(rt)
+    if hub is None or not hub.wants(MESSAGE_CREATED):
+        return False
+    return await store.record_broadcast_copies(conn, broadcast_id) > 0
+
+
 async def record_in(conn: Connection, events: Sequence[NewEvent]) -> None:
     """`record` for callers without the runtime: the statement itself checks the endpoints."""
     await store.record_events(conn, events)
@@ -157,6 +166,7 @@ def message_created(stored: StoredMessage) -> NewEvent:
         "price_cents": stored.price_cents,
         "currency": stored.currency,
         "media_count": len(stored.media),
+        "broadcast_id": str(stored.broadcast_id) if stored.broadcast_id is not None else None,
         "created_at": stored.created_at.isoformat(),
     }
     private = {"body": stored.body, "preview_text": stored.preview_text}

@@ -202,11 +202,8 @@ async def subscribed_types(conn: Connection) -> frozenset[str]:
 
 # One statement whatever the number of events and endpoints: events nobody subscribes to are
 # not stored, and each stored event gets one delivery per live endpoint that wants it.
-RECORD_EVENTS = """
-with input as (
-    select t.type, t.data::jsonb as data, t.private::jsonb as private
-    from unnest($1::text[], $2::text[], $3::text[]) as t (type, data, private)
-), matched as (
+_RECORD_MATCHED = """
+matched as (
     select i.* from input i
     where exists (
         select 1 from webhook_endpoints e
@@ -225,6 +222,34 @@ with input as (
 )
 select count(*) from added
 """
+
+RECORD_EVENTS = f"""
+with input as (
+    select t.type, t.data::jsonb as data, t.private::jsonb as private
+    from unnest($1::text[], $2::text[], $3::text[]) as t (type, data, private)
+), {_RECORD_MATCHED}"""
+
+# `message.created` for every copy of a paid broadcast, in the statement's transaction; the
+# same fields as `domain.webhook_events.message_created`.
+RECORD_BROADCAST_COPIES = f"""
+with input as (
+    select 'message.created'::text as type,
+        jsonb_build_object(
+            'message_id', m.id::text, 'conversation_id', m.conversation_id::text,
+            'sender_id', m.sender_id, 'seq', m.seq, 'paid', m.price_cents is not null,
+            'price_cents', m.price_cents, 'currency', m.currency,
+            'media_count', jsonb_array_length(m.media), 'broadcast_id', m.broadcast_id::text,
+            'created_at', to_jsonb(m.created_at)
+        ) as data,
+        jsonb_build_object('body', m.body, 'preview_text', m.preview_text) as private
+    from messages m where m.broadcast_id = $1
+), {_RECORD_MATCHED}"""
+
+
+async def record_broadcast_copies(conn: Connection, broadcast_id: int) -> int:
+    """`message.created` for each copy of a broadcast just settled; returns deliveries queued."""
+    count: int = await conn.fetchval(RECORD_BROADCAST_COPIES, broadcast_id)
+    return count
 
 
 async def record_events(conn: Connection, events: Sequence[NewEvent]) -> int:
