@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
+from backchannel.domain import webhook_delivery
 from backchannel.server.keys import RUNTIME
 from tests.chat_support import open_dm, sent
 from tests.nodes import eventually
@@ -58,6 +59,7 @@ async def test_every_delivery_is_signed_as_documented_and_carries_the_event(
         "price_cents": None,
         "currency": "usd",
         "media_count": 0,
+        "broadcast_id": None,
         "created_at": None,
     }
     assert "body" not in event["data"], "no body unless the endpoint asked for bodies"
@@ -243,3 +245,32 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_and_admins_a
 async def _make_admin(rt: Any, user_id: str) -> None:
     async with rt.db.connection() as conn:
         await conn.execute("update users set role = 'admin' where id = $1", user_id)
+
+
+async def test_old_events_with_nothing_pending_are_pruned_with_their_deliveries(
+    api: Api, server: TestServer, key: str, receiver: Receiver
+) -> None:
+    rt = server.app[RUNTIME]
+    endpoint = await subscribe(api, key, receiver, ["notification.created"])
+    fan = await api.register()
+    for title in ("old and done", "old and pending"):
+        status, _ = await api.call(
+            "POST",
+            "/api/v1/publish",
+            json={"user_ids": [fan.id], "notification": {"type": "news", "title": title}},
+            headers=bearer(key),
+        )
+        assert status == 202
+    await receiver.wait_delivered("notification.created", 2)
+    async with rt.db.connection() as conn:
+        # Both happened 31 days ago; one is still pending (its endpoint kept failing).
+        await conn.execute("update webhook_events set created_at = now() - interval '31 days'")
+        await conn.execute(
+            "update webhook_deliveries d set status = 'pending', next_attempt_at = now() "
+            "+ interval '1 hour' from webhook_events e "
+            "where e.id = d.event_id and e.data->>'title' = 'old and pending'"
+        )
+    assert await webhook_delivery.prune(rt) == 1
+    page = await deliveries(api, key, endpoint["id"])
+    assert [d["status"] for d in page["items"]] == ["pending"]
+    assert await webhook_delivery.prune(rt) == 0

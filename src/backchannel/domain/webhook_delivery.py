@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 EVENT_ID_HEADER = "Backchannel-Event-Id"
 DISABLED_NOTIFICATION = "webhook.endpoint_disabled"
 USER_AGENT = "Backchannel-Webhooks/1"
+PRUNE_EVERY_SECONDS = 3600.0
+PRUNE_BATCH = 5000
 
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
@@ -58,6 +60,20 @@ def payload(claimed: Claimed) -> bytes:
     )
 
 
+async def prune(rt: Runtime, *, max_batches: int = 100) -> int:
+    """Forget events past the retention with nothing pending, in batches; returns how many."""
+    total = 0
+    for _ in range(max_batches):
+        async with rt.db.connection() as conn:
+            pruned = await store.prune_events(
+                conn, rt.settings.webhook_retention_days * 86400.0, PRUNE_BATCH
+            )
+        total += pruned
+        if pruned < PRUNE_BATCH:
+            break
+    return total
+
+
 class WebhookWorker:
     """This node's delivery loop."""
 
@@ -77,8 +93,15 @@ class WebhookWorker:
         """Forever: refresh the types view, claim what is due, wait for a wake-up or a poll."""
         settings = self.rt.settings
         next_refresh = 0.0
+        next_prune = time.monotonic() + 60.0  # not in the rush of a start-up
         while not self._stopping:
             now = time.monotonic()
+            if now >= next_prune:
+                next_prune = now + PRUNE_EVERY_SECONDS
+                try:
+                    await prune(self.rt)
+                except Exception as exc:
+                    log.warning("webhook event pruning failed: %s", exc)
             if now >= next_refresh:
                 next_refresh = now + settings.webhook_types_refresh_seconds
                 try:

@@ -330,11 +330,11 @@ with attempt as (
         lease_until = null, lease_token = null, last_status = $3, last_error = $4,
         last_latency_ms = $7
     where id = $1 and lease_token = $2 and status = 'pending'
-    returning endpoint_id
+    returning endpoint_id, window_start
 )
-update webhook_endpoints e set failing_since = coalesce(e.failing_since, now())
+update webhook_endpoints e set failing_since = coalesce(e.failing_since, attempt.window_start)
 from attempt where e.id = attempt.endpoint_id
-returning e.id, e.failing_since < now() - make_interval(secs => $8) as failing_too_long
+returning e.id, e.failing_since <= now() - make_interval(secs => $8) as failing_too_long
 """
 
 
@@ -351,7 +351,9 @@ async def mark_failed_attempt(
     window_seconds: float,
 ) -> bool:
     """Record a failed attempt (retried later, or `failed` when `give_up`); returns whether
-    the endpoint has now been failing for longer than `window_seconds`."""
+    the endpoint has now been failing for longer than `window_seconds`. With no success
+    since, an endpoint has been failing since the oldest event it could not take (the
+    delivery's window start), so a delivery failing for the whole window fails its endpoint."""
     row = await conn.fetchrow(
         MARK_FAILED_ATTEMPT,
         delivery_id,
@@ -453,6 +455,27 @@ async def get_delivery(
     data = dict(row.items())
     in_flight = bool(data.pop("in_flight"))
     return Delivery(**data), in_flight
+
+
+PRUNE_EVENTS = """
+with old as (
+    select e.id from webhook_events e
+    where e.created_at < now() - make_interval(secs => $1)
+        and not exists (
+            select 1 from webhook_deliveries d where d.event_id = e.id and d.status = 'pending'
+        )
+    order by e.created_at
+    limit $2
+)
+delete from webhook_events e using old where e.id = old.id
+"""
+
+
+async def prune_events(conn: Connection, older_than_seconds: float, limit: int) -> int:
+    """Delete up to `limit` events older than this with nothing pending (their deliveries go
+    with them); returns how many."""
+    status: str = await conn.execute(PRUNE_EVENTS, older_than_seconds, limit)
+    return int(status.split()[-1])
 
 
 BACKLOG = """

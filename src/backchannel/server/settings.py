@@ -355,6 +355,12 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         8, ge=1, le=256, description="Webhook deliveries one node attempts at once"
     )
+    webhook_retention_days: int = Field(
+        30,
+        ge=1,
+        description="Webhook events and their delivery records are kept this long once "
+        "nothing is pending",
+    )
 
     @field_validator(
         "message_rate_limit",

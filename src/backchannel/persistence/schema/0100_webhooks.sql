@@ -12,7 +12,8 @@ create table webhook_endpoints (
     description text,
     include_bodies boolean not null default false,
     secret text not null,
-    -- Set when every delivery failed for the whole retry window (or never, while healthy).
+    -- Since when deliveries have failed with no success since (null while healthy): the
+    -- window start of the first delivery that failed. Disabled once older than the window.
     failing_since timestamptz,
     disabled_at timestamptz,
     disabled_reason text,
@@ -29,6 +30,7 @@ create table webhook_events (
     private jsonb,
     created_at timestamptz not null default now()
 );
+create index webhook_events_created_idx on webhook_events (created_at);
 
 create table webhook_deliveries (
     id bigint generated always as identity primary key,
