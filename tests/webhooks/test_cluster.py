@@ -4,20 +4,14 @@ loses nothing, and two nodes never attempt the same event at once."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
-from aiohttp.test_utils import TestServer
 
 from backchannel.domain.api_keys import KEY_PREFIX, hash_key
 from backchannel.persistence import api_keys as key_store
-from backchannel.server.app import create_app
-from backchannel.server.keys import RUNTIME
-from backchannel.server.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.nodes import eventually
 from tests.processes import ServerProcess, settings_env, start_server
@@ -38,66 +32,6 @@ async def _key(database_url: str, name: str = "platform") -> str:
     finally:
         await conn.close()
     return secret
-
-
-@pytest.fixture
-async def two_nodes(settings: Settings, services: RunServices) -> AsyncIterator[list[TestServer]]:
-    """Two in-process nodes sharing this run's Redis and database."""
-    configured = settings.model_copy(
-        update={
-            "redis_url": services.redis_url,
-            "presence_offline_debounce_seconds": DEBOUNCE,
-            "presence_sweep_seconds": 0.1,
-        }
-    )
-    nodes = [TestServer(create_app(configured), host="127.0.0.1") for _ in range(2)]
-    for node in nodes:
-        await node.start_server()
-    yield nodes
-    for node in nodes:
-        await node.close()
-
-
-async def test_online_and_offline_arrive_once_per_debounced_transition_across_two_nodes(
-    two_nodes: list[TestServer], services: RunServices, receiver: Receiver
-) -> None:
-    url_a, url_b = (str(n.make_url("")).rstrip("/") for n in two_nodes)
-    on_a, on_b = Sockets(url_a), Sockets(url_b)
-    key = await _key(services.database_url)
-    try:
-        async with aiohttp.ClientSession() as session:
-            api = Api(url_a, session)
-            await subscribe(api, key, receiver, ["user.online", "user.offline"])
-            creator = await api.register(role="creator")
-        for node in two_nodes:  # each node's view of subscribed types has caught up
-            hub = node.app[RUNTIME].webhooks
-            await eventually(lambda hub=hub: hub is not None and hub.wants("user.online"))
-
-        first = await on_b.connect("/chat", creator)
-        second = await on_a.connect("/presence", creator)  # already online: no transition
-        await receiver.wait_delivered("user.online")
-        await first.disconnect()  # still a socket on node A: no transition
-        await second.disconnect()  # now offline, after the debounce, decided once
-        [offline] = await receiver.wait_delivered("user.offline", timeout=DEBOUNCE + 10)
-        assert offline["data"]["user_id"] == creator.id
-        assert offline["data"]["last_seen"] is not None
-        again = await on_a.connect("/chat", creator)
-        await receiver.wait_delivered("user.online", 2)
-        await again.disconnect()
-        await receiver.wait_delivered("user.offline", 2, timeout=DEBOUNCE + 10)
-    finally:
-        await on_a.close_all()
-        await on_b.close_all()
-
-    sequence = [(e["type"], e["data"]["user_id"]) for e in receiver.delivered()]
-    assert sequence == [
-        ("user.online", creator.id),
-        ("user.offline", creator.id),
-        ("user.online", creator.id),
-        ("user.offline", creator.id),
-    ]
-    assert len({e["id"] for e in receiver.delivered()}) == 4
-    assert all(r.signed for r in receiver.received)
 
 
 # -- real processes -------------------------------------------------------------------------
@@ -205,3 +139,59 @@ async def test_two_nodes_never_attempt_the_same_event_at_once(
     assert all(count == 2 for count in receiver.attempts.values()), receiver.attempts
     logs: list[Any] = [n.log() for n in nodes]
     assert all("Traceback" not in text for text in logs), logs
+
+
+async def _view_has(node: ServerProcess, session: aiohttp.ClientSession, count: int) -> bool:
+    async with session.get(f"{node.url}/metrics") as response:
+        text = await response.text()
+    return f"backchannel_webhook_subscribed_types {float(count)}" in text
+
+
+async def test_online_and_offline_arrive_once_per_debounced_transition_across_two_nodes(
+    services: RunServices, receiver: Receiver, tmp_path: Path
+) -> None:
+    env = _env(services, tmp_path)
+    env.update(
+        {
+            "BACKCHANNEL_PRESENCE_OFFLINE_DEBOUNCE_SECONDS": str(DEBOUNCE),
+            "BACKCHANNEL_PRESENCE_SWEEP_SECONDS": "0.1",
+        }
+    )
+    key = await _key(services.database_url)
+    nodes = [await _started(env, tmp_path / f"node{n}") for n in range(2)]
+    on_a, on_b = Sockets(nodes[0].url), Sockets(nodes[1].url)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(nodes[0].url, session)
+            await subscribe(api, key, receiver, ["user.online", "user.offline"])
+            creator = await api.register(role="creator")
+            for node in nodes:  # each node's cached view of subscribed types has caught up
+                await eventually(lambda node=node: _view_has(node, session, 2), what="view")
+
+            first = await on_b.connect("/chat", creator)
+            second = await on_a.connect("/presence", creator)  # already online: no transition
+            await receiver.wait_delivered("user.online")
+            await first.disconnect()  # still a socket on node A: no transition
+            await second.disconnect()  # now offline, after the debounce, decided once
+            [offline] = await receiver.wait_delivered("user.offline", timeout=DEBOUNCE + 10)
+            assert offline["data"]["user_id"] == creator.id
+            assert offline["data"]["last_seen"] is not None
+            again = await on_a.connect("/chat", creator)
+            await receiver.wait_delivered("user.online", 2)
+            await again.disconnect()
+            await receiver.wait_delivered("user.offline", 2, timeout=DEBOUNCE + 10)
+    finally:
+        await on_a.close_all()
+        await on_b.close_all()
+        for node in nodes:
+            node.kill()
+
+    sequence = [(e["type"], e["data"]["user_id"]) for e in receiver.delivered()]
+    assert sequence == [
+        ("user.online", creator.id),
+        ("user.offline", creator.id),
+        ("user.online", creator.id),
+        ("user.offline", creator.id),
+    ]
+    assert len({e["id"] for e in receiver.delivered()}) == 4
+    assert all(r.signed for r in receiver.received)

@@ -23,6 +23,7 @@ from pydantic_core import to_json
 from backchannel.domain import notifications
 from backchannel.domain.signatures import SIGNATURE_HEADER, signature_header
 from backchannel.domain.webhook_events import WebhookHub
+from backchannel.persistence import webhook_endpoints as endpoints_store
 from backchannel.persistence import webhooks as store
 from backchannel.persistence.webhooks import Claimed
 
@@ -35,6 +36,8 @@ EVENT_ID_HEADER = "Backchannel-Event-Id"
 DISABLED_NOTIFICATION = "webhook.endpoint_disabled"
 USER_AGENT = "Backchannel-Webhooks/1"
 PRUNE_EVERY_SECONDS = 3600.0
+# Wake-ups closer together than this share one claim (a busy chat commits constantly).
+MIN_CLAIM_INTERVAL_SECONDS = 0.01
 PRUNE_BATCH = 5000
 
 
@@ -117,6 +120,7 @@ class WebhookWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self.hub.wakeup.wait()
+            await asyncio.sleep(MIN_CLAIM_INTERVAL_SECONDS)
 
     async def claim_once(self) -> int:
         """Claim as many due deliveries as there are free slots and start them."""
@@ -224,8 +228,8 @@ class WebhookWorker:
         """Disable an endpoint that failed for the whole window, and tell the admins (once)."""
         rt = self.rt
         async with rt.db.transaction() as conn:
-            endpoint = await store.disable_failing(conn, endpoint_id)
-            admins = await store.admin_ids(conn) if endpoint is not None else []
+            endpoint = await endpoints_store.disable_failing(conn, endpoint_id)
+            admins = await endpoints_store.admin_ids(conn) if endpoint is not None else []
         if endpoint is None:
             return
         rt.metrics.webhook_deliveries.labels(str(endpoint_id), "disabled").inc()

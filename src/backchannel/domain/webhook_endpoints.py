@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from backchannel.domain.webhook_events import ALL, EVENT_TYPES
 from backchannel.errors import Conflict, Invalid, NotFound
 from backchannel.inputs import MediaUrl, require_https
+from backchannel.persistence import webhook_endpoints as endpoints_store
 from backchannel.persistence import webhooks as store
-from backchannel.persistence.webhooks import Delivery, Endpoint
+from backchannel.persistence.webhook_endpoints import Endpoint
+from backchannel.persistence.webhooks import Delivery
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -195,9 +197,9 @@ async def create(rt: Runtime, owner: str, request: EndpointCreate) -> EndpointCr
     _check_url(rt, request.url)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     async with rt.db.transaction() as conn:
-        if len(await store.list_endpoints(conn, owner)) >= MAX_ENDPOINTS_PER_KEY:
+        if len(await endpoints_store.list_endpoints(conn, owner)) >= MAX_ENDPOINTS_PER_KEY:
             raise Conflict(f"at most {MAX_ENDPOINTS_PER_KEY} endpoints per API key")
-        row = await store.insert_endpoint(
+        row = await endpoints_store.insert_endpoint(
             conn,
             owner=owner,
             url=request.url,
@@ -213,14 +215,14 @@ async def create(rt: Runtime, owner: str, request: EndpointCreate) -> EndpointCr
 async def list_mine(rt: Runtime, owner: str) -> EndpointList:
     """The key's endpoints."""
     async with rt.db.connection() as conn:
-        rows = await store.list_endpoints(conn, owner)
+        rows = await endpoints_store.list_endpoints(conn, owner)
     return EndpointList(items=[EndpointView.of(row) for row in rows])
 
 
 async def get(rt: Runtime, owner: str, endpoint_id: int) -> EndpointView:
     """One of the key's endpoints."""
     async with rt.db.connection() as conn:
-        row = await store.get_endpoint(conn, endpoint_id, owner)
+        row = await endpoints_store.get_endpoint(conn, endpoint_id, owner)
     if row is None:
         raise NotFound("no such webhook endpoint")
     return EndpointView.of(row)
@@ -234,7 +236,7 @@ async def update(rt: Runtime, owner: str, endpoint_id: int, request: EndpointPat
             raise Invalid("invalid input", [{"field": name, "message": "must not be null"}])
     _check_url(rt, request.url)
     async with rt.db.transaction() as conn:
-        row = await store.update_endpoint(
+        row = await endpoints_store.update_endpoint(
             conn,
             endpoint_id,
             owner,
@@ -254,7 +256,7 @@ async def update(rt: Runtime, owner: str, endpoint_id: int, request: EndpointPat
 async def delete(rt: Runtime, owner: str, endpoint_id: int) -> None:
     """Remove an endpoint; its undelivered events go with it."""
     async with rt.db.transaction() as conn:
-        deleted = await store.delete_endpoint(conn, endpoint_id, owner)
+        deleted = await endpoints_store.delete_endpoint(conn, endpoint_id, owner)
     if not deleted:
         raise NotFound("no such webhook endpoint")
     await _changed(rt)
@@ -263,7 +265,7 @@ async def delete(rt: Runtime, owner: str, endpoint_id: int) -> None:
 async def deliveries(rt: Runtime, owner: str, endpoint_id: int, q: DeliveriesQuery) -> DeliveryPage:
     """An endpoint's deliveries, newest first, optionally of one status."""
     async with rt.db.connection() as conn:
-        if await store.get_endpoint(conn, endpoint_id, owner) is None:
+        if await endpoints_store.get_endpoint(conn, endpoint_id, owner) is None:
             raise NotFound("no such webhook endpoint")
         rows = await store.list_deliveries(
             conn,
@@ -282,7 +284,7 @@ async def deliveries(rt: Runtime, owner: str, endpoint_id: int, q: DeliveriesQue
 async def retry(rt: Runtime, owner: str, endpoint_id: int, delivery_id: int) -> DeliveryView:
     """Attempt a delivery again now, whatever its status (its retry window starts over)."""
     async with rt.db.transaction() as conn:
-        endpoint = await store.get_endpoint(conn, endpoint_id, owner)
+        endpoint = await endpoints_store.get_endpoint(conn, endpoint_id, owner)
         if endpoint is None:
             raise NotFound("no such webhook endpoint")
         if endpoint.disabled_at is not None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from backchannel.persistence import webhook_endpoints as endpoints_store
 from backchannel.persistence import webhooks as store
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import Appended, StoredMessage
@@ -65,9 +66,12 @@ ALL = "*"
 class WebhookHub:
     """This node's view of which event types have endpoints, and the worker's wake-up."""
 
-    def __init__(self, db: Database) -> None:
-        """`db`: where endpoints are read from on refresh."""
+    def __init__(
+        self, db: Database, on_refresh: Callable[[frozenset[str]], None] | None = None
+    ) -> None:
+        """`db`: where endpoints are read from on refresh; `on_refresh` sees each new view."""
         self._db = db
+        self._on_refresh = on_refresh
         self.types: frozenset[str] = frozenset()
         self.loaded = False
         self.wakeup = asyncio.Event()
@@ -81,8 +85,10 @@ class WebhookHub:
     async def refresh(self) -> None:
         """Re-read the subscribed types."""
         async with self._db.connection() as conn:
-            self.types = await store.subscribed_types(conn)
+            self.types = await endpoints_store.subscribed_types(conn)
         self.loaded = True
+        if self._on_refresh is not None:
+            self._on_refresh(self.types)
 
     def wake(self) -> None:
         """Something was committed for delivery: the worker looks now, not at its next poll."""

@@ -199,6 +199,12 @@ class Metrics:
             "Age of the oldest pending webhook delivery (0 when none)",
             registry=self.registry,
         )
+        self.webhook_subscribed_types = Gauge(
+            "backchannel_webhook_subscribed_types",
+            "Event types some enabled webhook endpoint wants, as this node last read them "
+            "('*' counts as one)",
+            registry=self.registry,
+        )
         self.webhook_deliveries = Counter(
             "backchannel_webhook_deliveries_total",
             "Webhook delivery attempts by endpoint id and outcome "

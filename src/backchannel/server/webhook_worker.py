@@ -20,7 +20,8 @@ STOP_SECONDS = 5.0
 async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
     """Subscribed-types view, group-commit hook and delivery loop; stopped within the grace."""
     rt = app[RUNTIME]
-    hub = WebhookHub(rt.db)
+    gauge = rt.metrics.webhook_subscribed_types
+    hub = WebhookHub(rt.db, on_refresh=lambda types: gauge.set(len(types)))
     try:
         await hub.refresh()
     except Exception as exc:
@@ -38,6 +39,5 @@ async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
     done, _ = await asyncio.wait({task}, timeout=max(0.1, rt.shutdown.seconds_left(at_most=1.0)))
     if not done:
         log.warning("webhook worker did not stop in time")
-    if rt._appender is not None:
-        rt._appender.hook = None
-    rt.webhooks = None
+    # The hub stays: what still commits while the rest shuts down (the offlines presence
+    # announces as it leaves) keeps its events, delivered by another node or after restart.
