@@ -132,3 +132,38 @@ async def test_a_subscription_starts_is_updated_and_ends(
     [ended] = await receiver.wait_delivered("subscription.ended")
     assert ended["data"]["status"] == "canceled" and ended["data"]["active"] is False
     assert len({started["id"], updated["id"], ended["id"]}) == 3
+
+
+async def test_a_paid_dm_is_a_message_created_a_purchase_and_a_tip_in_one_transaction(
+    api: Api, sockets: Sockets, key: str, receiver: Receiver
+) -> None:
+    await subscribe(api, key, receiver, ["message.created", "purchase.completed", "tip.received"])
+    creator, fan = await api.register(role="creator"), await api.register()
+    status, _ = await api.call(
+        "PATCH",
+        "/api/v1/profiles/me",
+        json={"dm_policy": "paid", "dm_price_cents": 200},
+        user=creator,
+    )
+    assert status == 200
+    status, _ = await api.call(
+        "POST", "/api/v1/dev/wallet/topup", json={"amount_cents": 300}, user=fan
+    )
+    assert status == 200
+    chat = await sockets.connect("/chat", fan)
+    opened = await chat.call("conversation:open", {"participant_ids": [creator.id]})
+    dm = opened["data"]["id"]
+    ack = await chat.call("message:send", {"conversation_id": dm, "client_id": "p1", "body": "hi"})
+    assert ack["ok"], ack
+    refused = await chat.call(
+        "message:send", {"conversation_id": dm, "client_id": "p2", "body": "again"}
+    )
+    assert refused["error"]["code"] == "payment_required"  # rolled back: no events for it
+
+    [created] = await receiver.wait_delivered("message.created")
+    assert created["data"]["message_id"] == ack["data"]["id"]
+    [tipped] = await receiver.wait_delivered("tip.received")
+    assert tipped["data"]["from_user_id"] == fan.id and tipped["data"]["amount_cents"] == 200
+    completed = await receiver.wait_delivered("purchase.completed", 2)  # the top-up, the DM
+    assert sorted(e["data"]["kind"] for e in completed) == ["tip", "wallet_topup"]
+    assert len(receiver.delivered("message.created")) == 1
