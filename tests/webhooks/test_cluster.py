@@ -9,9 +9,13 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from aiohttp.test_utils import TestServer
 
 from backchannel.domain.api_keys import KEY_PREFIX, hash_key
 from backchannel.persistence import api_keys as key_store
+from backchannel.server.app import create_app
+from backchannel.server.keys import RUNTIME
+from backchannel.server.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.nodes import eventually
 from tests.processes import ServerProcess, settings_env, start_server
@@ -195,3 +199,31 @@ async def test_online_and_offline_arrive_once_per_debounced_transition_across_tw
     ]
     assert len({e["id"] for e in receiver.delivered()}) == 4
     assert all(r.signed for r in receiver.received)
+
+
+async def test_an_endpoint_change_reaches_every_nodes_view_through_redis(
+    settings: Settings, services: RunServices, receiver: Receiver
+) -> None:
+    # No periodic re-read within the test: only the announcement can tell node B.
+    configured = settings.model_copy(
+        update={"redis_url": services.redis_url, "webhook_types_refresh_seconds": 3600.0}
+    )
+    nodes = [TestServer(create_app(configured), host="127.0.0.1") for _ in range(2)]
+    for node in nodes:
+        await node.start_server()
+    try:
+        hub_b = nodes[1].app[RUNTIME].webhooks
+        assert hub_b is not None and not hub_b.wants("user.banned")
+        key = await _key(services.database_url)
+        async with aiohttp.ClientSession() as session:
+            api = Api(str(nodes[0].make_url("")).rstrip("/"), session)
+            endpoint = await subscribe(api, key, receiver, ["user.banned"])
+            await eventually(lambda: hub_b.wants("user.banned"), what="node B's view updated")
+            status, _ = await api.call(
+                "DELETE", f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(key)
+            )
+            assert status == 204
+            await eventually(lambda: not hub_b.wants("user.banned"), what="node B forgot it")
+    finally:
+        for node in nodes:
+            await node.close()

@@ -6,13 +6,14 @@ changes it. The signing secret is shown once, in the answer to the create.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from backchannel.domain.webhook_events import ALL, EVENT_TYPES
+from backchannel.domain.webhook_events import ALL, EVENT_TYPES, changes_channel
 from backchannel.errors import Conflict, Invalid, NotFound
 from backchannel.inputs import MediaUrl, require_https
 from backchannel.persistence import webhook_endpoints as endpoints_store
@@ -22,6 +23,8 @@ from backchannel.persistence.webhooks import Delivery
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 DELIVERIES_PAGE_DEFAULT, DELIVERIES_PAGE_MAX = 50, 100
@@ -187,9 +190,15 @@ def _check_url(rt: Runtime, url: str | None) -> None:
 
 
 async def _changed(rt: Runtime) -> None:
-    """Endpoints changed: this node sees it at once, others within the refresh period."""
+    """Endpoints changed: this node re-reads now, and tells the others to (they would
+    otherwise see it within the refresh period)."""
     if rt.webhooks is not None:
         await rt.webhooks.refresh()
+    if rt.redis is not None:
+        try:
+            await rt.redis.publish(changes_channel(rt.settings.redis_prefix), rt.node_id)
+        except Exception as exc:
+            log.warning("could not announce a webhook endpoint change: %s", exc)
 
 
 async def create(rt: Runtime, owner: str, request: EndpointCreate) -> EndpointCreated:

@@ -1,8 +1,9 @@
 """Webhook events: the catalogue of types, and writing them in the transaction that caused them.
 
 Chat send is the hottest path, so each node keeps `WebhookHub.types`, the event types some
-live endpoint subscribes to, re-read every `webhook_types_refresh_seconds` and at once on
-this node when an endpoint changes. A type nobody wants costs a set look-up and nothing
+live endpoint subscribes to, re-read at once on every node when an endpoint changes (this
+node directly, the others through a Redis channel) and every `webhook_types_refresh_seconds`
+in case an announcement was missed. A type nobody wants costs a set look-up and nothing
 else; a wanted one costs one set-based statement per transaction, however many endpoints.
 
 Call sites that only hold a connection (stored notifications) use `record_in`, whose one
@@ -61,6 +62,11 @@ EVENT_TYPES: tuple[str, ...] = (
     USER_BANNED,
 )
 ALL = "*"
+
+
+def changes_channel(redis_prefix: str) -> str:
+    """The Redis channel on which a node says it changed an endpoint (others re-read)."""
+    return f"{redis_prefix}:webhook-endpoints-changed"
 
 
 class WebhookHub:
