@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
-from backchannel.domain import message_edits
+from backchannel.domain import message_edits, webhook_events
 from backchannel.domain.auth import BANNED, Identity
 from backchannel.domain.roles import require_role
 from backchannel.domain.sessions import end_sessions
@@ -90,7 +90,24 @@ async def ban_user(rt: Runtime, moderator: Identity, user_id: str, request: BanR
                 "deleted_messages": len(deleted),
             },
         )
-    # webhook: user.banned
+        recorded = await webhook_events.record(
+            rt,
+            conn,
+            [
+                webhook_events.event(
+                    webhook_events.USER_BANNED,
+                    {
+                        "user_id": user_id,
+                        "reason": request.reason,
+                        "until": request.until.isoformat() if request.until else None,
+                        "banned_by": moderator.user_id,
+                        "deleted_messages": len(deleted),
+                    },
+                )
+            ],
+        )
+    if recorded:
+        webhook_events.wake(rt)
     await end_sessions(rt, user_id, None, BANNED, actor_id=moderator.user_id)
     # Sockets whose token names no session (an identity provider's) end by user; the others
     # have already gone with their sessions.

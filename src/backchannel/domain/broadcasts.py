@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
-from backchannel.domain import delivery, screening
+from backchannel.domain import delivery, screening, webhook_events
 from backchannel.domain.chat_views import Preview
 from backchannel.domain.content import MediaItem
 from backchannel.domain.delivery import Deliveries
@@ -165,8 +165,13 @@ def _announcement(
 
 async def settle(rt: Runtime, broadcast_id: int) -> None:
     """Make sure the broadcast's copies are written: write them, or wait for whoever is."""
+    recorded = False
     async with rt.db.transaction() as conn:
-        await broadcasts.settle(conn, broadcast_id)
+        settled = await broadcasts.settle(conn, broadcast_id)
+        if settled:
+            recorded = await webhook_events.record_broadcast(rt, conn, broadcast_id)
+    if recorded:
+        webhook_events.wake(rt)
 
 
 async def settle_for_viewer(rt: Runtime, viewer_id: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from backchannel.domain import notices
+from backchannel.domain import notices, webhook_events
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.event_models import (
     ContentLocked,
@@ -210,6 +210,20 @@ async def reconcile(rt: Runtime, fx: Deliveries, found: Purchase, reason: str) -
         disputed_cents=disputed,
         dispute_status=dispute_status,
     )
+    if refunded > found.refunded_cents:
+        await webhook_events.record_fx(
+            rt,
+            fx,
+            [
+                webhook_events.event(
+                    webhook_events.PURCHASE_REFUNDED,
+                    {
+                        **webhook_events.purchase_data(updated),
+                        "newly_refunded_cents": refunded - found.refunded_cents,
+                    },
+                )
+            ],
+        )
     if found.status == "completed" and status != "completed":
         await _revoke(rt, fx, updated, reason)
     elif found.status in ("refunded", "disputed") and status == "completed":

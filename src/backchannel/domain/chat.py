@@ -23,7 +23,14 @@ from pydantic import (
     StringConstraints,
 )
 
-from backchannel.domain import blocks, broadcasts, dm_rules, notifications, screening
+from backchannel.domain import (
+    blocks,
+    broadcasts,
+    dm_rules,
+    notifications,
+    screening,
+    webhook_events,
+)
 from backchannel.domain.chat_views import (
     HistoryPage,
     Message,
@@ -306,6 +313,23 @@ async def mark_read(
             raise NotFound("no such conversation")
         before, after = moved
         unread = await messages.count_unread(conn, conversation_id, after, user_id)
+        recorded = after > before and await webhook_events.record(
+            rt,
+            conn,
+            [
+                webhook_events.event(
+                    webhook_events.MESSAGE_READ,
+                    {
+                        "conversation_id": str(conversation_id),
+                        "user_id": user_id,
+                        "seq": after,
+                        "unread_count": unread,
+                    },
+                )
+            ],
+        )
+    if recorded:
+        webhook_events.wake(rt)
     if after > before:
         receipt = ReadReceipt(conversation_id=str(conversation_id), user_id=user_id, seq=after)
         # The other participants, and the reader's other devices (so their badges clear).

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from backchannel.domain import delivery
+from backchannel.domain import delivery, webhook_events
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.fees import split_sale
 from backchannel.domain.payment_models import MIN_CARD_CENTS
@@ -204,5 +204,13 @@ async def append_paid(rt: Runtime, new: NewMessage, charge: DmCharge) -> Appende
         fx = Deliveries(conn)
         for user_id, wallet in moved.wallets.items():
             await fx.to_user(Namespace.PPV, user_id, "wallet:balance", wallet.model_dump())
+        await webhook_events.record_fx(
+            rt,
+            fx,
+            [
+                webhook_events.message_created(appended[0]),
+                *webhook_events.purchase_completed(purchase),
+            ],
+        )
     await delivery.finish(rt, fx)
     return appended

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
-from backchannel.domain import notifications
+from backchannel.domain import notifications, webhook_events
 from backchannel.persistence.database import Connection
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ async def notify(
         conn, [user_id], type_, title, body, to_jsonable_python(data), dedupe_key=dedupe_key
     )
     fx.after_commit.append(staged.deliver)
+    fx.after_commit.append(webhook_events.wake_step)  # its `notification.created`, if any
 
 
 def money(amount_cents: int, currency: str) -> str:

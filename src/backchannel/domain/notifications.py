@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from backchannel.domain import webhook_events
 from backchannel.domain.notification_digests import StagedDigest, digest_in
 from backchannel.domain.notification_models import (
     Digest,
@@ -31,6 +32,7 @@ from backchannel.persistence import blocks, conversations, push_queue, users
 from backchannel.persistence import notifications as store
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
+from backchannel.persistence.webhooks import NewEvent
 from backchannel.rooms.names import Namespace
 
 if TYPE_CHECKING:
@@ -129,6 +131,9 @@ async def _store(
         first = await store.get_by_dedupe(conn, publisher, dedupe_key)
         assert first is not None  # the conflicting row has committed: the insert waited for it
         return Staged(result=PublishResult.of(first))
+    await webhook_events.record_in(
+        conn, [_notification_event(row.id, content, recipients, publisher)]
+    )
     replaced: set[str] = set()
     if recipients:
         if collapse_key is not None:
@@ -166,7 +171,34 @@ async def _digest_in(
     dedupe_key: str | None,
 ) -> StagedDigest:
     recipients = await _unblocked(conn, recipients, content)
-    return await digest_in(conn, recipients, skipped, content, digest, publisher, dedupe_key)
+    staged = await digest_in(conn, recipients, skipped, content, digest, publisher, dedupe_key)
+    if staged.parts:  # not a repeat of a deduplicated publish: the backend hears of it once
+        await webhook_events.record_in(
+            conn, [_notification_event(staged.result.id, content, recipients, publisher)]
+        )
+    return staged
+
+
+# A `notification.created` names its recipients up to this many (always their count).
+WEBHOOK_RECIPIENTS_MAX = 1000
+
+
+def _notification_event(
+    notification_id: Any, content: NotificationContent, recipients: list[str], publisher: str
+) -> NewEvent:
+    return webhook_events.event(
+        webhook_events.NOTIFICATION_CREATED,
+        {
+            "notification_id": str(notification_id),
+            "type": content.type,
+            "title": content.title,
+            "body": content.body,
+            "data": content.data or {},
+            "publisher": publisher,
+            "recipients": len(recipients),
+            "recipient_ids": recipients[:WEBHOOK_RECIPIENTS_MAX],
+        },
+    )
 
 
 # The `data` fields that name who caused a notification (a message's sender, a tipper, a
@@ -203,6 +235,7 @@ async def notify(
             dedupe_key=dedupe_key,
             collapse_key=collapse_key,
         )
+    webhook_events.wake(rt)
     await staged.deliver(rt)
     return staged.result
 
@@ -254,6 +287,7 @@ async def publish(rt: Runtime, publisher: str, request: PublishRequest) -> Publi
                 collapse_key=request.collapse_key,
                 publisher=publisher,
             )
+    webhook_events.wake(rt)
     await staged.deliver(rt)
     return staged.result
 

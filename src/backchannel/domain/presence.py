@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from backchannel.domain import webhook_events
 from backchannel.errors import Forbidden, Unavailable
 from backchannel.persistence import presence as presence_db
+from backchannel.persistence.webhooks import NewEvent
 from backchannel.rooms.names import Namespace, presence_room
 from backchannel.rooms.presence import Change, PresenceStore, Status
 from backchannel.rooms.presence_rules import may_watch
@@ -237,9 +239,17 @@ class PresenceTracker:
         except Exception as exc:
             log.warning("presence versions unavailable, announcing anyway: %s", exc)
             current = {c.user_id: c.version for c in changes}
-        for change in changes:
-            if current.get(change.user_id) != change.version:
-                continue  # another node has decided something newer and announces that
+        # Another node has decided something newer of a superseded change and announces that.
+        fresh = [c for c in changes if current.get(c.user_id) == c.version]
+        try:
+            # The store hands each transition to exactly one node: this one writes its event.
+            # `away` is a status of a connected user, not a connection transition.
+            await webhook_events.record_now(
+                self.rt, [_webhook_event(c) for c in fresh if c.status != "away"]
+            )
+        except Exception as exc:
+            log.warning("presence webhook events not recorded: %s", exc)
+        for change in fresh:
             self.rt.metrics.presence_changes.labels(change.status).inc()
             presence = Presence(
                 user_id=change.user_id, status=change.status, last_seen=change.last_seen
@@ -250,6 +260,18 @@ class PresenceTracker:
                 )
             except Exception as exc:
                 log.warning("presence emit failed: %s", exc)
+
+
+def _webhook_event(change: Change) -> NewEvent:
+    kind = webhook_events.USER_ONLINE if change.status == "online" else webhook_events.USER_OFFLINE
+    return webhook_events.event(
+        kind,
+        {
+            "user_id": change.user_id,
+            "status": change.status,
+            "last_seen": change.last_seen.isoformat() if change.last_seen else None,
+        },
+    )
 
 
 def _tracker(rt: Runtime) -> PresenceTracker:

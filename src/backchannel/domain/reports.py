@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from backchannel.domain import bans, message_edits
+from backchannel.domain import bans, message_edits, webhook_events
 from backchannel.domain.auth import Identity
 from backchannel.domain.chat import member_conversation, parse_id
 from backchannel.domain.roles import require_role
@@ -193,7 +193,12 @@ async def create_report(
             note=request.note,
             urgent=request.reason in URGENT_REASONS,
         )
-    # webhook: report.created (when `created`; a repeat is the same report)
+        # A repeat is the same report, not a new event.
+        recorded = created and await webhook_events.record(
+            rt, conn, [webhook_events.report_created(report)]
+        )
+    if recorded:
+        webhook_events.wake(rt)
     return ReportCreated(id=str(report.id), status=report.status), created
 
 

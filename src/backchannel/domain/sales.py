@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from backchannel.domain import notices
+from backchannel.domain import notices, webhook_events
 from backchannel.domain.chat import get_message_for
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.event_models import (
@@ -169,6 +169,7 @@ async def sale_effects(
     conn = fx.conn
     whole: dict[str, Any] | None = None
     buyer = purchase.buyer_id
+    await webhook_events.record_fx(rt, fx, webhook_events.purchase_completed(purchase))
     if purchase.kind == "ppv_message" and purchase.target_id is not None:
         message = await unlocks.message_for_viewer(conn, int(purchase.target_id), buyer)
         assert message is not None

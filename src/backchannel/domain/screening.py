@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from backchannel.domain import filters
+from backchannel.domain import filters, webhook_events
 from backchannel.domain.auth import Identity
 from backchannel.domain.filter_rules import current_rules, refuse, remember_rules
 from backchannel.domain.filters import FilterRules
@@ -148,7 +148,7 @@ async def _call_hook(
 async def flag_message(rt: Runtime, stored: StoredMessage, matched: tuple[str, ...]) -> None:
     """A `flag` rule matched a stored message: open a report on it (no reporter)."""
     async with rt.db.transaction() as conn:
-        await reports.insert_report(
+        report, created = await reports.insert_report(
             conn,
             reporter_id=None,
             target_type="message",
@@ -157,7 +157,11 @@ async def flag_message(rt: Runtime, stored: StoredMessage, matched: tuple[str, .
             note="filters: " + ", ".join(matched),
             urgent=False,
         )
-    # webhook: report.created
+        recorded = created and await webhook_events.record(
+            rt, conn, [webhook_events.report_created(report)]
+        )
+    if recorded:
+        webhook_events.wake(rt)
 
 
 async def get_filters(rt: Runtime, admin: Identity) -> FilterRules:

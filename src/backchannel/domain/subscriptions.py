@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from backchannel.domain import notices
+from backchannel.domain import notices, webhook_events
 from backchannel.domain.delivery import Deliveries
 from backchannel.domain.event_models import SubscriptionEnded, SubscriptionStarted, checked
 from backchannel.domain.stripe_gateway import NOT_CONFIGURED
 from backchannel.errors import Conflict, Invalid, NotFound, Unavailable
 from backchannel.persistence import subscriptions, users
 from backchannel.persistence.subscriptions import Subscription
+from backchannel.persistence.webhooks import NewEvent
 from backchannel.rooms.live_rooms import SUBSCRIBER_NAMESPACES
 from backchannel.rooms.names import Namespace, subscribers_room
 from backchannel.server.ratelimit import Rate
@@ -126,6 +127,7 @@ async def apply_stripe_state(rt: Runtime, fx: Deliveries, state: StripeState) ->
         version=state.version,
     )
     room = subscribers_room(state.creator_id)
+    await webhook_events.record_fx(rt, fx, [_subscription_event(current, updated)])
     if updated.active and not current.active:
         await fx.join(SUBSCRIBER_NAMESPACES, state.fan_id, room)
         event = {
@@ -164,6 +166,18 @@ async def apply_stripe_state(rt: Runtime, fx: Deliveries, state: StripeState) ->
         )
         return "subscription_ended"
     return "subscription_updated"
+
+
+def _subscription_event(current: Subscription, updated: Subscription) -> NewEvent:
+    """`subscription.started`/`ended` when activity changes, else `subscription.updated`."""
+    if updated.active and not current.active:
+        kind = webhook_events.SUBSCRIPTION_STARTED
+    elif current.active and not updated.active:
+        kind = webhook_events.SUBSCRIPTION_ENDED
+    else:
+        kind = webhook_events.SUBSCRIPTION_UPDATED
+    view = SubscriptionView.of(updated).model_dump(mode="json")
+    return webhook_events.event(kind, {"subscription_id": str(updated.id), **view})
 
 
 async def start_checkout(rt: Runtime, fan_id: str, creator_id: str) -> SubscriptionCheckout:

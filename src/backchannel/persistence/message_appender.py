@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 from backchannel.errors import Conflict, Unavailable
 from backchannel.persistence import messages
-from backchannel.persistence.database import Database
+from backchannel.persistence.database import Connection, Database
 from backchannel.persistence.messages import BUSY, Appended, NewMessage, TryAppended
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,22 @@ MAX_BATCH = 128
 # Batch writers per node. One is enough to keep Postgres busy and makes the biggest batches;
 # a second keeps sends moving while one statement is slow (its commit waits on a busy disk).
 MESSAGE_WRITERS = 2
+
+
+class AppendHook(Protocol):
+    """What else must be written with appended messages (webhook events), when anything."""
+
+    def wanted(self) -> bool:
+        """Whether `record_appended` must run; False keeps a send one bare statement."""
+        ...
+
+    async def record_appended(self, conn: Connection, appended: Sequence[Appended]) -> None:
+        """Write, in the appending transaction, what these messages imply."""
+        ...
+
+    def appended_committed(self) -> None:
+        """That transaction committed."""
+        ...
 
 
 @dataclass(slots=True)
@@ -63,6 +80,9 @@ class MessageAppender:
         # (sender, client_id) of every send queued or being written -> the sends waiting for it.
         self._in_flight: dict[tuple[str, str], list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set once at start-up (webhooks): consulted per statement, so a send nobody
+        # subscribes to stays one statement in its own implicit transaction.
+        self.hook: AppendHook | None = None
         # What group commit did (tests read these): statements of several messages, the
         # messages they carried, batches retried one message at a time, and messages written
         # alone because their conversation was locked.
@@ -110,14 +130,21 @@ class MessageAppender:
 
     async def _write(self, batch: list[_Send]) -> None:
         results: list[TryAppended]
+        hook = self.hook if self.hook is not None and self.hook.wanted() else None
         try:
-            async with self._db.connection() as conn:
+            async with self._db.connection() as conn, AsyncExitStack() as tx:
+                if hook is not None:
+                    await tx.enter_async_context(conn.transaction())
                 if len(batch) == 1:
                     results = [await messages.try_append_message(conn, batch[0].new)]
                 else:
                     self.batches += 1
                     self.batched_messages += len(batch)
                     results = await messages.try_append_messages(conn, [s.new for s in batch])
+                if hook is not None:
+                    await hook.record_appended(conn, [r for r in results if _is_appended(r)])
+            if hook is not None:
+                hook.appended_committed()
         except Unavailable as exc:
             for send in batch:
                 self._settle(send, error=Unavailable(exc.message))
@@ -142,9 +169,16 @@ class MessageAppender:
 
     async def _write_alone(self, send: _Send) -> None:
         """The ordinary statement, which waits for the conversation's lock if it must."""
+        hook = self.hook if self.hook is not None and self.hook.wanted() else None
         try:
-            async with self._db.connection() as conn:
+            async with self._db.connection() as conn, AsyncExitStack() as tx:
+                if hook is not None:
+                    await tx.enter_async_context(conn.transaction())
                 result = await messages.append_message(conn, send.new)
+                if hook is not None and result is not None:
+                    await hook.record_appended(conn, [result])
+            if hook is not None and result is not None:
+                hook.appended_committed()
         except Exception as exc:
             self._settle(send, error=exc)
         except BaseException:
@@ -166,3 +200,7 @@ class MessageAppender:
         for landed in self._in_flight.pop((send.new.sender_id, send.new.client_id), ()):
             if not landed.done():
                 landed.set_result(None)
+
+
+def _is_appended(result: TryAppended) -> TypeGuard[Appended]:
+    return result is not None and result is not BUSY

@@ -41,6 +41,7 @@ from backchannel.http import (
     safety,
     server_wallets,
     subscriptions,
+    webhook_endpoints,
     webhooks,
 )
 from backchannel.http.middleware import cors, observe, rate_limits, security_headers
@@ -72,6 +73,7 @@ from backchannel.server.revocations import USER_PREFIX, Revocations, channel_nam
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret, ensure_vapid_key
 from backchannel.server.shutdown import ShutdownBudget
+from backchannel.server.webhook_worker import webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     media.routes,
     safety.routes,
     devices.routes,
+    webhook_endpoints.routes,
     media.files,
 )
 
@@ -163,6 +166,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_media_cleanup)
     app.cleanup_ctx.append(push_providers)
     app.cleanup_ctx.append(push_queue_worker)
+    app.cleanup_ctx.append(webhook_worker)
     app.on_shutdown.append(_drain)
     return app
 

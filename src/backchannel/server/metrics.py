@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from backchannel.persistence import outbox, push_queue
+from backchannel.persistence import outbox, push_queue, webhooks
 from backchannel.persistence.database import Database
 
 if TYPE_CHECKING:
@@ -222,6 +222,37 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Outbound webhooks (#17)
+        self.webhook_queue_depth = Gauge(
+            "backchannel_webhook_queue_depth",
+            "Webhook deliveries pending (not yet delivered, not failed)",
+            registry=self.registry,
+        )
+        self.webhook_oldest_pending_age = Gauge(
+            "backchannel_webhook_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery (0 when none)",
+            registry=self.registry,
+        )
+        self.webhook_subscribed_types = Gauge(
+            "backchannel_webhook_subscribed_types",
+            "Event types some enabled webhook endpoint wants, as this node last read them "
+            "('*' counts as one)",
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "backchannel_webhook_deliveries_total",
+            "Webhook delivery attempts by endpoint id and outcome "
+            "(delivered, retry, failed, disabled)",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_latency = Histogram(
+            "backchannel_webhook_delivery_seconds",
+            "Time a webhook delivery attempt took, by outcome",
+            ["outcome"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
         self.sample_failures = Counter(
             "backchannel_metrics_sample_failures_total",
             "Scrape-time samples that failed or timed out, by source (the gauge keeps its value)",
@@ -236,7 +267,7 @@ class Metrics:
 
 async def sample(rt: Runtime) -> None:
     """Refresh the gauges read from the database and Redis, each within a short timeout."""
-    await asyncio.gather(_outbox(rt), _push_queue(rt), _redis(rt))
+    await asyncio.gather(_outbox(rt), _push_queue(rt), _webhooks(rt), _redis(rt))
 
 
 async def _outbox(rt: Runtime) -> None:
@@ -266,6 +297,20 @@ async def _push_queue(rt: Runtime) -> None:
     rt.metrics.push_queue_depth.labels("pending").set(pending)
     rt.metrics.push_queue_depth.labels("held").set(held)
     rt.metrics.push_queue_oldest_age.set(age)
+
+
+async def _webhooks(rt: Runtime) -> None:
+    if not rt.has_database:
+        return
+    try:
+        async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), rt.db.connection() as conn:
+            pending, age = await webhooks.backlog(conn)
+    except Exception as exc:
+        rt.metrics.sample_failures.labels("webhooks").inc()
+        log.debug("webhook sample failed: %r", exc)
+        return
+    rt.metrics.webhook_queue_depth.set(pending)
+    rt.metrics.webhook_oldest_pending_age.set(age)
 
 
 async def _redis(rt: Runtime) -> None:

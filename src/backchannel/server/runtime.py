@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from backchannel.domain.stripe_gateway import StripeGateway
     from backchannel.domain.tokens import TokenService
     from backchannel.domain.typing_indicators import TypingIndicators
+    from backchannel.domain.webhook_events import WebhookHub
     from backchannel.media.links import MediaLinks
     from backchannel.media.store import MediaStore
     from backchannel.persistence.database import Database
@@ -70,6 +71,8 @@ class Runtime:
     filter_rules_read_at: float = 0.0
     # (conversation, sender) -> until when a free `message:send` verdict holds (`dm_rules`).
     dm_verdicts: dict[tuple[int, str], float] = field(default_factory=dict)
+    # Which event types have webhook endpoints, and the delivery worker's wake-up (#17).
+    webhooks: WebhookHub | None = None
 
     # Push providers (#17): how a push is sent (`server/push_providers.py` opens them).
     _push: PushProviders | None = None

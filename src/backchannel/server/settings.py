@@ -402,6 +402,41 @@ class Settings(BaseSettings):
         10.0, gt=0, le=120, description="Timeout of one request to a push provider"
     )
 
+    # Outbound webhooks (#17)
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=60, description="How long one webhook delivery attempt may take"
+    )
+    webhook_retry_base_seconds: float = Field(
+        30.0, gt=0, description="First retry delay of a failed webhook delivery (then doubled)"
+    )
+    webhook_retry_max_delay_seconds: float = Field(
+        6 * 3600.0, gt=0, description="Longest delay between two attempts of one delivery"
+    )
+    webhook_retry_window_seconds: float = Field(
+        3 * 86400.0,
+        gt=0,
+        description="A delivery is retried for this long, then `failed`; an endpoint failing "
+        "for this long is disabled",
+    )
+    webhook_lease_seconds: float = Field(
+        30.0, gt=0, description="How long a node holds a delivery it is attempting"
+    )
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often each node looks for due webhook deliveries"
+    )
+    webhook_types_refresh_seconds: float = Field(
+        1.0, gt=0, description="How often a node re-reads which event types have endpoints"
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, le=256, description="Webhook deliveries one node attempts at once"
+    )
+    webhook_retention_days: int = Field(
+        30,
+        ge=1,
+        description="Webhook events and their delivery records are kept this long once "
+        "nothing is pending",
+    )
+
     @field_validator(
         "message_rate_limit",
         "presence_set_rate_limit",
@@ -433,6 +468,13 @@ class Settings(BaseSettings):
 
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        # A lease shorter than an attempt would let a second node start the same delivery.
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds + 1:
+            raise ValueError("webhook_lease_seconds must exceed webhook_timeout_seconds + 1")
+        return self
 
     @model_validator(mode="after")
     def _check_presence(self) -> Settings:
