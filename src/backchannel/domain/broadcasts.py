@@ -108,6 +108,15 @@ async def ppv_broadcast(
         preview_text=screened.preview_text,
     )
     media_ids = [str(item["media_id"]) for item in media if "media_id" in item]
+    # Only a new broadcast counts against the limit (a retry returns the first result). The
+    # limit is checked before the transaction, never inside it: a slow or hung Redis must not
+    # hold the claim's row locks (and a pooled connection) while it answers.
+    async with rt.db.connection() as conn:
+        retried = await broadcasts.get(conn, creator_id, request.client_id) is not None
+    if not retried:
+        await rt.limiter.hit(
+            f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
+        )
     async with rt.db.transaction() as conn:
         excluded = (
             await broadcasts.owners_of(conn, creator_id, media_ids)
@@ -119,11 +128,6 @@ async def ppv_broadcast(
         )
         fx = Deliveries(conn)
         if created:
-            # Only a new broadcast counts against the limit (a retry returns the first result);
-            # refusing here rolls the claim back.
-            await rt.limiter.hit(
-                f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
-            )
             announcement = _announcement(broadcast, content, rt.media_links)
             if excluded:
                 # The subscribers room would reach the excluded owners too: one emit per fan.
