@@ -17,7 +17,11 @@ import pytest
 from redis.asyncio import Redis
 
 from backchannel.errors import RateLimited
+from backchannel.server.keys import RUNTIME
 from backchannel.server.ratelimit import Rate, RateLimiter
+from backchannel.server.settings import Settings
+from tests.chat_support import node
+from tests.outages import TcpProxy
 from tests.services import RunServices
 
 TIMEOUT, OPEN_SECONDS = 0.3, 0.5
@@ -136,3 +140,37 @@ async def test_a_hung_redis_trips_the_breaker_once_and_limits_fall_back_to_memor
         assert len(trips) == 1
     finally:
         await redis.aclose()
+
+
+async def test_with_redis_silent_http_limits_cost_one_short_trip_then_answer_from_memory(
+    settings: Settings, services: RunServices
+) -> None:
+    parts = urlsplit(services.redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    silent = settings.model_copy(
+        update={
+            "redis_url": f"redis://127.0.0.1:{proxy.port}{parts.path or '/0'}",
+            "redis_breaker_timeout_seconds": TIMEOUT,
+            "redis_breaker_open_seconds": 30.0,
+        }
+    )
+    try:
+        async with node(silent) as n:
+            user = await n.api.register()
+            proxy.freeze()  # no error, no FIN: Redis simply stops answering
+            timings = []
+            for _ in range(10):
+                started = time.monotonic()
+                status, _body = await n.api.call("GET", "/api/v1/conversations", user=user)
+                timings.append(time.monotonic() - started)
+                assert status == 200
+            trips = n.server.app[RUNTIME].metrics.registry.get_sample_value(
+                "backchannel_ratelimit_breaker_trips_total"
+            )
+            assert trips == 1
+            assert timings[0] < TIMEOUT + 1.0, timings  # the one trip
+            assert max(timings[1:]) < 0.5, timings  # then memory, at once
+            proxy.thaw()
+    finally:
+        await proxy.close()
