@@ -345,7 +345,7 @@ class Settings(BaseSettings):
         "lock may hold at once (the rest queue)",
     )
     redis_breaker_timeout_seconds: float = Field(
-        0.5,
+        1.0,
         gt=0,
         description="Rate limits: a Redis call slower than this trips the breaker (limits then "
         "use this node's memory)",
