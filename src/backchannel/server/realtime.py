@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import socketio
@@ -179,6 +178,6 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
     sio.eio.max_ws_fragments = settings.max_ws_fragments
     websocket = _WebSocketWithDeflate if settings.ws_compression else _WebSocket
     sio.eio._async = {**sio.eio._async, "websocket": websocket}
-    sio.eio.create_queue = functools.partial(LeanQueue, sio.eio)
+    sio.eio.create_queue = LeanQueue.for_server(sio.eio)
     sio.eio.send_buffer_bytes = settings.socket_send_buffer_bytes
     return sio

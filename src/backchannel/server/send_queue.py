@@ -86,9 +86,9 @@ class LeanQueue(asyncio.Queue[Any]):
     lists serve. Items are taken from a moving head index (the list is compacted when the
     taken slots are most of it), so a backlog drains in linear time, never quadratic.
 
-    `server` is the Engine.IO server that made it and `sid` its socket's (set once the socket
-    connects, see `EngineBase`): with them the queue counts its bytes against the server's
-    `send_buffer_bytes` and closes a slow consumer. The queue holds the sid, not the socket,
+    Its class knows the Engine.IO server (`for_server`) and the queue its socket's `sid` (set
+    once the socket connects, see `EngineBase`): with them it counts its bytes against the
+    server's `send_buffer_bytes` and closes a slow consumer. It holds the sid, not the socket,
     so a socket and its queue form no reference cycle and are freed as soon as it closes.
     """
 
@@ -97,12 +97,19 @@ class LeanQueue(asyncio.Queue[Any]):
     _bytes = 0
     _tripped = False
 
-    def __init__(self, server: Any = None) -> None:
+    _server: Any = None  # set on the per-server subclass `for_server` makes
+
+    def __init__(self) -> None:
         super().__init__()
-        self._server = server
         self._getters = _Waiters()
         self._putters = _Waiters()
         self._finished._waiters = []  # type: ignore[attr-defined]
+
+    @classmethod
+    def for_server(cls, server: Any) -> type[LeanQueue]:
+        """The queue class for one Engine.IO server (the server is a class attribute: one
+        reference per server, not one per socket)."""
+        return type(cls.__name__, (cls,), {"_server": server, "__module__": cls.__module__})
 
     def _init(self, maxsize: int) -> None:
         self._queue: list[Any] = []
@@ -126,7 +133,8 @@ class LeanQueue(asyncio.Queue[Any]):
         elif head > _COMPACT_AFTER and head * 2 > len(queue):
             del queue[:head]
             head = 0
-        self._head = head
+        if head != self._head:  # an idle socket's queue keeps the class's 0: no dict entry
+            self._head = head
         if item is not None:
             self._bytes -= packet_bytes(item)
         return item
