@@ -8,7 +8,10 @@ the transport (loop-owned websockets, the library's aiohttp websockets, long-pol
 recipients a broadcast could not write to directly), so the cap is checked here: when the
 queued packets plus what the transport holds unsent pass `send_buffer_bytes`, the socket is
 closed with reason `slow_consumer` and what it held is dropped. Its client reconnects and
-resyncs as after any other drop.
+resyncs as after any other drop. The broadcast fast path (`rooms.fanout`) writes straight to a
+transport only while it holds under 64 kB unsent (`_MAX_BUFFERED`, and never while it pushes
+back), so those bytes are bounded and counted here, in the transport's buffer, as soon as a
+packet has to wait.
 """
 
 from __future__ import annotations
