@@ -34,21 +34,18 @@ class HangingRedis:
         parts = urlsplit(real_url)
         self._real = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self.hanging = True
-        self.accepted = 0
         self._held: list[asyncio.StreamWriter] = []
         self._pipes: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self) -> int:
+    async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        self.port: int = self._server.sockets[0].getsockname()[1]
 
     def recover(self) -> None:
         self.hanging = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
         if self.hanging:
             self._held.append(writer)  # read nothing, answer nothing, keep it open
             return
@@ -87,11 +84,10 @@ async def hung(services: RunServices) -> AsyncIterator[HangingRedis]:
 async def test_a_hung_redis_trips_the_breaker_once_and_limits_fall_back_to_memory(
     hung: HangingRedis, services: RunServices
 ) -> None:
-    port = hung._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     db = urlsplit(services.redis_url).path or "/0"
     # A 5-second command timeout, as Backchannel's own client has: without the breaker every
     # call would wait that long (or the limiter's own timeout, each).
-    redis = Redis.from_url(f"redis://127.0.0.1:{port}{db}", socket_timeout=5)
+    redis = Redis.from_url(f"redis://127.0.0.1:{hung.port}{db}", socket_timeout=5)
     trips: list[float] = []
     limiter = RateLimiter(
         redis,
