@@ -67,7 +67,10 @@ async def test_process_gc_and_per_namespace_connections(settings: Settings) -> N
 async def test_the_pool_in_use_and_waiting_and_a_scrape_that_cannot_hang(
     settings: Settings,
 ) -> None:
-    async with node(settings, db_pool_min_size=1, db_pool_max_size=2) as server:
+    # A long acquire timeout: the third holder must still be waiting when the scrape looks.
+    async with node(
+        settings, db_pool_min_size=1, db_pool_max_size=2, db_acquire_timeout_seconds=30
+    ) as server:
         db = server.server.app[RUNTIME].db
         samples = await scrape(server.api)
         assert value(samples, "backchannel_db_pool_max_size") == 2

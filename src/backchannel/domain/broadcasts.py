@@ -28,7 +28,7 @@ from backchannel.domain.event_models import MessageBroadcast
 from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.domain.media_views import previews
 from backchannel.domain.payment_models import Cents
-from backchannel.errors import Forbidden, Invalid
+from backchannel.errors import Forbidden, Invalid, Unavailable
 from backchannel.inputs import require_https
 from backchannel.media.links import MediaLinks
 from backchannel.persistence import broadcasts
@@ -108,6 +108,15 @@ async def ppv_broadcast(
         preview_text=screened.preview_text,
     )
     media_ids = [str(item["media_id"]) for item in media if "media_id" in item]
+    # Only a new broadcast counts against the limit (a retry returns the first result). The
+    # limit is checked before the transaction, never inside it: a slow or hung Redis must not
+    # hold the claim's row locks (and a pooled connection) while it answers.
+    async with rt.db.connection() as conn:
+        retried = await broadcasts.get(conn, creator_id, request.client_id) is not None
+    if not retried:
+        await rt.limiter.hit(
+            f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
+        )
     async with rt.db.transaction() as conn:
         excluded = (
             await broadcasts.owners_of(conn, creator_id, media_ids)
@@ -119,11 +128,6 @@ async def ppv_broadcast(
         )
         fx = Deliveries(conn)
         if created:
-            # Only a new broadcast counts against the limit (a retry returns the first result);
-            # refusing here rolls the claim back.
-            await rt.limiter.hit(
-                f"broadcast:{creator_id}", Rate.parse(rt.settings.broadcast_rate_limit)
-            )
             announcement = _announcement(broadcast, content, rt.media_links)
             if excluded:
                 # The subscribers room would reach the excluded owners too: one emit per fan.
@@ -135,7 +139,7 @@ async def ppv_broadcast(
                 )
     await delivery.finish(rt, fx)
     if not broadcast.settled:
-        await settle(rt, broadcast.id)
+        await _settle_after_commit(rt, broadcast.id)
         async with rt.db.connection() as conn:
             settled = await broadcasts.get(conn, creator_id, request.client_id)
         assert settled is not None
@@ -161,6 +165,25 @@ def _announcement(
             media=previews(content.media, "", links),
         ),
     )
+
+
+# Waits between the attempts to write a committed broadcast's copies before giving up.
+SETTLE_RETRY_DELAYS = (0.2, 0.5)
+
+
+async def _settle_after_commit(rt: Runtime, broadcast_id: int) -> None:
+    """`settle`, retried: the broadcast is already committed (and announced), so a failure
+    here is logged and tried again rather than answered as if nothing had happened. If the
+    database is still unreachable after the retries, `Unavailable` goes out as documented:
+    the sweep writes the copies later and a retry with the same `client_id` answers."""
+    for delay in SETTLE_RETRY_DELAYS:
+        try:
+            await settle(rt, broadcast_id)
+            return
+        except Unavailable:
+            log.warning("broadcast %s: copies not written after commit; retrying", broadcast_id)
+            await asyncio.sleep(delay)
+    await settle(rt, broadcast_id)
 
 
 async def settle(rt: Runtime, broadcast_id: int) -> None:

@@ -33,22 +33,39 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 class Database:
     """A pool plus units of work; callers never see asyncpg's exception types."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float | None = None) -> None:
+        """`acquire_timeout`: longest wait for a free connection (then `Unavailable`)."""
         self.pool = pool
+        self.acquire_timeout = acquire_timeout
         self.waiting = 0  # tasks waiting for a free connection (`backchannel_db_pool_waiting`)
+        self.acquire_timeouts = 0  # waits that gave up (tests and logs read it)
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Connection]:
-        """A pooled connection, counting the wait (asyncpg has no public count of waiters)."""
+        """A pooled connection, counting the wait (asyncpg has no public count of waiters).
+
+        The wait is bounded: with every connection busy (a paid broadcast's row locks, a slow
+        disk), a unit of work answers `unavailable` before it has started, rather than queue
+        behind the pool for as long as that lasts. A failure to give the connection back
+        happens after the work (and its commit) is done: it is logged, never raised, so it is
+        never mistaken for work that did not happen.
+        """
         self.waiting += 1
         try:
-            conn = await self.pool.acquire()
+            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+        except TimeoutError:
+            self.acquire_timeouts += 1
+            raise Unavailable("no database connection free") from None
         finally:
             self.waiting -= 1
         try:
             yield conn
         finally:
-            await self.pool.release(conn)
+            try:
+                await self.pool.release(conn)
+            except Exception as exc:
+                log.warning("releasing a database connection failed: %s", exc.__class__.__name__)
+                conn.terminate()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -119,10 +136,12 @@ async def open_database(
     max_size: int,
     statement_timeout_ms: int,
     warm_up: Callable[[Connection], Awaitable[None]] | None = None,
+    acquire_timeout: float | None = None,
 ) -> Database:
     """Open the pool with the per-statement timeout set on every connection.
 
-    `warm_up(conn)` runs on each new connection before first use (preparing hot statements).
+    `warm_up(conn)` runs on each new connection before first use (preparing hot statements);
+    `acquire_timeout` bounds every wait for a free connection.
     """
     pool = await asyncpg.create_pool(
         dsn,
@@ -133,7 +152,7 @@ async def open_database(
         reset=_keep_session,
         init=warm_up,
     )
-    return Database(pool)
+    return Database(pool, acquire_timeout=acquire_timeout)
 
 
 async def _keep_session(conn: Connection) -> None:

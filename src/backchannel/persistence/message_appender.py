@@ -11,7 +11,11 @@ for a batch to fill.
 A writer never waits for a row lock: its statements skip a conversation that another send or
 a paid broadcast (which locks thousands of conversations for most of a second) holds, and
 each message they skip is written alone with the ordinary, waiting statement, outside the
-writers. So a locked conversation delays only its own messages, never a batch.
+writers. So a locked conversation delays only its own messages, never a batch. Those lone
+writes wait for the lock on a pooled connection each, so they take turns: at most
+`alone_limit` at once (a share of the pool), the others queued for at most `alone_wait`
+seconds and then answered `unavailable` (not stored). Replies flooding a creator's
+conversations during a paid broadcast never take every connection of the node.
 
 Each send keeps its own outcome. A batch that fails as a whole for a reason other than the
 database being unreachable (a concurrent duplicate from another node, a value Postgres
@@ -24,8 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeGuard
 
@@ -70,11 +74,25 @@ class _Send:
 class MessageAppender:
     """Appends messages as `messages.append_message` does, batching concurrent sends."""
 
-    def __init__(self, db: Database, *, concurrency: int, max_batch: int = MAX_BATCH) -> None:
-        """`concurrency`: batch writers (pooled connections) in use at once, at least 1."""
+    def __init__(
+        self,
+        db: Database,
+        *,
+        concurrency: int,
+        max_batch: int = MAX_BATCH,
+        alone_limit: int | None = None,
+        alone_wait: float | None = None,
+    ) -> None:
+        """`concurrency`: batch writers (pooled connections) in use at once, at least 1;
+        `alone_limit`: lone writes (waiting on a locked conversation) in use at once, unbounded
+        when None; `alone_wait`: the longest a lone write waits for its turn."""
         self._db = db
         self._concurrency = max(1, concurrency)
         self._max_batch = max(1, max_batch)
+        self._alone = asyncio.Semaphore(max(1, alone_limit)) if alone_limit is not None else None
+        self._alone_wait = alone_wait
+        self._alone_now = 0
+        self.alone_peak = 0  # the most lone writes that held a connection at once
         self._queue: list[_Send] = []
         self._writers = 0
         # (sender, client_id) of every send queued or being written -> the sends waiting for it.
@@ -167,11 +185,29 @@ class MessageAppender:
             else:
                 self._settle(send, result=result)
 
+    @asynccontextmanager
+    async def _alone_turn(self) -> AsyncIterator[None]:
+        """A turn among the lone writes: at most `alone_limit` hold a connection at once."""
+        if self._alone is not None:
+            try:
+                async with asyncio.timeout(self._alone_wait):
+                    await self._alone.acquire()
+            except TimeoutError:
+                raise Unavailable("the message was not stored") from None
+        self._alone_now += 1
+        self.alone_peak = max(self.alone_peak, self._alone_now)
+        try:
+            yield
+        finally:
+            self._alone_now -= 1
+            if self._alone is not None:
+                self._alone.release()
+
     async def _write_alone(self, send: _Send) -> None:
         """The ordinary statement, which waits for the conversation's lock if it must."""
         hook = self.hook if self.hook is not None and self.hook.wanted() else None
         try:
-            async with self._db.connection() as conn, AsyncExitStack() as tx:
+            async with self._alone_turn(), self._db.connection() as conn, AsyncExitStack() as tx:
                 if hook is not None:
                     await tx.enter_async_context(conn.transaction())
                 result = await messages.append_message(conn, send.new)

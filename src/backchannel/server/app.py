@@ -134,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     app[RUNTIME] = runtime
     app[SIO] = sio
     runtime.metrics.registry.register(PoolCollector(lambda: runtime._db))
+    sio.eio.on_slow_consumer = runtime.metrics.slow_consumers.inc
     for namespace in Namespace:
         runtime.metrics.connections.labels(namespace.value)  # every namespace shows, even at 0
     sio.attach(app)
@@ -189,11 +190,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             max_size=settings.db_pool_max_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
             warm_up=messages.prepare_sends,
+            acquire_timeout=settings.db_acquire_timeout_seconds,
         )
         # Few writers make big batches when busy; never more than half the pool, so other work
-        # always finds a connection.
+        # always finds a connection. Lone writes (locked conversations) get their own share.
         runtime._appender = MessageAppender(
-            runtime._db, concurrency=min(MESSAGE_WRITERS, max(1, settings.db_pool_max_size // 2))
+            runtime._db,
+            concurrency=min(MESSAGE_WRITERS, max(1, settings.db_pool_max_size // 2)),
+            alone_limit=max(1, int(settings.db_pool_max_size * settings.db_write_alone_share)),
+            alone_wait=settings.db_acquire_timeout_seconds,
         )
         yield
         runtime._appender = None
@@ -223,7 +228,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         runtime.redis,
         runtime.settings.redis_prefix,
         refused=_count(runtime),
-        timeout=runtime.settings.redis_timeout_seconds,
+        timeout=runtime.settings.redis_breaker_timeout_seconds,
+        open_seconds=runtime.settings.redis_breaker_open_seconds,
+        tripped=runtime.metrics.breaker_trips.inc,
     )
     yield
     await runtime.redis.aclose()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import engineio
@@ -29,6 +30,8 @@ from aiohttp import web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
+
+from backchannel.server.send_queue import LeanQueue
 
 # How long a drain lets pending long-polls take what is queued for them (`server:shutdown`).
 POLL_FLUSH_SECONDS = 1.0
@@ -83,6 +86,10 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
     ping_interval_grace_period: float
     ping_timeout: float
     max_http_buffer_size: int
+    # Each socket's cap on queued plus unsent bytes (0: none), set from the settings by
+    # `server.realtime`; `on_slow_consumer` is told of every socket closed for passing it.
+    send_buffer_bytes = 0
+    on_slow_consumer: Callable[[], None] | None = None
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect":
@@ -90,6 +97,8 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
             socket = self.sockets.get(args[0])
             if socket is not None:
                 self._exact_ping_interval(socket)
+                if isinstance(socket.queue, LeanQueue):
+                    socket.queue.sid = socket.sid  # from now on its bytes count (send_queue)
         return await super()._trigger_event(event, *args, **kwargs)
 
     def _exact_ping_interval(self, socket: AsyncSocket) -> None:

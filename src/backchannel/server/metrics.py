@@ -172,6 +172,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.slow_consumers = Counter(
+            "backchannel_slow_consumer_disconnects_total",
+            "Sockets disconnected for holding more than BACKCHANNEL_SOCKET_SEND_BUFFER_BYTES",
+            registry=self.registry,
+        )
+        self.breaker_trips = Counter(
+            "backchannel_ratelimit_breaker_trips_total",
+            "Times the rate limiter's Redis breaker opened (limits fell back to node memory)",
+            registry=self.registry,
+        )
+
         self.redis_up = Gauge(
             "backchannel_redis_up",
             "1 when Redis answered a PING at the last scrape",

@@ -8,11 +8,12 @@ GCRA expresses rate plus burst in one stored timestamp and one Lua call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -93,6 +94,12 @@ class RateLimiter:
     With Redis the buckets are shared by the cluster. When Redis does not answer, the check falls
     back to this node's memory rather than failing the request: a Redis outage must not take
     the API down with it, and per-node limits still bound abuse until Redis is back.
+
+    A circuit breaker keeps a hung Redis (one that accepts and never answers) from costing
+    every call its full timeout: the first call that fails or takes longer than `timeout`
+    trips it, which also ends every call still waiting on Redis at once. While it is open,
+    limits use memory only; after `open_seconds` one call probes Redis again, and the breaker
+    closes when that call is answered (else it stays open for another `open_seconds`).
     """
 
     def __init__(
@@ -102,10 +109,18 @@ class RateLimiter:
         *,
         refused: Callable[[str], None] | None = None,
         timeout: float = 1.0,
+        open_seconds: float = 2.0,
+        tripped: Callable[[], None] | None = None,
     ) -> None:
-        """`refused(scope)` is told of every refusal; the scope is the bucket name's first part."""
+        """`refused(scope)` is told of every refusal; the scope is the bucket name's first part.
+        `tripped()` is told each time the breaker opens."""
         self._refused = refused
         self._timeout = timeout
+        self._open_seconds = open_seconds
+        self._tripped = tripped
+        self._open_until = 0.0  # 0: closed (Redis is used); else the monotonic time of a probe
+        self._waiting: set[asyncio.Timeout] = set()  # the deadlines of calls waiting on Redis
+        self.trips = 0
         self._redis = redis
         self._prefix = f"{prefix}:rl:"
         self._local: dict[str, float] = {}
@@ -114,7 +129,6 @@ class RateLimiter:
         # buckets are then checked first and consumed after (a race may let a request or two
         # past a limit; a single bucket stays exact).
         self._per_slot = is_cluster(redis)
-        self._warned_at = 0.0
 
     async def hit(self, bucket: str, rate: Rate) -> None:
         """Consume one unit of `bucket` or raise `RateLimited` with the wait."""
@@ -150,12 +164,64 @@ class RateLimiter:
     async def reset(self, bucket: str) -> None:
         """Refill `bucket` completely (a successful login clears its account's failures)."""
         self._local.pop(bucket, None)
-        if self._redis is not None:
+        if self._redis is not None and self._closed_or_probe():
             try:
-                async with asyncio.timeout(self._timeout):
+                async with self._deadline():
                     await self._redis.delete(self.key(bucket))
             except Exception as exc:
-                self._warn(exc)
+                self._trip(exc)
+            else:
+                self._answered()
+
+    @property
+    def breaker_open(self) -> bool:
+        """Limits currently use this node's memory because Redis failed or hung."""
+        return self._open_until != 0.0
+
+    def _closed_or_probe(self) -> bool:
+        """Whether this call may go to Redis: the breaker is closed, or it is the probe."""
+        if not self._open_until:
+            return True
+        now = time.monotonic()
+        if now < self._open_until:
+            return False
+        # This call is the probe: the others stay in memory until it is answered or times out
+        # (a cancelled probe is then simply followed by another).
+        self._open_until = now + self._timeout
+        return True
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """`timeout` for one Redis call, which a trip elsewhere ends at once."""
+        async with asyncio.timeout(self._timeout) as deadline:
+            self._waiting.add(deadline)
+            try:
+                yield
+            finally:
+                self._waiting.discard(deadline)
+
+    def _answered(self) -> None:
+        if self._open_until:
+            log.warning("rate limits are back on redis")
+        self._open_until = 0.0
+
+    def _trip(self, exc: Exception) -> None:
+        was_closed = not self._open_until
+        self._open_until = time.monotonic() + self._open_seconds
+        if not was_closed:
+            return  # already open: the probe failed, or a call that was waiting ended
+        self.trips += 1
+        if self._tripped is not None:
+            self._tripped()
+        log.warning(
+            "rate limits fall back to this node for %.1fs: redis: %s",
+            self._open_seconds,
+            exc.__class__.__name__ if not str(exc) else exc,
+        )
+        now = asyncio.get_running_loop().time()
+        for deadline in list(self._waiting):
+            if not deadline.expired():  # the others waiting on the same Redis give up now too
+                deadline.reschedule(now)
 
     def forget(self, bucket: str) -> None:
         """Drop a local bucket whose owner has gone (a closed socket)."""
@@ -168,21 +234,27 @@ class RateLimiter:
     async def _run(self, checks: Sequence[tuple[str, Rate]], *, consume: bool) -> int:
         if not checks:
             return 0
-        if self._script is not None:
+        if self._script is not None and self._closed_or_probe():
             try:
-                async with asyncio.timeout(self._timeout):
+                async with self._deadline():
                     if self._per_slot and len(checks) > 1:
                         wait = max(
                             [await self._call(checks[i : i + 1], False) for i in range(len(checks))]
                         )
-                        if wait > 0 or not consume:
-                            return wait
-                        return max(
-                            [await self._call(checks[i : i + 1], True) for i in range(len(checks))]
-                        )
-                    return await self._call(checks, consume)
+                        if wait <= 0 and consume:
+                            wait = max(
+                                [
+                                    await self._call(checks[i : i + 1], True)
+                                    for i in range(len(checks))
+                                ]
+                            )
+                    else:
+                        wait = await self._call(checks, consume)
             except Exception as exc:
-                self._warn(exc)
+                self._trip(exc)
+            else:
+                self._answered()
+                return wait
         return self._local_run(checks, consume)
 
     async def _call(self, checks: Sequence[tuple[str, Rate]], consume: bool) -> int:
@@ -192,12 +264,6 @@ class RateLimiter:
             args.extend((rate.interval_ms, rate.burst))
         result = await self._script(keys=[self.key(bucket) for bucket, _ in checks], args=args)
         return int(float(result))
-
-    def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > 10:
-            self._warned_at = now
-            log.warning("rate limits fall back to this node: redis: %s", exc)
 
     def _local_run(self, checks: Sequence[tuple[str, Rate]], consume: bool) -> int:
         now = time.monotonic() * 1000

@@ -437,6 +437,33 @@ class Settings(BaseSettings):
         "nothing is pending",
     )
 
+    # -- Slow consumers and bounded database use (#13 items 5 and 8) ---------------------
+    socket_send_buffer_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Per socket: queued packets plus unsent transport bytes past which the "
+        "socket is disconnected (reason slow_consumer)",
+    )
+    db_acquire_timeout_seconds: float = Field(
+        2.0, gt=0, description="Longest wait for a pooled database connection (then unavailable)"
+    )
+    db_write_alone_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Most of the pool that message writes waiting on a busy conversation's "
+        "lock may hold at once (the rest queue)",
+    )
+    redis_breaker_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Rate limits: a Redis call slower than this trips the breaker (limits then "
+        "use this node's memory)",
+    )
+    redis_breaker_open_seconds: float = Field(
+        2.0, gt=0, description="Rate limits: how long a tripped breaker skips Redis before a probe"
+    )
+
     @field_validator(
         "message_rate_limit",
         "presence_set_rate_limit",
