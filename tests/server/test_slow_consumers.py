@@ -213,9 +213,9 @@ async def test_a_long_polling_client_that_stops_polling_is_cut_off_at_the_cap(
         assert len(got) == count
 
 
-def test_a_backlog_drains_in_linear_time_in_order() -> None:
+def _drain(n: int) -> float:
+    """Seconds to queue n packets and drain them, with puts interleaved in the first half."""
     queue = LeanQueue()
-    n = 200_000
     packets = [eio_packet.Packet(eio_packet.MESSAGE, f"{i:06}") for i in range(n + n // 6)]
     started = time.perf_counter()
     for pkt in packets[:n]:
@@ -230,5 +230,12 @@ def test_a_backlog_drains_in_linear_time_in_order() -> None:
     elapsed = time.perf_counter() - started
     assert taken == packets[: len(taken)] and len(taken) > n
     assert queue.qsize() == 0 and queue.queued_bytes == 0
-    # With list.pop(0) this drain moves ~n^2/2 pointers (tens of seconds); linear is ~0.2 s.
-    assert elapsed < 5, elapsed
+    return elapsed
+
+
+def test_a_backlog_drains_in_linear_time_in_order() -> None:
+    # Compared within this run, not against a wall-clock limit (the machine may be loaded):
+    # 8x the backlog costs ~8x when draining is linear, ~64x with list.pop(0).
+    small = min(_drain(25_000) for _ in range(3))
+    large = min(_drain(200_000) for _ in range(3))
+    assert large / small < 24, (small, large)
