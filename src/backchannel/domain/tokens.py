@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import jwt
 
+from backchannel.domain.hs256 import OwnTokenCheck
 from backchannel.errors import TokenExpired, Unauthorized, Unavailable
 from backchannel.server.settings import Settings
 
@@ -109,6 +110,10 @@ class TokenService:
         self._claims = ClaimMapping.of(settings)
         self._verified: dict[str, TokenClaims] = {}
         self._headers: dict[str, dict[str, Any]] = {}
+        # Only for the plain configuration: an issuer or audience check is PyJWT's alone.
+        self._own_check = (
+            OwnTokenCheck(self._secret) if not self._issuer and not self._audience else None
+        )
 
     @property
     def access_ttl_seconds(self) -> int:
@@ -173,6 +178,17 @@ class TokenService:
         return header
 
     async def _verify(self, token: str) -> TokenClaims:
+        if self._own_check is not None:
+            fast = self._own_check.accept(
+                token, require_type=self._claims.require_type(external=False)
+            )
+            if fast is not None:
+                return TokenClaims(
+                    user_id=fast["sub"],
+                    expires_at=fast["exp"],
+                    external=False,
+                    session_id=_str_claim(fast, "sid"),
+                )
         header = self._header(token)
         algorithm = header.get("alg")
         if algorithm == OWN_ALGORITHM:
