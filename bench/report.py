@@ -567,7 +567,7 @@ def _legend(ax: Any, size: int, ncol: int = 1) -> None:
         ax.legend(fontsize=size, ncol=ncol)
 
 
-def write_report(json_path: Path) -> tuple[Path, Path]:
+def write_report(json_path: Path) -> tuple[Path, Path | None]:
     """Write <stamp>.md and <stamp>.png beside the JSON (and <stamp>-scaling.svg when the
     run has the scaling scenario)."""
     report = json.loads(json_path.read_text())
@@ -577,6 +577,11 @@ def write_report(json_path: Path) -> tuple[Path, Path]:
     if svg is not None:
         json_path.with_name(f"{json_path.stem}-scaling.svg").write_text(svg)
     png = json_path.with_suffix(".png")
+    try:
+        import matplotlib  # noqa: F401  (`make bench` installs it: the `bench` extra)
+    except ImportError:
+        print("matplotlib is not installed: no PNG chart", file=sys.stderr)
+        return md, None
     chart(report, png)
     return md, png
 
@@ -584,6 +589,8 @@ def write_report(json_path: Path) -> tuple[Path, Path]:
 def update_readme(json_path: Path, readme: Path) -> None:
     """Put the run's table and chart between README's bench markers."""
     md, png = write_report(json_path)
+    if png is None:
+        raise SystemExit("the README's chart needs matplotlib: pip install -e '.[bench]'")
     text = readme.read_text()
     begin, end = "<!-- bench:begin -->\n", "<!-- bench:end -->"
     head, rest = text.split(begin, 1)

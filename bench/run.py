@@ -6,7 +6,10 @@ and Postgres (a dedicated `bench_*` database created here and dropped at the end
 in the cluster scenario (its own key prefix). Results: bench/results/<timestamp>.json, .md and
 .png (see report.py).
 
-    python bench/run.py [--scale quick|full] [--only backchannel,bare,node] [--scenarios a,b]
+    python bench/run.py [--scale smoke|quick|full] [--only backchannel,bare,node] [--scenarios a,b]
+        [--results DIR]
+
+`smoke` is seconds per scenario, to check the bench itself works (tests/bench).
 """
 
 from __future__ import annotations
@@ -661,6 +664,7 @@ def main() -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--only", default=",".join(SERVERS))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the report goes")
     args = parser.parse_args()
     scale = SCALES[args.scale]
     kinds = [k for k in args.only.split(",") if k]
@@ -713,8 +717,8 @@ def main() -> int:
         asyncio.run(forget_redis_keys(bench.prefix))
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"]["load_average_after"] = os.getloadavg()
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{stamp}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"{stamp}.json"
     out.write_text(json.dumps(report, indent=1))
     from report import write_report
 
