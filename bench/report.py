@@ -528,18 +528,37 @@ def chart(report: dict[str, Any], path: Path) -> None:
     measured = scaling_rows(report)
     if projected or measured:
         ax = axes[2][0]
+        mode_colors = {"routed": "#2b6cb0", "single": "#dd6b20"}
         for mode, row in projected.items():
             pts = [(int(n), v) for n, v in row.items() if v is not None]
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, "--", marker="o", label=f"{mode} (projected)")
+                ax.plot(
+                    xs,
+                    ys,
+                    ":",
+                    marker="o",
+                    color=mode_colors.get(mode),
+                    label=f"{mode} (projected from 3 nodes)",
+                )
         for mode, rows in measured.items():
-            pts = [(r["nodes"], r["acked_per_second"]) for r in rows if r.get("acked_per_second")]
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, "-", marker="s", label=f"{mode} (measured)")
+            for key, style, label in (
+                ("acked_per_second", "-", "measured"),
+                ("ceiling_per_second", "--", "ceiling, its CPU/msg, 1 core per node"),
+            ):
+                pts = [(r["nodes"], r[key]) for r in rows if r.get(key)]
+                if pts:
+                    xs, ys = zip(*pts, strict=True)
+                    ax.plot(
+                        xs,
+                        ys,
+                        style,
+                        marker="s",
+                        color=mode_colors.get(mode),
+                        label=f"{mode} ({label})",
+                    )
         ax.set_title("Cluster 1:1 msg/s vs nodes, measured and projected (higher is better)")
-        ax.set_xlabel("nodes (one core each)")
+        ax.set_xlabel("nodes")
         ax.set_ylabel("messages/s")
         ax.set_ylim(bottom=0)
         _legend(ax, 8)
