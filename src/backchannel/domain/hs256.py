@@ -8,8 +8,8 @@ connect's CPU in the bench's profile.
 
 `accept` only ever says yes or "ask PyJWT": it returns the claims of a token it has fully
 verified — the one header our tokens carry, canonical base64url, a good HMAC-SHA256 signature
-(constant-time comparison), a JSON object with `sub` a non-empty string, numeric `exp` in the
-future and `iat` not in the future, no `nbf`, `aud` or non-string `jti` — and `None` for
+(constant-time comparison), a JSON object with `sub` a non-empty string, finite numeric `exp`
+in the future and `iat` not in the future, no `nbf`, `aud` or non-string `jti` — and `None` for
 anything else, which the caller then hands to PyJWT, whose verdict (and error message) stands.
 So it can never accept a token PyJWT would refuse; `tests/domain/test_tokens.py` checks both
 agree on valid, expired, future, tampered, re-encoded and oddly-shaped tokens.
@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from typing import Any, TypeGuard
 
@@ -45,7 +46,8 @@ def _segment(data: bytes) -> bytes | None:
 
 
 def _number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # json.loads reads Infinity and NaN; PyJWT refuses them (int() of either raises).
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class OwnTokenCheck:
