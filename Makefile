@@ -85,7 +85,9 @@ fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix src tests
 
 # Backchannel against bare python-socketio and Node socket.io, one run, ~12 minutes on 2 cores.
-# SCALE=quick runs small sizes in ~3 minutes. Results: bench/results/<timestamp>.{json,md,png}.
+# SCALE=quick runs small sizes in ~3 minutes; SCALE=smoke checks the bench itself (seconds per
+# scenario, figures meaningless). Results: bench/results/<timestamp>.{json,md,png} and, with the
+# scaling scenario, <timestamp>-scaling.svg. BENCH_SCALING_CPUS=0,1,.. pins its nodes.
 SCALE ?= full
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -321,14 +321,29 @@ async function pairs() {
   const npairs = spec.pairs;
   const senders = [];
   const receivers = [];
-  const sendUrl = spec.url;
-  const recvUrl = spec.receiverUrl || spec.url;
-  const s = await connectMany(sendUrl, spec.ns, range(0, npairs).map((k) => userId(2 * k)), {
-    concurrency: 100,
-  });
-  const r = await connectMany(recvUrl, spec.ns, range(0, npairs).map((k) => userId(2 * k + 1)), {
-    concurrency: 100,
-  });
+  // `urls` spreads the pairs over a cluster: pair k's sender on node k mod n, its receiver on
+  // node (k + floor(k / n)) mod n, so every (sender node, receiver node) combination is equally
+  // common and 1/n of the pairs have both ends on one node.
+  const urls = spec.urls || null;
+  const sendUrl = (k) => (urls ? urls[k % urls.length] : spec.url);
+  const recvUrl = (k) =>
+    urls ? urls[(k + Math.floor(k / urls.length)) % urls.length] : spec.receiverUrl || spec.url;
+  const spread = async (urlOf, userOf) => {
+    const byUrl = new Map();
+    for (let k = 0; k < npairs; k++) {
+      if (!byUrl.has(urlOf(k))) byUrl.set(urlOf(k), []);
+      byUrl.get(urlOf(k)).push(userOf(k));
+    }
+    const all = { clients: [], failures: {} };
+    for (const [url, users] of byUrl) {
+      const part = await connectMany(url, spec.ns, users, { concurrency: 100 });
+      all.clients.push(...part.clients);
+      for (const [key, n] of Object.entries(part.failures)) all.failures[key] = (all.failures[key] || 0) + n;
+    }
+    return all;
+  };
+  const s = await spread(sendUrl, (k) => userId(2 * k));
+  const r = await spread(recvUrl, (k) => userId(2 * k + 1));
   const byUser = new Map();
   for (const c of s.clients) byUser.set(c.user, c);
   for (const c of r.clients) byUser.set(c.user, c);
@@ -361,7 +376,9 @@ async function pairs() {
   let pendingAcks = 0;
   let acks = 0;
   // Server CPU per acked message over a step (every thread, from schedstat), when the pid is known.
-  const cpuNow = () => (spec.pid ? cpuMicros(spec.pid) : null);
+  // `pids`: a cluster's nodes, summed (the CPU the whole cluster spent per message).
+  const cpuNow = () =>
+    spec.pids ? spec.pids.reduce((sum, pid) => sum + cpuMicros(pid), 0) : spec.pid ? cpuMicros(spec.pid) : null;
   const cpuPer = (cpu0, acked) => (cpu0 !== null && acked ? (cpuNow() - cpu0) / acked : null);
   // An overloaded step leaves a backlog on the server: let it drain before the next one.
   const drain = async (ms) => {

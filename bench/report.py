@@ -217,6 +217,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_ratio(ours, v.get('node'))} |"
         )
     lines += cluster_tables(report)
+    lines += scaling_table(report)
     lines += failover_table(report)
     errors = [
         f"- {name} / {LABELS.get(kind, kind)}: {_first_line(r['error'])}"
@@ -274,6 +275,155 @@ def cluster_tables(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def scaling_rows(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per routing mode, the measured rows of the `scaling` scenario, each with the ceiling
+    its measured cluster CPU per message projects for one core per node."""
+    scaling = _get(report["scenarios"], "scaling", "backchannel")
+    if not scaling or "modes" not in scaling:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for mode, measured in scaling["modes"].items():
+        rows = []
+        for row in measured:
+            cpu = row.get("cluster_cpu_us_per_message")
+            ceiling = row["nodes"] * 1e6 / cpu if cpu else None
+            rows.append({**row, "ceiling_per_second": ceiling})
+        out[mode] = rows
+    return out
+
+
+def scaling_table(report: dict[str, Any]) -> list[str]:
+    """Measured 1:1 throughput of 1, 2, 4 ... nodes beside the ceilings the costs project."""
+    modes = scaling_rows(report)
+    if not modes:
+        return []
+    scaling = report["scenarios"]["scaling"]["backchannel"]
+    cores = sorted({c for c in scaling.get("cpus", [])})
+    out = [
+        "",
+        f"Cluster scaling, measured: {scaling['pairs']:,} 1:1 pairs spread over the nodes, "
+        "256 messages in flight, every message stored and acked; the nodes pinned to "
+        f"CPU {','.join(cores)}"
+        + (
+            " (all on one core: more nodes here measure what the cluster's own traffic costs, "
+            "not added capacity; the ceiling column projects one core per node from the "
+            "measured CPU per message)"
+            if len(cores) == 1
+            else ""
+        )
+        + ":",
+        "",
+        "| mode | nodes | cores | acked msg/s | cluster CPU per message | p50 / p99 ms "
+        "| errors | ceiling, one core per node (msg/s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for mode, rows in modes.items():
+        for r in rows:
+            out.append(
+                f"| {mode} | {r['nodes']} | {r.get('cores', '—')} | "
+                f"{_fmt(r.get('acked_per_second'))} | "
+                f"{_fmt(r.get('cluster_cpu_us_per_message'))} µs | "
+                f"{_fmt(r.get('p50_ms'))} / {_fmt(r.get('p99_ms'))} | "
+                f"{_fmt(r.get('errors'))} | {_fmt(r.get('ceiling_per_second'))} |"
+            )
+    return out
+
+
+def scaling_svg(report: dict[str, Any]) -> str | None:
+    """A hand-written SVG of the scaling table: measured msg/s (solid) and the one-core-per-
+    node ceiling (dashed) against the node count, per mode. No plotting library needed."""
+    modes = scaling_rows(report)
+    if not modes:
+        return None
+    width, height, left, right, top, bottom = 720, 380, 70, 230, 40, 50
+    plot_w, plot_h = width - left - right, height - top - bottom
+    nodes = sorted({r["nodes"] for rows in modes.values() for r in rows})
+    values = [
+        v
+        for rows in modes.values()
+        for r in rows
+        for v in (r.get("acked_per_second"), r.get("ceiling_per_second"))
+        if v
+    ]
+    top_value = _nice_ceiling(max(values) if values else 1.0)
+
+    def x(n: int) -> float:
+        if len(nodes) == 1:
+            return left + plot_w / 2
+        return left + plot_w * nodes.index(n) / (len(nodes) - 1)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v / top_value)
+
+    colors = {"routed": "#2b6cb0", "single": "#dd6b20"}
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">'
+        f"Cluster 1:1 throughput vs nodes — {_xml(report['timestamp'])}</text>",
+    ]
+    for k in range(5):
+        v = top_value * k / 4
+        parts.append(
+            f'<line x1="{left}" y1="{y(v):.1f}" x2="{left + plot_w}" y2="{y(v):.1f}" '
+            'stroke="#e2e8f0"/>'
+        )
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>')
+    for n in nodes:
+        parts.append(
+            f'<text x="{x(n):.1f}" y="{top + plot_h + 18}" text-anchor="middle">{n}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2}" y="{height - 10}" text-anchor="middle">nodes</text>'
+    )
+    parts.append(
+        f'<text x="16" y="{top + plot_h / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 16 {top + plot_h / 2})">messages/s</text>'
+    )
+    legend_y = top + 10
+    for mode, rows in modes.items():
+        color = colors.get(mode, "#4a5568")
+        for key, dash, label in (
+            ("acked_per_second", "", "measured"),
+            ("ceiling_per_second", ' stroke-dasharray="6 4"', "ceiling (1 core per node)"),
+        ):
+            pts = [(x(r["nodes"]), y(r[key])) for r in rows if r.get(key)]
+            if not pts:
+                continue
+            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>'
+            )
+            parts += [
+                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in pts
+            ]
+            lx = left + plot_w + 12
+            parts.append(
+                f'<line x1="{lx}" y1="{legend_y}" x2="{lx + 24}" y2="{legend_y}" '
+                f'stroke="{color}" stroke-width="2"{dash}/>'
+            )
+            parts.append(f'<text x="{lx + 30}" y="{legend_y + 4}">{_xml(mode)} {label}</text>')
+            legend_y += 18
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k at or above `value`."""
+    magnitude = 1.0
+    while magnitude * 10 <= value:
+        magnitude *= 10
+    for step in (1, 2, 2.5, 5, 10):
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def failover_table(report: dict[str, Any]) -> list[str]:
     """The reconnect storm after a node is SIGKILLed."""
     f = _get(report["scenarios"], "failover", "backchannel")
@@ -306,7 +456,8 @@ def chart(report: dict[str, Any], path: Path) -> None:
     sc = report["scenarios"]
     foreign = _get(sc, "foreign", "backchannel") or {}
     projected = foreign.get("projected") or {}
-    fig, axes = plt.subplots(3 if projected else 2, 2, figsize=(12, 12.5 if projected else 8.5))
+    third_row = bool(projected or scaling_rows(report))
+    fig, axes = plt.subplots(3 if third_row else 2, 2, figsize=(12, 12.5 if third_row else 8.5))
     fig.suptitle(
         f"Backchannel vs peers — {report['timestamp']} "
         f"({report['machine']['cores']} cores, server and generator on one core each)",
@@ -374,15 +525,40 @@ def chart(report: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("ms (log)")
     _legend(ax, 7, ncol=2)
 
-    if projected:
+    measured = scaling_rows(report)
+    if projected or measured:
         ax = axes[2][0]
+        mode_colors = {"routed": "#2b6cb0", "single": "#dd6b20"}
         for mode, row in projected.items():
             pts = [(int(n), v) for n, v in row.items() if v is not None]
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="o", label=f"{mode} (projected)")
-        ax.set_title("Cluster 1:1 ceiling vs nodes (higher is better)")
-        ax.set_xlabel("nodes (one core each)")
+                ax.plot(
+                    xs,
+                    ys,
+                    ":",
+                    marker="o",
+                    color=mode_colors.get(mode),
+                    label=f"{mode} (projected from 3 nodes)",
+                )
+        for mode, rows in measured.items():
+            for key, style, label in (
+                ("acked_per_second", "-", "measured"),
+                ("ceiling_per_second", "--", "ceiling, its CPU/msg, 1 core per node"),
+            ):
+                pts = [(r["nodes"], r[key]) for r in rows if r.get(key)]
+                if pts:
+                    xs, ys = zip(*pts, strict=True)
+                    ax.plot(
+                        xs,
+                        ys,
+                        style,
+                        marker="s",
+                        color=mode_colors.get(mode),
+                        label=f"{mode} ({label})",
+                    )
+        ax.set_title("Cluster 1:1 msg/s vs nodes, measured and projected (higher is better)")
+        ax.set_xlabel("nodes")
         ax.set_ylabel("messages/s")
         ax.set_ylim(bottom=0)
         _legend(ax, 8)
@@ -410,12 +586,21 @@ def _legend(ax: Any, size: int, ncol: int = 1) -> None:
         ax.legend(fontsize=size, ncol=ncol)
 
 
-def write_report(json_path: Path) -> tuple[Path, Path]:
-    """Write <stamp>.md and <stamp>.png beside the JSON."""
+def write_report(json_path: Path) -> tuple[Path, Path | None]:
+    """Write <stamp>.md and <stamp>.png beside the JSON (and <stamp>-scaling.svg when the
+    run has the scaling scenario)."""
     report = json.loads(json_path.read_text())
     md = json_path.with_suffix(".md")
     md.write_text(markdown(report))
+    svg = scaling_svg(report)
+    if svg is not None:
+        json_path.with_name(f"{json_path.stem}-scaling.svg").write_text(svg)
     png = json_path.with_suffix(".png")
+    try:
+        import matplotlib  # noqa: F401  (`make bench` installs it: the `bench` extra)
+    except ImportError:
+        print("matplotlib is not installed: no PNG chart", file=sys.stderr)
+        return md, None
     chart(report, png)
     return md, png
 
@@ -423,6 +608,8 @@ def write_report(json_path: Path) -> tuple[Path, Path]:
 def update_readme(json_path: Path, readme: Path) -> None:
     """Put the run's table and chart between README's bench markers."""
     md, png = write_report(json_path)
+    if png is None:
+        raise SystemExit("the README's chart needs matplotlib: pip install -e '.[bench]'")
     text = readme.read_text()
     begin, end = "<!-- bench:begin -->\n", "<!-- bench:end -->"
     head, rest = text.split(begin, 1)

@@ -6,7 +6,10 @@ and Postgres (a dedicated `bench_*` database created here and dropped at the end
 in the cluster scenario (its own key prefix). Results: bench/results/<timestamp>.json, .md and
 .png (see report.py).
 
-    python bench/run.py [--scale quick|full] [--only backchannel,bare,node] [--scenarios a,b]
+    python bench/run.py [--scale smoke|quick|full] [--only backchannel,bare,node] [--scenarios a,b]
+        [--results DIR]
+
+`smoke` is seconds per scenario, to check the bench itself works (tests/bench).
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ RESULTS = BENCH / "results"
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
 SERVER_CPU, LOADGEN_CPU = "0", "1"
+# The cores the nodes of the `scaling` scenario are pinned to, round robin. On this 2-core
+# machine only the server core: 2 and 4 nodes then share one core, which measures what the
+# cluster's own traffic costs (contention), not added capacity. Give it more on a bigger box.
+SCALING_CPUS = os.environ.get("BENCH_SCALING_CPUS", SERVER_CPU).split(",")
 BUDGET_SECONDS = 13.5 * 60  # `make bench` must finish within 15 minutes
 CREATOR = "bench-creator"
 SERVERS = ("backchannel", "bare", "node")
@@ -59,6 +66,26 @@ SCALES: dict[str, dict[str, Any]] = {
         "storm": (300, 3),
         "failover": 1000,
         "cluster_rate": 300,
+        "scaling_nodes": [1, 2, 4],
+        "scaling_pairs": 200,
+        "scaling_seconds": 2,
+        "repeats": 1,
+    },
+    # Seconds in all: what tests/bench runs to check that the bench itself works.
+    "smoke": {
+        "idle_steps": [20],
+        "fanout_steps": [20],
+        "fanout_repeats": 1,
+        "pairs": 20,
+        "rates": [100],
+        "seconds": 1,
+        "saturation_seconds": 1,
+        "storm": (20, 1),
+        "failover": 20,
+        "cluster_rate": 100,
+        "scaling_nodes": [1, 2],
+        "scaling_pairs": 20,
+        "scaling_seconds": 1,
         "repeats": 1,
     },
     "full": {
@@ -73,6 +100,9 @@ SCALES: dict[str, dict[str, Any]] = {
         "failover": 10000,
         # Both nodes share the server core (2 cores in all): a rate they sustain together.
         "cluster_rate": 300,
+        "scaling_nodes": [1, 2, 4],
+        "scaling_pairs": 500,
+        "scaling_seconds": 5,
         "repeats": 3,
     },
 }
@@ -173,7 +203,9 @@ async def forget_redis_keys(prefix: str) -> None:
 class Server:
     """One server process pinned to the server CPU."""
 
-    def __init__(self, kind: str, port: int, env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, kind: str, port: int, env: dict[str, str], workdir: Path, cpu: str = SERVER_CPU
+    ) -> None:
         self.kind, self.port = kind, port
         python = sys.executable
         if kind == "backchannel":
@@ -185,7 +217,7 @@ class Server:
         self.log_path = workdir / f"{kind}-{port}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *cmd],
+            ["taskset", "-c", cpu, *cmd],
             env=self._environment(env, port),
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -259,6 +291,8 @@ class Bench:
             # The load generator opens many handshakes at once from one IP.
             "BACKCHANNEL_MAX_UNAUTHENTICATED_PER_IP": "100000",
             "BACKCHANNEL_REDIS_PREFIX": self.prefix,
+            # The 1:1 pairs are fans (fan-to-fan DMs are off by default: every send refused).
+            "BACKCHANNEL_FAN_TO_FAN_DMS": "true",
         }
         if redis:
             env["REDIS_URL"] = REDIS_URL
@@ -274,6 +308,22 @@ class Bench:
             yield srv
         finally:
             srv.stop()
+
+    @contextlib.contextmanager
+    def cluster(self, nodes: int, extra: dict[str, str]) -> Iterator[list[Server]]:
+        """`nodes` Backchannel nodes on Redis, started together, pinned over SCALING_CPUS."""
+        servers: list[Server] = []
+        try:
+            for i in range(nodes):
+                env = {**self.env("backchannel", redis=True), **extra}
+                cpu = SCALING_CPUS[i % len(SCALING_CPUS)]
+                servers.append(Server("backchannel", free_port(), env, self.workdir, cpu))
+            for srv in servers:
+                srv.wait_ready()
+            yield servers
+        finally:
+            for srv in servers:
+                srv.stop()
 
     def loadgen(self, spec: dict[str, Any], time_limit: int = 240) -> dict[str, Any]:
         spec = {"secret": self.secret, "timeLimitSeconds": time_limit, **spec}
@@ -490,6 +540,59 @@ def scenario_failover(b: Bench, kind: str) -> dict[str, Any]:
         )
 
 
+def scenario_scaling(b: Bench, kind: str) -> dict[str, Any]:
+    """Measured cluster 1:1 throughput with 1, 2, 4 ... nodes, routed and single-channel.
+
+    The pairs are spread over the nodes (both ends on one node 1/N of the time) and driven in
+    a closed loop (256 in flight): the ack rate is the cluster's saturation rate; the CPU of
+    every node is summed per message. The nodes are pinned over SCALING_CPUS: on the 2-core
+    machine all on the one server core, so more nodes add cluster traffic, not cores.
+    """
+    if kind != "backchannel":
+        return {"skipped": "Backchannel only"}
+    pairs = b.scale["scaling_pairs"]
+    modes: dict[str, Any] = {}
+    for routing in ("single", "routed"):
+        rows = []
+        for n in b.scale["scaling_nodes"]:
+            t0 = time.monotonic()
+            with b.cluster(n, {"BACKCHANNEL_CLUSTER_ROUTING": routing}) as nodes:
+                log(f"scaling: {routing}, {n} node(s) up in {time.monotonic() - t0:.1f}s")
+                run = b.loadgen(
+                    {
+                        "scenario": "pairs",
+                        "ns": "/chat",
+                        "urls": [srv.url for srv in nodes],
+                        "pids": [srv.proc.pid for srv in nodes],
+                        "pairs": pairs,
+                        "conversations": conversations_for(b, kind)[:pairs],
+                        "rates": [],
+                        "seconds": 0,
+                        "saturationSeconds": b.scale["scaling_seconds"],
+                        "window": 256,
+                        "settleMs": 1000,
+                    }
+                )
+            log(f"scaling: {routing}, {n} node(s) done in {time.monotonic() - t0:.1f}s")
+            sat = run.get("saturation") or {}
+            rows.append(
+                {
+                    "nodes": n,
+                    "cores": len({SCALING_CPUS[i % len(SCALING_CPUS)] for i in range(n)}),
+                    "acked_per_second": sat.get("acked_per_second"),
+                    "cluster_cpu_us_per_message": sat.get("server_cpu_us_per_message"),
+                    "p50_ms": sat.get("p50_ms"),
+                    "p99_ms": sat.get("p99_ms"),
+                    "errors": sat.get("errors"),
+                    "error_codes": sat.get("error_codes"),
+                    "pairs": run.get("pairs"),
+                    "connect_failures": run.get("connect_failures"),
+                }
+            )
+        modes[routing] = rows
+    return {"pairs": pairs, "cpus": SCALING_CPUS, "modes": modes}
+
+
 def projected(modes: dict[str, Any], nodes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[str, Any]:
     """Cluster 1:1 ceiling (messages/s, one core per node) from the measured per-message costs.
 
@@ -520,6 +623,9 @@ SCENARIOS = {
     "foreign": scenario_foreign,
     "failover": scenario_failover,
     "storm": scenario_storm,
+    # Last: ~2 minutes at full sizes (six cluster start-ups); if the run's budget is spent it
+    # is the one recorded as skipped, not the older scenarios.
+    "scaling": scenario_scaling,
 }
 
 
@@ -560,6 +666,7 @@ def main() -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--only", default=",".join(SERVERS))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the report goes")
     args = parser.parse_args()
     scale = SCALES[args.scale]
     kinds = [k for k in args.only.split(",") if k]
@@ -575,6 +682,7 @@ def main() -> int:
             scale["fanout_steps"][-1],
             scale["storm"][0],
             scale["failover"],
+            2 * scale["pairs"],
         )
         + 10
     )
@@ -611,8 +719,8 @@ def main() -> int:
         asyncio.run(forget_redis_keys(bench.prefix))
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"]["load_average_after"] = os.getloadavg()
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{stamp}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"{stamp}.json"
     out.write_text(json.dumps(report, indent=1))
     from report import write_report
 

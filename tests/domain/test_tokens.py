@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
+from backchannel.domain.hs256 import OwnTokenCheck
 from backchannel.domain.tokens import TokenService
 from backchannel.errors import TokenExpired, Unauthorized
 from backchannel.server.settings import Settings
@@ -82,3 +84,81 @@ async def test_a_remembered_token_still_expires_and_a_tampered_copy_is_refused(
     await asyncio.sleep(1.1)
     with pytest.raises(TokenExpired):
         await tokens.verify(short)
+
+
+def _pyjwt_accepts(token: str) -> bool:
+    try:
+        jwt.decode(token, SECRET, algorithms=["HS256"], options={"require": ["exp", "sub", "iat"]})
+    except jwt.PyJWTError:
+        return False
+    return True
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _odd_tokens() -> dict[str, str]:
+    """Tokens of every shape the fast HS256 check must judge as PyJWT does (or pass on)."""
+    now = int(time.time())
+    base = {"sub": "u1", "iat": now, "exp": now + 60, "type": "access"}
+
+    def sign(claims: dict[str, object], **headers: object) -> str:
+        return jwt.encode(claims, SECRET, algorithm="HS256", headers=headers or None)
+
+    good = sign(base)
+    head, body, sig = good.split(".")
+    admin, none, array = _b64(b'{"sub":"admin"}'), _b64(b'{"alg":"none"}'), _b64(b"[1]")
+    return {
+        "good": good,
+        "good, float times": sign({**base, "iat": now - 0.5, "exp": now + 60.5}),
+        "expired": sign({**base, "iat": now - 99, "exp": now - 1}),
+        "expires this second": sign({**base, "exp": now}),
+        "issued in the future": sign({**base, "iat": now + 30}),
+        "not yet valid": sign({**base, "nbf": now + 30}),
+        "no exp": sign({k: v for k, v in base.items() if k != "exp"}),
+        "no iat": sign({k: v for k, v in base.items() if k != "iat"}),
+        "string exp": sign({**base, "exp": str(now + 60)}),
+        "boolean iat": sign({**base, "iat": True}),
+        "infinite exp": sign({**base, "exp": float("inf")}),
+        "NaN iat": sign({**base, "iat": float("nan")}),
+        "huge exp": sign({**base, "exp": 10**30}),
+        "empty sub": sign({**base, "sub": ""}),
+        "numeric sub": sign({**base, "sub": 7}),
+        "numeric jti": sign({**base, "jti": 7}),
+        "other secret": jwt.encode(base, SECRET + "x", algorithm="HS256"),
+        "tampered payload": f"{head}.{admin}.{sig}",
+        "padded signature": f"{head}.{body}.{sig}==",
+        "junk in signature": f"{head}.{body}.{sig[:-2]}!{sig[-1]}",
+        "extra header field": sign(base, kid="k1"),
+        "alg none": f"{none}.{body}.",
+        "two parts": f"{head}.{body}",
+        "not a JSON object": f"{head}.{array}.{sig}",
+        "refresh type": sign({**base, "type": "refresh"}),
+        "non-ascii": good + "é",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_odd_tokens()))
+def test_the_fast_hs256_check_never_accepts_what_pyjwt_refuses(name: str) -> None:
+    token = _odd_tokens()[name]
+    fast = OwnTokenCheck(SECRET).accept(token, require_type=True)
+    if fast is not None:
+        assert _pyjwt_accepts(token), name
+        assert fast == jwt.decode(token, SECRET, algorithms=["HS256"])
+    if name in ("good", "good, float times"):
+        assert fast is not None and fast["sub"] == "u1"
+
+
+async def test_a_token_the_fast_check_passes_on_gets_pyjwts_verdict(tmp_path: Path) -> None:
+    tokens = _service(tmp_path)
+    now = int(time.time())
+    expired = jwt.encode({"sub": "u", "iat": now - 99, "exp": now - 1, "type": "access"}, SECRET)
+    with pytest.raises(TokenExpired):
+        await tokens.verify(expired)
+    with pytest.raises(Unauthorized):
+        await tokens.verify(jwt.encode({"sub": "u", "iat": now, "exp": now + 60}, SECRET))
+    with_kid = jwt.encode(
+        {"sub": "u", "iat": now, "exp": now + 60, "type": "access"}, SECRET, headers={"kid": "a"}
+    )
+    assert (await tokens.verify(with_kid)).user_id == "u"

@@ -110,7 +110,11 @@ BANNED = "banned"
 
 async def refuse_if_banned(conn: Connection, user_id: str) -> None:
     """`forbidden` (`details.reason: "banned"`, `until`) while a ban is in force."""
-    ban = await bans.active_ban(conn, user_id)
+    refuse_ban(user_id, await bans.active_ban(conn, user_id))
+
+
+def refuse_ban(user_id: str, ban: bans.Ban | None) -> None:
+    """`forbidden` (`details.reason: "banned"`, `until`) when `ban` is in force."""
     if ban is not None:
         raise Forbidden(
             "this account is banned",
@@ -348,8 +352,9 @@ async def authenticate(rt: Runtime, token: str | None) -> Identity:
             await refuse_if_banned(conn, claims.user_id)  # ended by a ban: say so
         raise Unauthorized("this session has ended; log in again")
     async with rt.db.connection() as conn:
-        await refuse_if_banned(conn, claims.user_id)
-        user = await users.get_active_user(conn, claims.user_id)
+        # One round trip for both: this runs on every connect of every socket.
+        user, ban = await users.get_active_user_and_ban(conn, claims.user_id)
+        refuse_ban(claims.user_id, ban)
         if (
             user is None
             and claims.external

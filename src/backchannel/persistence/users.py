@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from backchannel.persistence.bans import Ban
 from backchannel.persistence.database import Connection
 
 Role = Literal["fan", "creator", "moderator", "admin"]
@@ -96,6 +97,35 @@ async def get_active_user(conn: Connection, user_id: str) -> User | None:
     """The user, unless unknown or deleted."""
     row = await conn.fetchrow(SELECT_ACTIVE_USER, user_id)
     return User.model_validate(dict(row)) if row else None
+
+
+SELECT_ACTIVE_USER_AND_BAN = f"""
+with u as (select {_USER_COLUMNS} from users where id = $1 and deleted_at is null),
+     b as (select reason as ban_reason, until as ban_until, banned_by as ban_banned_by,
+                  created_at as ban_created_at
+           from user_bans where user_id = $1 and (until is null or until > now()))
+select * from (select 1) as one left join u on true left join b on true
+"""
+
+
+async def get_active_user_and_ban(conn: Connection, user_id: str) -> tuple[User | None, Ban | None]:
+    """The user (unless unknown or deleted) and the ban in force on them, in one round trip:
+    what every authenticated request and socket connect asks."""
+    row = await conn.fetchrow(SELECT_ACTIVE_USER_AND_BAN, user_id)
+    assert row is not None  # the statement always returns its one row
+    ban = None
+    if row["ban_reason"] is not None:
+        ban = Ban(
+            user_id=user_id,
+            reason=row["ban_reason"],
+            until=row["ban_until"],
+            banned_by=row["ban_banned_by"],
+            created_at=row["ban_created_at"],
+        )
+    user = None
+    if row["id"] is not None:
+        user = User.model_validate({name: row[name] for name in User.model_fields})
+    return user, ban
 
 
 SELECT_USER_STATE = "select deleted_at is null as active from users where id = $1"
