@@ -30,6 +30,7 @@ from backchannel.http import (
     auth,
     content,
     conversations,
+    demo,
     devices,
     earnings,
     health,
@@ -96,6 +97,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     media.routes,
     safety.routes,
     devices.routes,
+    demo.routes,
     media.files,
 )
 

@@ -327,6 +327,12 @@ class Settings(BaseSettings):
     )
     push_max_devices: int = Field(20, ge=1, le=1000, description="Devices kept per user")
 
+    # -- The browser demo (issue #18): /demo, a page on the JavaScript client -----------------
+    demo: bool = Field(
+        False,
+        description="Serve the browser demo at /demo outside dev mode too (dev mode always does)",
+    )
+
     @field_validator(
         "message_rate_limit",
         "presence_set_rate_limit",
