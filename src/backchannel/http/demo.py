@@ -9,13 +9,16 @@ page loads nothing from anywhere but this server and runs under a CSP that says 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from backchannel.errors import NotFound
 from backchannel.http.routing import RouteGroup
 from backchannel.server.keys import RUNTIME
-from backchannel.server.settings import Settings
+
+if TYPE_CHECKING:
+    from backchannel.server.settings import Settings
 
 routes = RouteGroup(tag="demo", prefix="/demo")
 

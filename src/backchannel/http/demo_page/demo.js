@@ -48,7 +48,7 @@ async function register(event) {
   $("me").hidden = false;
   $("my-id").textContent = state.me.id;
   $("whoami").textContent = `${name} (${role})`;
-  $("topup").hidden = role !== "fan";
+  $("wallet").parentElement.hidden = role !== "fan"; // the creator earns, the fan pays
   connect(sdk);
 }
 
