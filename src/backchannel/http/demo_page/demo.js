@@ -36,7 +36,8 @@ async function register(event) {
   if (!sdk) return;
   const name = $("signup-name").value.trim();
   const role = $("signup-role").value;
-  const secret = crypto.randomUUID();
+  // getRandomValues, not randomUUID: the page may be opened over plain http from another host.
+  const secret = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
   const auth = await api("POST", "/api/v1/auth/register", {
     email: `${role}-${secret.slice(0, 8)}@demo.example.com`, password: secret, display_name: name, role,
   }, null);
