@@ -5,6 +5,7 @@ locked with its blurred preview, a dev top-up, the unlock live, the creator's no
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,8 @@ async def test_a_creator_and_a_fan_go_through_the_whole_story_in_two_browsers(
     base_url: str, browser_binaries: tuple[str, str], tmp_path: Path
 ) -> None:
     if not SDK_BUNDLE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("the client bundle is not built: run `make clients/js/dist/.built`")
         pytest.skip("the client bundle is not built (make clients/js/dist/.built)")
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(photo_with_gps())
