@@ -29,8 +29,10 @@ async function user(role) {
   });
   let refresh = auth.refresh_token;
   const account = { id: auth.user.id, token: auth.access_token, calls: 0 };
+  account.failUntil = 0; // an identity provider that is down until then
   account.getToken = async () => {
     account.calls += 1;
+    if (Date.now() < account.failUntil) throw new Error("identity provider unavailable");
     const pair = await post("/api/v1/auth/refresh", { refresh_token: refresh });
     refresh = pair.refresh_token;
     return pair.access_token;
@@ -76,5 +78,38 @@ test("the connection outlives several token lifetimes and no message is lost", {
     a.close();
     b.close();
     control.close();
+  }
+});
+
+test("when the token cannot be refreshed in time, the client reconnects with a fresh one and loses nothing", { skip, timeout: 90000 }, async () => {
+  const creator = await user("creator");
+  const fan = await user("fan");
+  const a = createClient({ url, token: creator.token, getToken: creator.getToken });
+  const b = createClient({ url, token: fan.token, getToken: fan.getToken });
+  try {
+    await Promise.all([a.ready(), b.ready()]);
+    const started = Date.now();
+    fan.failUntil = started + ttl * 1000 + 3000; // past the first token's expiry
+    const drops = [];
+    const returns = [];
+    b.on("status", (s) => (s === "disconnected" ? drops : returns).push(Date.now()));
+    const seen = [];
+    b.on("message", (m) => seen.push(m));
+    const conversation = await a.openConversation([fan.id]);
+    const sent = [];
+    while (Date.now() - started < ttl * 2000) {
+      sent.push((await a.send(conversation.id, { body: `m${sent.length}` })).seq);
+      await sleep(300);
+    }
+    const deadline = Date.now() + 15000;
+    while (seen.length < sent.length && Date.now() < deadline) await sleep(25);
+
+    assert.ok(drops.length >= 1 && drops[0] > started, "the expired token ended the connection");
+    assert.ok(returns.some((t) => t > fan.failUntil), "it came back once a token could be had");
+    assert.ok(b.connected, "connected at the end");
+    assert.deepEqual(seen.map((m) => m.seq), sent, "every message, once, in order, across the gap");
+  } finally {
+    a.close();
+    b.close();
   }
 });
