@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,12 @@ from backchannel.errors import Invalid
 # Deep enough for any payload the contract describes (Stripe events nest about 8 levels);
 # shallow enough that nothing downstream recurses anywhere near Python's limit.
 MAX_DEPTH = 32
+# Raw JSON that opens more brackets at once than this is refused before it is parsed. Without
+# it the outcome would depend on the interpreter: 3.11's json module raises RecursionError near
+# 1,000 levels, 3.12+ (a C recursion guard of its own) parses far deeper, and the refusal came
+# from a different layer with a different answer. Well below the first, well above MAX_DEPTH.
+MAX_RAW_DEPTH = 256
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 # Postgres `integer` columns (prices, amounts in minor units).
 INT32_MAX = (1 << 31) - 1
@@ -81,6 +88,30 @@ def check(data: Any, *, max_depth: int = MAX_DEPTH, root: tuple[str | int, ...] 
                 stack.append((item, (*path, index), depth + 1))
 
 
+def nests_deeper_than(raw: str | bytes, limit: int = MAX_RAW_DEPTH) -> bool:
+    """Whether JSON text (or a Socket.IO packet carrying it) nests deeper than `limit`.
+
+    Brackets inside strings do not count. Costs two `count` calls unless the text holds more
+    than `limit` brackets in all.
+    """
+    if isinstance(raw, bytes):
+        if raw.count(b"[") + raw.count(b"{") <= limit:
+            return False
+        raw = raw.decode("latin-1")  # byte for byte: quotes, backslashes and brackets are ASCII
+    elif raw.count("[") + raw.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(raw):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -99,6 +130,8 @@ def _number(text: str) -> int | float:
 
 def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON and `check` it; `Invalid` naming `(body)` or the field otherwise."""
+    if nests_deeper_than(raw):
+        raise _refuse((), f"nested deeper than {max_depth} levels")
     try:
         data = json.loads(raw, parse_constant=_no_constant, parse_float=_number)
     except RecursionError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -12,7 +11,7 @@ import pytest
 
 from backchannel.server.settings import Settings
 from tests.chat_support import node, open_dm, sent
-from tests.processes import free_port
+from tests.outages import TcpProxy
 from tests.support import Api, Sockets
 
 MARK = "LEAKCHECK"
@@ -185,56 +184,15 @@ async def test_a_two_megabyte_frame_is_refused_and_nobody_else_notices(
     assert message["body"] == "ok"
 
 
-class _Proxy:
-    """A TCP proxy in front of Postgres that a test can cut and restore."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, "127.0.0.1", self.port, reuse_address=True
-        )
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers.discard(writer)
-        self._writers.discard(up_writer)
-
-
 @pytest.mark.timeout(60)
 async def test_a_send_while_the_database_is_down_is_unavailable_and_the_retry_lands_once(
     settings: Settings,
 ) -> None:
     assert settings.database_url is not None
     parsed = urlparse(settings.database_url)
-    proxy = _Proxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    # The shared proxy: this file's own copy awaited `Server.wait_closed()` before closing its
+    # connections, which from Python 3.12 waits for them, so `cut()` hung (a timeout on 3.13).
+    proxy = TcpProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
     await proxy.start()
     via_proxy = urlunparse(parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{proxy.port}"))
     try:

@@ -157,6 +157,9 @@ export class BackchannelClient extends Emitter<ClientEventMap> {
   private walletState: WalletBalance | null = null;
   private token: string | null;
   private refreshing: Promise<void> | null = null;
+  private fetchingToken: Promise<string> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private refreshes = 0;
   private lastRefresh = 0;
   private connectedCount = 0;
   private closed = false;
@@ -187,6 +190,8 @@ export class BackchannelClient extends Emitter<ClientEventMap> {
   /** Close the connection; nothing reconnects until `connect()`. */
   close(): void {
     this.closed = true;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     for (const socket of this.sockets.values()) socket.disconnect();
   }
 
@@ -410,7 +415,9 @@ export class BackchannelClient extends Emitter<ClientEventMap> {
       }
       setTimeout(() => !this.closed && socket.connect(), 1000);
     });
-    socket.on("session:expiring", () => void this.refresh());
+    // A failed refresh (the identity provider is down) leaves the expiry to disconnect; the
+    // reconnect asks getToken() again.
+    socket.on("session:expiring", () => void this.refresh().catch(() => {}));
     socket.on("session:ended", (ended: { reason: string }) =>
       this.fire("error", new BackchannelError("unauthorized", `session ended: ${ended.reason}`)),
     );
@@ -451,11 +458,24 @@ export class BackchannelClient extends Emitter<ClientEventMap> {
     return socket;
   }
 
-  private async currentToken(): Promise<string> {
-    if (this.token) return this.token;
-    if (!this.options.getToken) throw new Error("no token");
-    this.token = await this.options.getToken();
-    return this.token;
+  private currentToken(): Promise<string> {
+    if (this.token) return Promise.resolve(this.token);
+    if (!this.options.getToken) return Promise.reject(new Error("no token"));
+    return this.freshToken();
+  }
+
+  /** One getToken() at a time, whoever asks: the five namespaces on every (re)connect and the
+   * refresh (a rotating refresh token used twice would end the session as a reuse). */
+  private freshToken(): Promise<string> {
+    this.fetchingToken ??= (async () => {
+      try {
+        this.token = await this.options.getToken!();
+        return this.token;
+      } finally {
+        this.fetchingToken = null;
+      }
+    })();
+    return this.fetchingToken;
   }
 
   private replayPositions(): Record<string, number> {
@@ -617,30 +637,44 @@ export class BackchannelClient extends Emitter<ClientEventMap> {
 
   /** A fresh token on every connected namespace; where refused, reconnect with it. */
   private refresh(): Promise<void> {
-    if (!this.options.getToken) return Promise.resolve();
+    if (!this.options.getToken || this.closed) return Promise.resolve();
     // A token shorter-lived than the server's 30 s notice is announced as expiring again at
-    // once after each refresh: at most one refresh per 5 s.
-    if (Date.now() - this.lastRefresh < 5000) return this.refreshing ?? Promise.resolve();
+    // once after each refresh: at most one refresh per 5 s, and a notice inside that window
+    // is answered when it ends (dropping it would let the token expire on the connection).
+    const wait = this.lastRefresh + 5000 - Date.now();
+    if (wait > 0) {
+      this.refreshTimer ??= setTimeout(() => {
+        this.refreshTimer = null;
+        void this.refresh().catch(() => {});
+      }, wait);
+      return this.refreshing ?? Promise.resolve();
+    }
     this.lastRefresh = Date.now();
     this.refreshing ??= (async () => {
       try {
-        this.token = await this.options.getToken!();
+        const token = await this.freshToken();
         await Promise.all(
           [...this.sockets.entries()].map(async ([namespace, socket]) => {
             if (!socket.connected) return;
             try {
-              await this.request(namespace, "auth:refresh", { token: this.token! });
+              await this.request(namespace, "auth:refresh", { token });
             } catch {
               // The server has no auth:refresh, or refused: reconnect with the fresh token.
               socket.disconnect().connect();
             }
           }),
         );
+        this.refreshes += 1;
       } finally {
         this.refreshing = null;
       }
     })();
     return this.refreshing;
+  }
+
+  /** How many times the token was refreshed on the live connection. */
+  get refreshCount(): number {
+    return this.refreshes;
   }
 }
 

@@ -30,6 +30,7 @@ from backchannel.http import (
     auth,
     content,
     conversations,
+    demo,
     devices,
     earnings,
     health,
@@ -101,6 +102,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     safety.routes,
     devices.routes,
     webhook_endpoints.routes,
+    demo.routes,
     media.files,
 )
 

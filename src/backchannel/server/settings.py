@@ -464,6 +464,12 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Rate limits: how long a tripped breaker skips Redis before a probe"
     )
 
+    # -- The browser demo (issue #18): /demo, a page on the JavaScript client -----------------
+    demo: bool = Field(
+        False,
+        description="Serve the browser demo at /demo outside dev mode too (dev mode always does)",
+    )
+
     @field_validator(
         "message_rate_limit",
         "presence_set_rate_limit",

@@ -11,7 +11,9 @@ answered. This mixin sits in front of all of that:
   `MAX_EVENT_NAME` characters and not reserved, its payload must pass `backchannel.inputs`;
   otherwise an event with an ack id is answered with the `invalid` envelope, and nothing runs;
 - a packet that does not decode is answered `invalid` when its header names an EVENT with an
-  ack id, and dropped otherwise, so the connection carries on;
+  ack id, and dropped otherwise, so the connection carries on; one nested deeper than
+  `inputs.MAX_RAW_DEPTH` is not decoded at all, so every Python answers it alike (3.11's json
+  module gives up near 1,000 levels, 3.12+ parses far deeper);
 - binary packets (BINARY_EVENT / BINARY_ACK) are refused outright: the contract is JSON, and a
   header whose attachments never come would otherwise swallow the connection's next packets;
 - a namespace connects once per Engine.IO session: a second CONNECT is refused, so a socket's
@@ -231,6 +233,9 @@ class GuardedServer:
         if uses_binary and not isinstance(data, str):
             return  # an attachment of a refused binary packet: nothing to answer
         try:
+            if isinstance(data, str) and inputs.nests_deeper_than(data):
+                # Refused before decoding, the same on every Python (see inputs.MAX_RAW_DEPTH).
+                raise RecursionError("nested too deep")
             pkt = self.packet_class(encoded_packet=data)
         except Exception as exc:
             await self._undecodable(eio_sid, data, exc)
