@@ -28,7 +28,11 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock $(LOCK_ARGS) $(UPGRADE) \
 		-o requirements-dev.lock
 
+# /demo needs the client bundle; without npm (or offline) the server still starts and /demo
+# says which target builds it.
 run: $(VENV)/.installed-dev  ## serve on :8080 (embedded Postgres unless DATABASE_URL is set)
+	@$(MAKE) --no-print-directory clients/js/dist/.built || \
+		echo "the demo's client bundle could not be built: /demo stays off until it is"
 	$(BIN)/backchannel serve
 
 run-cluster: $(VENV)/.installed-dev  ## two nodes on :8080 and :8081 sharing REDIS_URL and one Postgres
