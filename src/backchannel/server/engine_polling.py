@@ -83,9 +83,11 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
     ping_interval_grace_period: float
     ping_timeout: float
     max_http_buffer_size: int
+    # False: long-polling POSTs and the OPEN packet are the library's (server.fast_paths).
+    own_polling = True
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        if event == "connect":
+        if event == "connect" and self.own_polling:
             # The OPEN packet is queued, not yet encoded: correct its interval in place.
             socket = self.sockets.get(args[0])
             if socket is not None:
@@ -114,7 +116,7 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         """Long-polling POSTs of a known session are ours; everything else is the library's."""
         request = args[0] if args else None
-        if isinstance(request, web.BaseRequest) and request.method == "POST":
+        if self.own_polling and isinstance(request, web.BaseRequest) and request.method == "POST":
             socket = self.sockets.get(request.query.get("sid", ""))
             if (
                 socket is not None
