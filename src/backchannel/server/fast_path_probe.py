@@ -14,13 +14,16 @@ is bounded by `PROBE_TIMEOUT`; a loaded machine takes a few tens of milliseconds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import socketio
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from backchannel.rooms.fanout import FanoutMixin
 from backchannel.server.engine_sockets import LeanSocket
@@ -57,6 +60,7 @@ class _Probe:
         self.disconnected = 0
         self.gone = asyncio.Event()
         self.lean_sockets = 0
+        self.errors: list[str] = []
         self.queues: set[type] = set()
         sio = self.sio
 
@@ -208,9 +212,23 @@ async def _websockets(session: aiohttp.ClientSession, base: str, probe: _Probe) 
 
 
 async def _run(probe: _Probe) -> None:
-    app = web.Application()
+    @web.middleware
+    async def keep_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A failing fast path raises here: keep what it said for the warning line, and answer
+        # 500 without aiohttp logging a traceback for a probe.
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            probe.errors.append(f"{type(exc).__name__}: {exc}")
+            raise web.HTTPInternalServerError() from None
+
+    app = web.Application(middlewares=[keep_errors])
     probe.sio.attach(app)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, logger=_ErrorsKept(probe.errors)
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -218,12 +236,31 @@ async def _run(probe: _Probe) -> None:
         host, port = runner.addresses[0][:2]
         base = f"http://{host}:{port}"
         async with aiohttp.ClientSession() as session:
-            await asyncio.gather(_websockets(session, base, probe), _polling(session, base, probe))
+            async with asyncio.TaskGroup() as clients:  # one failing cancels the other
+                clients.create_task(_websockets(session, base, probe))
+                clients.create_task(_polling(session, base, probe))
             await asyncio.wait_for(probe.gone.wait(), PROBE_TIMEOUT)
         _check_nothing_left(probe)
     finally:
+        # Websockets that left aiohttp are not in its connection list: close them here.
+        with contextlib.suppress(Exception):
+            await probe.sio.eio.drain(0.0)
         await probe.sio.eio.shutdown()
         await runner.cleanup()
+
+
+class _ErrorsKept(logging.Logger):
+    """aiohttp's server logger for the probe: errors are kept for the warning line, not logged."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("backchannel.fast_path_probe", logging.ERROR)
+        self.propagate = False
+        self._errors = errors
+
+    def handle(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        text = f"{type(exc).__name__}: {exc}" if exc is not None else record.getMessage()
+        self._errors.append(" ".join(text.split()))
 
 
 def _check_nothing_left(probe: _Probe) -> None:
@@ -241,12 +278,15 @@ def _check_nothing_left(probe: _Probe) -> None:
 
 async def probe(settings: Settings, fast: Mapping[str, bool]) -> str | None:
     """Run the probe with the `fast` paths on; None when all went as expected, else what not."""
+    run = _Probe(settings, fast)
     try:
-        await asyncio.wait_for(_run(_Probe(settings, fast)), PROBE_TIMEOUT)
+        await asyncio.wait_for(_run(run), PROBE_TIMEOUT)
     except TimeoutError:
-        return f"no answer within {PROBE_TIMEOUT:g} s"
-    except ProbeFailed as exc:
-        return str(exc)
+        failure = f"no answer within {PROBE_TIMEOUT:g} s"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        while isinstance(exc, ExceptionGroup):  # the clients' TaskGroup
+            exc = exc.exceptions[0]
+        failure = str(exc) if isinstance(exc, ProbeFailed) else f"{type(exc).__name__}: {exc}"
+    else:
+        return None
+    return f"the server raised {run.errors[0]}" if run.errors else failure
