@@ -243,6 +243,8 @@ async def test_a_fast_path_whose_library_differs_is_switched_off_and_the_node_st
         await _serves_correctly(node_)
     if path == "broadcast_frames":
         assert FanoutMixin.fast_writes == before  # nothing took the write-once path
+    else:  # over python-engineio's websockets too, when only the handover is off
+        assert FanoutMixin.fast_writes > before
 
 
 async def test_a_websocket_handover_that_fails_its_probe_falls_back_to_aiohttps_websockets(
@@ -328,3 +330,13 @@ def test_an_engineio_socket_that_can_no_longer_be_swapped_is_a_mismatch(
     assert mismatch is not None and mismatch.library == "python-engineio"
     assert "cannot be switched to LeanSocket" in mismatch.what
     assert issubclass(LeanSocket, AsyncSocket)
+
+
+def test_backchannel_serve_probes_on_uvloop_before_its_loop_runs(settings: Settings) -> None:
+    import uvloop
+
+    # `backchannel serve` builds the app before uvloop runs: the probe runs on uvloop too,
+    # whose transports the websocket handover switches protocols on.
+    assert fast_paths._loop_factory() is uvloop.new_event_loop
+    verdict = fast_paths.evaluate(fast_paths.requested(settings), settings)
+    assert all(verdict.enabled.values()) and not verdict.off
