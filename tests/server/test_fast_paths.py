@@ -22,7 +22,7 @@ from engineio.async_server import AsyncServer as EngineAsyncServer
 from engineio.async_socket import AsyncSocket
 
 from backchannel.rooms.fanout import FanoutMixin
-from backchannel.server import engine_sockets, fast_paths, realtime
+from backchannel.server import engine_sockets, fast_path_probe, fast_paths, realtime
 from backchannel.server.engine_sockets import LeanSocket
 from backchannel.server.keys import SIO
 from backchannel.server.settings import Settings
@@ -340,3 +340,18 @@ def test_backchannel_serve_probes_on_uvloop_before_its_loop_runs(settings: Setti
     assert fast_paths._loop_factory() is uvloop.new_event_loop
     verdict = fast_paths.evaluate(fast_paths.requested(settings), settings)
     assert all(verdict.enabled.values()) and not verdict.off
+
+
+def test_a_probe_that_cannot_run_at_all_leaves_the_checked_fast_paths_on(
+    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_loopback(probe: Any) -> None:
+        raise OSError("[Errno 99] Cannot assign requested address")
+
+    # Even the libraries' own paths fail: that says nothing about the fast paths.
+    monkeypatch.setattr(fast_path_probe, "_run", no_loopback)
+    caplog.set_level(logging.WARNING, logger=fast_paths.__name__)
+    verdict = fast_paths.evaluate(fast_paths.requested(settings), settings)
+    assert all(verdict.enabled.values()) and not verdict.off
+    (line,) = _warnings(caplog)
+    assert line.startswith("fast path loopback probe could not run (OSError: [Errno 99]")
