@@ -20,6 +20,7 @@ import pytest
 import socketio
 from engineio.async_server import AsyncServer as EngineAsyncServer
 from engineio.async_socket import AsyncSocket
+from socketio import async_pubsub_manager
 
 from backchannel.rooms.fanout import FanoutMixin
 from backchannel.server import engine_sockets, fast_path_probe, fast_paths, realtime
@@ -355,3 +356,24 @@ def test_a_probe_that_cannot_run_at_all_leaves_the_checked_fast_paths_on(
     assert all(verdict.enabled.values()) and not verdict.off
     (line,) = _warnings(caplog)
     assert line.startswith("fast path loopback probe could not run (OSError: [Errno 99]")
+
+
+def test_a_cluster_node_refuses_to_start_when_the_pubsub_hooks_it_replaces_moved(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clustered = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/10"})
+    fast_paths.check_cluster()  # the pinned python-socketio: fine
+
+    # A release that starts its listener under another name: ClusterManager._thread would
+    # never run and this node would hear nothing from the others.
+    def initialize(self: Any) -> None:
+        self.thread = self.server.start_background_task(self._listener)
+
+    monkeypatch.setattr(async_pubsub_manager.AsyncPubSubManager, "initialize", initialize)
+    with pytest.raises(RuntimeError) as refused:
+        fast_paths.select(clustered)
+    version = fast_paths.library_version("python-socketio")
+    assert str(refused.value) == (
+        f"cluster_pubsub: python-socketio {version}: AsyncPubSubManager.initialize no longer "
+        "calls _thread; server/cluster.py needs updating (docs/internals.md)"
+    )

@@ -17,6 +17,7 @@ and runs in a thread of its own, so `create_app` can call it with or without a r
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import inspect
 import logging
@@ -33,6 +34,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from engineio.async_socket import AsyncSocket
 from prometheus_client.core import GaugeMetricFamily, Metric
+from socketio import async_pubsub_manager
 
 from backchannel.server import fast_path_probe
 from backchannel.server.engine_sockets import LeanSocket
@@ -325,6 +327,59 @@ def shape_mismatch(path: str) -> Mismatch | None:
         return Mismatch(LIBRARY_OF[path], f"self-check could not run: {type(exc).__name__}: {exc}")
 
 
+def _calls(owner: type, method: str, hook: str) -> str | None:
+    """Why the library's `owner.method` no longer calls `self.<hook>` (which we override)."""
+    try:
+        source = inspect.getsource(getattr(owner, method))
+    except (AttributeError, OSError, TypeError):
+        return None  # no source installed: the signatures are all that can be checked
+    if f"self.{hook}" in source:
+        return None
+    return f"{owner.__name__}.{method} no longer calls {hook}"
+
+
+def _cluster_checks() -> Iterable[Check]:
+    pubsub = async_pubsub_manager.AsyncPubSubManager
+    yield SOCKETIO, lambda: method_problem(pubsub, "_thread", ())
+    yield SOCKETIO, lambda: method_problem(pubsub, "_listen", ())
+    yield SOCKETIO, lambda: method_problem(pubsub, "_publish", ("data",))
+    yield SOCKETIO, lambda: _calls(pubsub, "initialize", "_thread")
+    yield SOCKETIO, lambda: _calls(pubsub, "emit", "_publish")
+    for handler in ("emit", "callback", "disconnect", "enter_room", "leave_room", "close_room"):
+        yield (
+            SOCKETIO,
+            functools.partial(method_problem, pubsub, f"_handle_{handler}", ("message",)),
+        )
+    yield (
+        SOCKETIO,
+        lambda: method_problem(
+            socketio.AsyncRedisManager, "__init__", ("url", "channel", "write_only", "logger")
+        ),
+    )
+    yield (
+        SOCKETIO,
+        lambda: (
+            None
+            if "redis_options" in inspect.signature(socketio.AsyncRedisManager.__init__).parameters
+            else "AsyncRedisManager() no longer takes redis_options"
+        ),
+    )
+
+
+def check_cluster() -> None:
+    """Refuse to start if the pub/sub hooks `server.cluster` replaces are not the library's.
+
+    No fallback: the library's own listener and publisher know nothing of routed channels,
+    room moves or the link state, so serving a cluster on them would lose deliveries.
+    """
+    mismatch = _first(_cluster_checks())
+    if mismatch is not None:
+        raise RuntimeError(
+            f"cluster_pubsub: {mismatch.library} {library_version(mismatch.library)}: "
+            f"{mismatch.what}; server/cluster.py needs updating (docs/internals.md)"
+        )
+
+
 # -- the verdict ------------------------------------------------------------------------------
 
 
@@ -382,6 +437,8 @@ _lock = threading.Lock()
 
 def select(settings: Settings) -> FastPaths:
     """This process's fast paths for these settings: checked and probed once, then reused."""
+    if settings.redis_url:
+        check_cluster()
     wanted = requested(settings)
     key = tuple(sorted(wanted.items()))
     with _lock:
