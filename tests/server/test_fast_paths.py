@@ -23,7 +23,13 @@ from engineio.async_socket import AsyncSocket
 from socketio import async_pubsub_manager
 
 from backchannel.rooms.fanout import FanoutMixin
-from backchannel.server import engine_sockets, fast_path_probe, fast_paths, realtime
+from backchannel.server import (
+    engine_sockets,
+    fast_path_checks,
+    fast_path_probe,
+    fast_paths,
+    realtime,
+)
 from backchannel.server.engine_sockets import LeanSocket
 from backchannel.server.keys import SIO
 from backchannel.server.settings import Settings
@@ -307,27 +313,27 @@ def test_a_library_method_that_gained_a_required_parameter_is_a_mismatch() -> No
 
         def passthrough(self, *args: Any, **kwargs: Any) -> None: ...
 
-    assert fast_paths.method_problem(Library, "send", ("pkt",)) == (
+    assert fast_path_checks.method_problem(Library, "send", ("pkt",)) == (
         "Library.send has a new required parameter 'urgent'"
     )
-    assert fast_paths.method_problem(Library, "receive", ("pkt",)) is None
-    assert fast_paths.method_problem(Library, "passthrough", ("pkt",)) is None
-    assert fast_paths.method_problem(Library, "gone", ()) == "Library.gone is missing"
+    assert fast_path_checks.method_problem(Library, "receive", ("pkt",)) is None
+    assert fast_path_checks.method_problem(Library, "passthrough", ("pkt",)) is None
+    assert fast_path_checks.method_problem(Library, "gone", ()) == "Library.gone is missing"
     assert "is not Library.receive('packet',)" in (
-        fast_paths.method_problem(Library, "receive", ("packet",)) or ""
+        fast_path_checks.method_problem(Library, "receive", ("packet",)) or ""
     )
 
 
 def test_an_engineio_socket_that_can_no_longer_be_swapped_is_a_mismatch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert fast_paths.shape_mismatch("engine_websocket") is None
+    assert fast_path_checks.shape_mismatch("engine_websocket") is None
 
     class Slotted(AsyncSocket):  # type: ignore[misc]
         __slots__ = ("extra",)
 
-    monkeypatch.setattr(fast_paths, "AsyncSocket", Slotted)
-    mismatch = fast_paths.shape_mismatch("engine_websocket")
+    monkeypatch.setattr(fast_path_checks, "AsyncSocket", Slotted)
+    mismatch = fast_path_checks.shape_mismatch("engine_websocket")
     assert mismatch is not None and mismatch.library == "python-engineio"
     assert "cannot be switched to LeanSocket" in mismatch.what
     assert issubclass(LeanSocket, AsyncSocket)
@@ -362,7 +368,7 @@ def test_a_cluster_node_refuses_to_start_when_the_pubsub_hooks_it_replaces_moved
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clustered = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/10"})
-    fast_paths.check_cluster()  # the pinned python-socketio: fine
+    fast_path_checks.check_cluster()  # the pinned python-socketio: fine
 
     # A release that starts its listener under another name: ClusterManager._thread would
     # never run and this node would hear nothing from the others.
