@@ -383,3 +383,12 @@ def test_a_cluster_node_refuses_to_start_when_the_pubsub_hooks_it_replaces_moved
         f"cluster_pubsub: python-socketio {version}: AsyncPubSubManager.initialize no longer "
         "calls _thread; server/cluster.py needs updating (docs/internals.md)"
     )
+
+
+def test_with_compression_accepted_the_broadcast_path_is_still_probed_and_on(
+    settings: Settings,
+) -> None:
+    compressed = settings.model_copy(update={"ws_compression": True})
+    verdict = fast_paths.evaluate(fast_paths.requested(compressed), compressed)
+    assert not verdict.off
+    assert verdict.enabled == {p: p != "engine_websocket" for p in fast_paths.PATHS}

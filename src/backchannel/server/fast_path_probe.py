@@ -48,6 +48,8 @@ class _Probe:
             update={
                 "redis_url": None,
                 "msgpack": False,
+                # Compressed websockets always take the library's path: probe the others.
+                "ws_compression": False,
                 "ping_interval_seconds": PING_INTERVAL,
                 "ping_timeout_seconds": PROBE_TIMEOUT,
                 "connect_deadline_seconds": PROBE_TIMEOUT,
