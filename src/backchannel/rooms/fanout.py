@@ -27,8 +27,11 @@ from socketio import packet as sio_packet
 # A transport holding more than this unsent is slow: leave it to the writer's backpressure.
 _MAX_BUFFERED = 64 * 1024
 
-# The attribute `realtime` sets on each Engine.IO socket: its aiohttp WebSocketResponse.
+# The attributes `realtime` sets on each Engine.IO socket: its aiohttp WebSocketResponse, and
+# the request's transport (aiohttp's public `BaseRequest.transport`, the one the response writes
+# to), so the fast path needs neither `WebSocketResponse._writer` nor the writer's `_closing`.
 WS_ATTRIBUTE = "backchannel_ws"
+TRANSPORT_ATTRIBUTE = "backchannel_transport"
 
 
 def websocket_frame(payload: str | bytes) -> bytes:
@@ -72,12 +75,11 @@ def _idle_transport(eio_socket: Any) -> Any:
     # overtake a packet it has taken but not yet written.
     if queue.qsize() or not any(not getter.done() for getter in queue._getters):
         return None
-    writer = ws._writer
-    transport = writer.transport if writer is not None else None
+    # `closed` turns True before aiohttp writes its close frame: no frame can follow that one.
+    transport = getattr(eio_socket, TRANSPORT_ATTRIBUTE, None)
     if (
         transport is None
         or transport.is_closing()
-        or writer._closing
         or transport.get_write_buffer_size() > _MAX_BUFFERED
     ):
         return None
@@ -122,6 +124,7 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
 
     fast_writes = 0  # deliveries that took the fast path (tests and metrics read it)
     fast_fanout = True  # False: every emit takes the library's path (BACKCHANNEL_FAST_FANOUT)
+    room_index = True  # False: disconnects take the library's scan (server.fast_paths)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -146,6 +149,9 @@ class FanoutMixin(socketio.AsyncManager):  # type: ignore[misc]
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """`BaseManager.basic_disconnect`, leaving only the socket's own rooms."""
+        if not self.room_index:
+            super().basic_disconnect(sid, namespace, **kwargs)  # it leaves through ours
+            return
         if namespace not in self.rooms:
             return
         for room in list(self._rooms_of.get(namespace, {}).get(sid, ())):

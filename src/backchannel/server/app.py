@@ -56,6 +56,7 @@ from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.rooms.presence import MemoryPresence, PresenceStore, RedisPresence
 from backchannel.rooms.socket_counts import SocketCounts
+from backchannel.server import fast_paths
 from backchannel.server.block_cache import BlockCache
 from backchannel.server.block_cache import channel_name as block_channel
 from backchannel.server.cluster import ClusterCollector, ClusterManager
@@ -110,7 +111,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application with Socket.IO attached; resources open on startup."""
     settings = ensure_vapid_key(ensure_jwt_secret(settings))
-    sio = build_socketio(settings)
+    paths = fast_paths.select(settings)  # the start-up self-check, before anything serves
+    sio = build_socketio(settings, paths.enabled)
     runtime = Runtime(
         settings=settings,
         metrics=Metrics(redis=bool(settings.redis_url)),
@@ -137,6 +139,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SIO] = sio
     runtime.metrics.registry.register(PoolCollector(lambda: runtime._db))
     sio.eio.on_slow_consumer = runtime.metrics.slow_consumers.inc
+    runtime.metrics.registry.register(fast_paths.FastPathCollector(paths))
     for namespace in Namespace:
         runtime.metrics.connections.labels(namespace.value)  # every namespace shows, even at 0
     sio.attach(app)

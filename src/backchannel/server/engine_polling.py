@@ -31,7 +31,7 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
-from backchannel.server.send_queue import LeanQueue
+from backchannel.server.send_queue import CappedQueue
 
 # How long a drain lets pending long-polls take what is queued for them (`server:shutdown`).
 POLL_FLUSH_SECONDS = 1.0
@@ -90,14 +90,17 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
     # `server.realtime`; `on_slow_consumer` is told of every socket closed for passing it.
     send_buffer_bytes = 0
     on_slow_consumer: Callable[[], None] | None = None
+    # False: long-polling POSTs and the OPEN packet are the library's (server.fast_paths).
+    own_polling = True
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect":
-            # The OPEN packet is queued, not yet encoded: correct its interval in place.
             socket = self.sockets.get(args[0])
             if socket is not None:
-                self._exact_ping_interval(socket)
-                if isinstance(socket.queue, LeanQueue):
+                if self.own_polling:
+                    # The OPEN packet is queued, not yet encoded: correct its interval in place.
+                    self._exact_ping_interval(socket)
+                if isinstance(socket.queue, CappedQueue):
                     socket.queue.sid = socket.sid  # from now on its bytes count (send_queue)
         return await super()._trigger_event(event, *args, **kwargs)
 
@@ -123,7 +126,7 @@ class EngineBase(engineio.AsyncServer):  # type: ignore[misc]
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         """Long-polling POSTs of a known session are ours; everything else is the library's."""
         request = args[0] if args else None
-        if isinstance(request, web.BaseRequest) and request.method == "POST":
+        if self.own_polling and isinstance(request, web.BaseRequest) and request.method == "POST":
             socket = self.sockets.get(request.query.get("sid", ""))
             if (
                 socket is not None

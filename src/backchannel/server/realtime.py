@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import socketio
@@ -12,13 +13,13 @@ from socketio import packet as sio_packet
 from socketio.msgpack_packet import MsgPackPacket
 
 from backchannel.errors import NotFound
-from backchannel.rooms.fanout import WS_ATTRIBUTE, FanoutServer
+from backchannel.rooms.fanout import TRANSPORT_ATTRIBUTE, WS_ATTRIBUTE, FanoutServer
 from backchannel.rooms.names import Namespace
 from backchannel.server.cluster import ClusterManager, LocalManager
 from backchannel.server.engine_polling import EngineBase
 from backchannel.server.engine_sockets import EngineServer
 from backchannel.server.proxies import parse_networks
-from backchannel.server.send_queue import LeanQueue
+from backchannel.server.send_queue import CappedQueue, LeanQueue
 from backchannel.server.settings import Settings
 from backchannel.server.socket_guard import GuardedServer
 
@@ -92,6 +93,7 @@ class _WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
         eio_socket = getattr(self.handler, "__self__", None)
         if eio_socket is not None:
             setattr(eio_socket, WS_ATTRIBUTE, self._sock)
+            setattr(eio_socket, TRANSPORT_ATTRIBUTE, request.transport)
         await self.handler(self)
         return self._sock
 
@@ -128,16 +130,26 @@ class _LeanFanoutServer(GuardedServer, ContractServer, FanoutServer):
         return EngineServer
 
 
-def _server_class(settings: Settings) -> type[socketio.AsyncServer]:
-    # Accepting deflate keeps the library's websocket path: compressed frames are aiohttp's.
-    lean = settings.lean_websockets and not settings.ws_compression
-    if settings.fast_fanout:
+def server_class(*, lean: bool, fanout: bool) -> type[socketio.AsyncServer]:
+    """The server class for the websocket handover (`lean`) and broadcast fast path choices."""
+    if fanout:
         return _LeanFanoutServer if lean else _FanoutServer
     return _LeanServer if lean else _Server
 
 
-def build_socketio(settings: Settings) -> socketio.AsyncServer:
-    """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set."""
+def build_socketio(
+    settings: Settings, fast_paths: Mapping[str, bool] | None = None
+) -> socketio.AsyncServer:
+    """The `AsyncServer`, clustered through Redis when `REDIS_URL` is set.
+
+    `fast_paths` (from `server.fast_paths.select`) switches off the fast paths whose start-up
+    self-check failed: each then takes the library's own path. Missing names are on.
+    """
+    fast = fast_paths or {}
+    # Accepting deflate keeps the library's websocket path: compressed frames are aiohttp's.
+    lean = settings.lean_websockets and not settings.ws_compression
+    lean = lean and fast.get("engine_websocket", True)
+    fanout = settings.fast_fanout and fast.get("broadcast_frames", True)
     manager: LocalManager | ClusterManager
     if settings.redis_url:
         manager = ClusterManager(
@@ -152,11 +164,12 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         )
     else:
         manager = LocalManager()
-    manager.fast_fanout = settings.fast_fanout
+    manager.fast_fanout = fanout
+    manager.room_index = fast.get("room_index", True)
     origins: str | list[str] | None = settings.cors_origin_list or None
     if origins is None and settings.env == "dev":
         origins = "*"
-    sio = _server_class(settings)(
+    sio = server_class(lean=lean, fanout=fanout)(
         async_mode="aiohttp",
         client_manager=manager,
         # Only our namespaces connect; python-socketio would otherwise accept "/" unauthenticated.
@@ -178,6 +191,9 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
     sio.eio.max_ws_fragments = settings.max_ws_fragments
     websocket = _WebSocketWithDeflate if settings.ws_compression else _WebSocket
     sio.eio._async = {**sio.eio._async, "websocket": websocket}
-    sio.eio.create_queue = LeanQueue.for_server(sio.eio)
+    sio.eio.own_polling = fast.get("polling", True)
+    # The byte cap lives in the queue, so the library's own queue is never used (send_queue).
+    queue_class = LeanQueue if fast.get("lean_queue", True) else CappedQueue
+    sio.eio.create_queue = queue_class.for_server(sio.eio)
     sio.eio.send_buffer_bytes = settings.socket_send_buffer_bytes
     return sio
