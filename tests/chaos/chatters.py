@@ -75,14 +75,17 @@ class Chatter:
         self.name = name
         self.user = user
         self.urls = urls
+        # The node the load balancer sends this client to while it is up; `at`: where it is.
         self.home = home
+        self.at: int | None = None
         self.conversations = conversations
         self.held: dict[str, dict[int, dict[str, Any]]] = {c: {} for c in conversations}
         self.inconsistencies: list[str] = []
         self.outcomes: list[Outcome] = []
         self.connects = 0
         self.resyncs = 0
-        self.recovered_by_sync = 0
+        # how each held message was first learned of: ack, message:new, sync
+        self.learned: Counter[str] = Counter()
         self.fatal: list[str] = []
         self._client: socketio.AsyncClient | None = None
         self._connected = asyncio.Event()
@@ -102,8 +105,7 @@ class Chatter:
         seq = int(message["seq"])
         known = self.held[conversation_id].get(seq)
         if known is None:
-            if via == "sync":
-                self.recovered_by_sync += 1
+            self.learned[via] += 1
             self.held[conversation_id][seq] = message
         elif str(known["id"]) != str(message["id"]):
             self.inconsistencies.append(
@@ -150,13 +152,27 @@ class Chatter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def rebalance(self) -> bool:
+        """Drop the connection if it is away from home (a phone changing networks); the
+        reconnect goes home first. Whether it dropped."""
+        if self.at is None or self.at == self.home or not self._connected.is_set():
+            return False
+        self._dropped.set()
+        return True
+
     async def _stay_connected(self) -> None:
+        leaving: int | None = None
         while not self._closing:
-            url = self.urls[self.home % len(self.urls)]
-            client = await self._connect(url)
-            if client is None:
-                # That node does not answer: the other one, as a load balancer would.
-                self.home += 1
+            order = [self.home] + [i for i in range(len(self.urls)) if i != self.home]
+            if leaving is not None:
+                # Told to leave (server:shutdown): that node last.
+                order = [i for i in order if i != leaving] + [leaving]
+            for index in order:
+                client = await self._connect(self.urls[index])
+                if client is not None:
+                    self.at = index
+                    break
+            else:
                 await asyncio.sleep(0.2)
                 continue
             await self._dropped.wait()
@@ -164,10 +180,9 @@ class Chatter:
             self._client = None
             with contextlib.suppress(Exception):
                 await client.disconnect()
-            if self._move:
-                # Told to leave (server:shutdown): the other node first.
-                self._move = False
-                self.home += 1
+            leaving = self.at if self._move else None
+            self._move = False
+            self.at = None
 
     async def _connect(self, url: str) -> socketio.AsyncClient | None:
         client = socketio.AsyncClient(reconnection=False)
