@@ -84,12 +84,15 @@ class Cluster:
             await conn.close()
         return killed
 
-    def tracebacks(self) -> dict[str, int]:
-        """How many tracebacks each node incarnation logged."""
+    def log_counts(self) -> dict[str, tuple[int, int]]:
+        """(warning lines, tracebacks) each node incarnation logged."""
         counts = {}
         for log in sorted(self.log_dir.glob("node*/server-*.log")):
             text = log.read_text(errors="replace")
-            counts[log.parent.name] = len(re.findall(r"^Traceback", text, re.M))
+            counts[log.parent.name] = (
+                len(re.findall(r'"level": "warning"', text)),
+                len(re.findall(r"Traceback", text)),
+            )
         return counts
 
 
