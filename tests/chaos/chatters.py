@@ -253,6 +253,12 @@ class Chatter:
                 self.merge(message, via="sync")
             if not ack["data"]["has_more"]:
                 return True
+            if contiguous(self.held[conversation_id]) == after:
+                # A page that does not move the watermark: syncing again would loop forever.
+                self.inconsistencies.append(
+                    f"{self.name}: sync of {conversation_id} after {after} left a gap"
+                )
+                return True
 
     # -- sending --------------------------------------------------------------------------
 

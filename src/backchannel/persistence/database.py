@@ -16,8 +16,14 @@ log = logging.getLogger(__name__)
 
 from asyncpg import Connection as Connection  # noqa: E402 - re-exported for callers
 
+
+class ConnectionLost(Exception):
+    """The connection died under an operation before it was sent (see `_acquire`)."""
+
+
 # Errors that mean "the database is not there right now", as opposed to a bug or bad data.
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionLost,
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -47,8 +53,24 @@ class Database:
             self.waiting -= 1
         try:
             yield conn
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # A backend killed under load (a restart, a failover, `pg_terminate_backend`)
+            # also surfaces as "cannot switch to state …; another operation is in progress"
+            # or "the underlying connection is closed" on the next call or the commit: both
+            # refuse before anything is sent, so nothing of this unit of work was committed.
+            # On an open connection these errors are bugs, and stay errors.
+            if _lost(conn):
+                raise ConnectionLost(str(exc)) from exc
+            raise
         finally:
-            await self.pool.release(conn)
+            try:
+                await self.pool.release(conn)
+            except Exception as exc:
+                # Resetting a connection that died after the unit of work finished (its
+                # commit is done): asyncpg has already terminated it and the pool makes a new
+                # one. The unit of work's own outcome stands; failing it here would answer
+                # `unavailable` or `internal` for something that was stored.
+                log.info("a dead connection was dropped on release: %s", exc.__class__.__name__)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -89,6 +111,14 @@ class Database:
             await asyncio.wait_for(self.pool.close(), timeout=timeout)
         except TimeoutError:
             self.pool.terminate()
+
+
+def _lost(conn: Connection) -> bool:
+    """Whether a pooled connection has closed (the pool detaches one that died)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 async def wait_for_database(dsn: str, timeout: float) -> None:
