@@ -10,7 +10,8 @@ its heartbeat lapses. Every write refreshes a one-day expiry as a last resort.
 
 Counts are absolute, so a write that failed (Redis down) is simply sent again, and when Redis
 has lost this node's data (a restart) presence's heartbeat has every count sent again
-(`resend`); otherwise a user reading `/chat` would look away and be notified of every message.
+(`forgotten`, `resend`); otherwise a user reading `/chat` would look away and be notified of
+every message.
 """
 
 from __future__ import annotations
@@ -106,13 +107,15 @@ class SocketCounts:
         # What changed while this was on its way has a write of its own (or is unsent).
         self._unsent.difference_update(k for k, n in sent.items() if self._local.get(k, 0) == n)
 
-    async def resend(self, *, everything: bool = False) -> None:
-        """Send again the counts whose write failed; with `everything`, every count this node
-        holds (Redis lost them: it restarted, or was flushed)."""
+    def forgotten(self) -> None:
+        """Redis lost this node's counts (it restarted, or was flushed): all are unsent."""
+        self._unsent.update(self._local)
+
+    async def resend(self) -> None:
+        """Send again every count whose write failed or that Redis forgot."""
         if self._redis is None:
             return
-        keys = set(self._unsent) | (set(self._local) if everything else set())
-        batch = list(keys)
+        batch = list(self._unsent)
         for start in range(0, len(batch), _RESEND_BATCH):
             await self._send(set(batch[start : start + _RESEND_BATCH]))
 
