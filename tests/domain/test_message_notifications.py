@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,41 @@ async def test_a_chat_reader_is_not_notified_after_redis_restarts(
             assert (await bell.call("notifications:sync", {}))["data"]["items"] == []
     finally:
         redis.stop()
+
+
+async def test_a_redis_outage_is_logged_once_not_once_per_message(
+    cluster_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis = RedisServer(tmp_path)
+    await redis.start()
+    fast = cluster_settings.model_copy(
+        update={
+            "redis_url": redis.url,
+            "redis_ping_interval_seconds": 0.3,
+            "redis_retry_max_seconds": 0.3,
+            "redis_timeout_seconds": 1.0,
+        }
+    )
+    try:
+        async with node(fast) as a:
+            creator = await a.api.register(role="creator")
+            fan = await a.api.register()  # never on /chat: every message notifies them
+            chat = await a.sockets.connect("/chat", creator)
+            conversation_id = await open_with(chat, fan)
+            redis.stop()
+            with caplog.at_level(logging.WARNING, logger="backchannel.domain.chat"):
+                for n in range(10):
+                    await send(chat, conversation_id, f"while redis is down {n}")
+                await redis.start()
+
+                async def delivered() -> bool:
+                    await send(chat, conversation_id, "after")
+                    return any("available again" in r.getMessage() for r in caplog.records)
+
+                await eventually(delivered, timeout=10, interval=0.2, what="outage over")
+    finally:
+        redis.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "backchannel.domain.chat"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("live delivery of message notification unavailable: ")
+    assert lines[1].startswith("live delivery of message notification available again after ")

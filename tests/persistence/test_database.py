@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import Counter
+from urllib.parse import urlparse, urlunparse
 
 import asyncpg
+import pytest
 
 from backchannel.errors import Unavailable
 from backchannel.persistence.database import Database
+from tests.outages import TcpProxy
 from tests.services import RunServices
 
 KILLS = 15
@@ -69,3 +73,33 @@ async def test_backends_killed_under_load_answer_unavailable_never_an_internal_e
     assert seen["unavailable"] > 0 and seen["committed"] > 0, seen
     # What answered success is stored (a connection dying after the commit changes nothing).
     assert set(committed) <= stored
+
+
+async def test_an_outage_is_logged_when_it_starts_and_ends_not_once_per_request(
+    services: RunServices, caplog: pytest.LogCaptureFixture
+) -> None:
+    parsed = urlparse(services.database_url)
+    proxy = TcpProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    await proxy.start()
+    via_proxy = urlunparse(parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{proxy.port}"))
+    pool = await asyncpg.create_pool(via_proxy, min_size=1, max_size=2, timeout=2)
+    db = Database(pool)
+    try:
+        await proxy.cut()
+        with caplog.at_level(logging.WARNING, logger="backchannel.persistence.database"):
+            for _ in range(50):
+                with pytest.raises(Unavailable):
+                    async with db.connection() as conn:
+                        await conn.fetchval("select 1")
+            await proxy.restore()
+            async with db.transaction() as conn:
+                assert await conn.fetchval("select 1") == 1
+            async with db.connection() as conn:
+                assert await conn.fetchval("select 1") == 1
+    finally:
+        await pool.close()
+        await proxy.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "backchannel.persistence.database"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("database unavailable: ")
+    assert lines[1].startswith("database available again after ") and "(50 failures)" in lines[1]

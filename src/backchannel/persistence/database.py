@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from backchannel.errors import Conflict, Unavailable
+from backchannel.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class Database:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.waiting = 0  # tasks waiting for a free connection (`backchannel_db_pool_waiting`)
+        # One warning per outage (and per minute of it), not one per request.
+        self.outage = OutageLog(log, "database")
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Connection]:
@@ -81,8 +84,11 @@ class Database:
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
         except _UNAVAILABLE_ERRORS as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
+            self.outage.failed(exc.__class__.__name__)
             raise Unavailable() from exc
+        else:
+            if self.outage.active:
+                self.outage.succeeded()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -93,8 +99,11 @@ class Database:
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
         except _UNAVAILABLE_ERRORS as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
+            self.outage.failed(exc.__class__.__name__)
             raise Unavailable() from exc
+        else:
+            if self.outage.active:
+                self.outage.succeeded()
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when a trivial query answers within the timeout."""
