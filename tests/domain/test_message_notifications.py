@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestServer
+from redis.exceptions import RedisError
 
 from backchannel.rooms.names import Namespace
 from backchannel.server.app import create_app
 from backchannel.server.keys import RUNTIME
 from backchannel.server.settings import Settings
+from tests.nodes import eventually, node
+from tests.outages import RedisServer
 from tests.support import Api, Socket, Sockets, User
 
 _client_ids = itertools.count(1)
@@ -145,3 +151,89 @@ async def test_reading_the_conversation_in_chat_reads_its_notification(
     assert (await bell.wait_for("notifications:unread", 2))[-1] == {"count": 0}
     page = (await bell.call("notifications:sync", {}))["data"]
     assert page["unread_count"] == 0 and page["items"][0]["read"] is True
+
+
+@pytest.mark.parametrize("connected", ["before the restart", "while redis is down"])
+async def test_a_chat_reader_is_not_notified_after_redis_restarts(
+    cluster_settings: Settings, tmp_path: Path, connected: str
+) -> None:
+    # Redis restarts empty: the count of a /chat socket that was open before (or whose write
+    # failed while Redis was down) is sent again, so its user does not look away.
+    redis = RedisServer(tmp_path)
+    await redis.start()
+    fast = cluster_settings.model_copy(
+        update={
+            "redis_url": redis.url,
+            "redis_ping_interval_seconds": 0.3,
+            "redis_retry_max_seconds": 0.3,
+            "redis_timeout_seconds": 1.0,
+            "presence_heartbeat_seconds": 0.3,
+            "presence_node_ttl_seconds": 3.0,
+        }
+    )
+    try:
+        async with node(fast) as a:
+            creator = await a.api.register(role="creator")
+            fan = await a.api.register()
+            chat = await a.sockets.connect("/chat", creator)
+            conversation_id = await open_with(chat, fan)
+            if connected == "before the restart":
+                await a.sockets.connect("/chat", fan)
+                redis.stop()
+            else:
+                redis.stop()
+                await a.sockets.connect("/chat", fan)
+            await redis.start()
+            counts = a.server.app[RUNTIME].socket_counts
+            assert counts is not None
+
+            async def counted() -> bool:
+                try:
+                    return bool(await counts.with_open(Namespace.CHAT, [fan.id]))
+                except RedisError:
+                    return False  # a pooled connection from before the restart
+
+            await eventually(counted, timeout=10, what="the fan's /chat socket counted again")
+            await send(chat, conversation_id, "seen in chat")
+            bell = await a.sockets.connect("/notifications", fan, events=("notification",))
+            assert (await bell.call("notifications:sync", {}))["data"]["items"] == []
+    finally:
+        redis.stop()
+
+
+async def test_a_redis_outage_is_logged_once_not_once_per_message(
+    cluster_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis = RedisServer(tmp_path)
+    await redis.start()
+    fast = cluster_settings.model_copy(
+        update={
+            "redis_url": redis.url,
+            "redis_ping_interval_seconds": 0.3,
+            "redis_retry_max_seconds": 0.3,
+            "redis_timeout_seconds": 1.0,
+        }
+    )
+    try:
+        async with node(fast) as a:
+            creator = await a.api.register(role="creator")
+            fan = await a.api.register()  # never on /chat: every message notifies them
+            chat = await a.sockets.connect("/chat", creator)
+            conversation_id = await open_with(chat, fan)
+            redis.stop()
+            with caplog.at_level(logging.WARNING, logger="backchannel.domain.chat"):
+                for n in range(10):
+                    await send(chat, conversation_id, f"while redis is down {n}")
+                await redis.start()
+
+                async def delivered() -> bool:
+                    await send(chat, conversation_id, "after")
+                    return any("available again" in r.getMessage() for r in caplog.records)
+
+                await eventually(delivered, timeout=10, interval=0.2, what="outage over")
+    finally:
+        redis.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "backchannel.domain.chat"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("live delivery of message notification unavailable: ")
+    assert lines[1].startswith("live delivery of message notification available again after ")

@@ -192,7 +192,13 @@ class PresenceTracker:
             # send every count again; users who came back online are announced.
             log.warning("presence: this node was forgotten by the store; resending counts")
             self._dirty.update(self._local)
+            if self.rt.socket_counts is not None:
+                self.rt.socket_counts.forgotten()
             await self.flush()
+        if self.rt.socket_counts is not None:
+            # The per-namespace counts live in the same Redis: resend what it lost or what
+            # failed to reach it, or readers of /chat are notified of every message.
+            await self.rt.socket_counts.resend()
         await self.announce(await self.store.reap_dead_nodes(time.time() * 1000))
 
     async def _sweep(self) -> None:

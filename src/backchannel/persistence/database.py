@@ -11,13 +11,20 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from backchannel.errors import Conflict, Unavailable
+from backchannel.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 
 from asyncpg import Connection as Connection  # noqa: E402 - re-exported for callers
 
+
+class ConnectionLost(Exception):
+    """The connection died under an operation before it was sent (see `_acquire`)."""
+
+
 # Errors that mean "the database is not there right now", as opposed to a bug or bad data.
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionLost,
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -39,6 +46,8 @@ class Database:
         self.acquire_timeout = acquire_timeout
         self.waiting = 0  # tasks waiting for a free connection (`backchannel_db_pool_waiting`)
         self.acquire_timeouts = 0  # waits that gave up (tests and logs read it)
+        # One warning per outage (and per minute of it), not one per request.
+        self.outage = OutageLog(log, "database")
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Connection]:
@@ -60,11 +69,24 @@ class Database:
             self.waiting -= 1
         try:
             yield conn
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # A backend killed under load (a restart, a failover, `pg_terminate_backend`)
+            # also surfaces as "cannot switch to state …; another operation is in progress"
+            # or "the underlying connection is closed" on the next call or the commit: both
+            # refuse before anything is sent, so nothing of this unit of work was committed.
+            # On an open connection these errors are bugs, and stay errors.
+            if _lost(conn):
+                raise ConnectionLost(str(exc)) from exc
+            raise
         finally:
             try:
                 await self.pool.release(conn)
             except Exception as exc:
-                log.warning("releasing a database connection failed: %s", exc.__class__.__name__)
+                # Resetting a connection that died after the unit of work finished (its
+                # commit is done): the pool makes a new one. The unit of work's own outcome
+                # stands; failing it here would answer `unavailable` or `internal` for
+                # something that was stored.
+                log.info("a dead connection was dropped on release: %s", exc.__class__.__name__)
                 conn.terminate()
 
     @asynccontextmanager
@@ -76,8 +98,11 @@ class Database:
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
         except _UNAVAILABLE_ERRORS as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
+            self.outage.failed(exc.__class__.__name__)
             raise Unavailable() from exc
+        else:
+            if self.outage.active:
+                self.outage.succeeded()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -88,8 +113,11 @@ class Database:
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
         except _UNAVAILABLE_ERRORS as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
+            self.outage.failed(exc.__class__.__name__)
             raise Unavailable() from exc
+        else:
+            if self.outage.active:
+                self.outage.succeeded()
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when a trivial query answers within the timeout."""
@@ -106,6 +134,14 @@ class Database:
             await asyncio.wait_for(self.pool.close(), timeout=timeout)
         except TimeoutError:
             self.pool.terminate()
+
+
+def _lost(conn: Connection) -> bool:
+    """Whether a pooled connection has closed (the pool detaches one that died)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 async def wait_for_database(dsn: str, timeout: float) -> None:

@@ -7,6 +7,11 @@ In Redis: one hash per (namespace, user), `<prefix>:sockets:<namespace>:<user>`,
 id → sockets on that node. A node's field only counts while that node is alive (presence's
 heartbeat key, when presence runs in Redis), so a SIGKILLed node's sockets stop counting once
 its heartbeat lapses. Every write refreshes a one-day expiry as a last resort.
+
+Counts are absolute, so a write that failed (Redis down) is simply sent again, and when Redis
+has lost this node's data (a restart) presence's heartbeat has every count sent again
+(`forgotten`, `resend`); otherwise a user reading `/chat` would look away and be notified of
+every message.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _EXPIRY_SECONDS = 86_400
+_RESEND_BATCH = 500
 
 
 class SocketCounts:
@@ -41,6 +47,8 @@ class SocketCounts:
         self._alive_key = alive_key
         self._local: dict[tuple[str, str], int] = {}
         self._dirty: set[tuple[str, str]] = set()
+        # Counts whose write failed: sent again by `resend`.
+        self._unsent: set[tuple[str, str]] = set()
         self._batch: asyncio.Future[None] | None = None
 
     def _key(self, namespace: str, user_id: str) -> str:
@@ -65,8 +73,7 @@ class SocketCounts:
     async def _write(self, local: tuple[str, str]) -> None:
         """Write this (namespace, user)'s count, batched with every other count changed in the
         same loop turn: sockets connecting together (a reconnect storm) cost one pipeline per
-        turn, not one round trip each. Counts are absolute, so a lost write heals on the next
-        change of that user's count."""
+        turn, not one round trip each. A failed write is sent again by `resend`."""
         if self._redis is None:
             return
         self._dirty.add(local)
@@ -78,17 +85,39 @@ class SocketCounts:
         await asyncio.sleep(0)  # let the loop turn's other connects join
         dirty, self._dirty = self._dirty, set()
         self._batch = None
+        await self._send(dirty)
+
+    async def _send(self, keys: set[tuple[str, str]]) -> None:
+        """Write the current count of each (namespace, user); a failed write is kept unsent."""
         assert self._redis is not None
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for namespace, user_id in dirty:
-                key = self._key(namespace, user_id)
-                count = self._local.get((namespace, user_id), 0)
-                if count > 0:
-                    pipe.hset(key, self._node_id, count)
-                    pipe.expire(key, _EXPIRY_SECONDS)
-                else:
-                    pipe.hdel(key, self._node_id)
-            await pipe.execute()
+        sent = {local: self._local.get(local, 0) for local in keys}
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (namespace, user_id), count in sent.items():
+                    key = self._key(namespace, user_id)
+                    if count > 0:
+                        pipe.hset(key, self._node_id, count)
+                        pipe.expire(key, _EXPIRY_SECONDS)
+                    else:
+                        pipe.hdel(key, self._node_id)
+                await pipe.execute()
+        except BaseException:
+            self._unsent.update(keys)
+            raise
+        # What changed while this was on its way has a write of its own (or is unsent).
+        self._unsent.difference_update(k for k, n in sent.items() if self._local.get(k, 0) == n)
+
+    def forgotten(self) -> None:
+        """Redis lost this node's counts (it restarted, or was flushed): all are unsent."""
+        self._unsent.update(self._local)
+
+    async def resend(self) -> None:
+        """Send again every count whose write failed or that Redis forgot."""
+        if self._redis is None:
+            return
+        batch = list(self._unsent)
+        for start in range(0, len(batch), _RESEND_BATCH):
+            await self._send(set(batch[start : start + _RESEND_BATCH]))
 
     async def with_open(self, namespace: str, user_ids: Sequence[str]) -> set[str]:
         """Which of `user_ids` have at least one socket open on `namespace` on a live node."""
