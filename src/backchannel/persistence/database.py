@@ -83,11 +83,11 @@ class Database:
                 await self.pool.release(conn)
             except Exception as exc:
                 # Resetting a connection that died after the unit of work finished (its
-                # commit is done): the pool makes a new one. The unit of work's own outcome
-                # stands; failing it here would answer `unavailable` or `internal` for
-                # something that was stored.
+                # commit is done): asyncpg has already terminated it (terminating it again
+                # raises) and the pool makes a new one. The unit of work's own outcome stands;
+                # failing it here would answer `unavailable` or `internal` for something that
+                # was stored.
                 log.info("a dead connection was dropped on release: %s", exc.__class__.__name__)
-                conn.terminate()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
