@@ -111,13 +111,14 @@ async def test_each_socket_expires_with_its_own_token_not_with_anothers(
     api: Api, sockets: Sockets
 ) -> None:
     fan = await api.register()
+    # Lifetimes of a few seconds: a 1 s token can expire before a loaded machine connects it.
     later = await sockets.connect("/chat", token=_token(fan.id, ttl=60))
-    gone = await sockets.connect("/chat", token=_token(fan.id, ttl=1))
-    soon = await sockets.connect("/chat", token=_token(fan.id, ttl=2))
-    left = await sockets.connect("/chat", token=_token(fan.id, ttl=1))
+    gone = await sockets.connect("/chat", token=_token(fan.id, ttl=3))
+    soon = await sockets.connect("/chat", token=_token(fan.id, ttl=4))
+    left = await sockets.connect("/chat", token=_token(fan.id, ttl=3))
     await left.disconnect()  # its deadline passes with nobody there to tell
-    await gone.wait_for("session:expired", timeout=6)
-    await soon.wait_for("session:expired", timeout=6)
+    await gone.wait_for("session:expired", timeout=10)
+    await soon.wait_for("session:expired", timeout=10)
     for _ in range(50):
         if not gone.client.connected and not soon.client.connected:
             break
