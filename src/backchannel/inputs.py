@@ -14,6 +14,7 @@ import math
 import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field
 
@@ -188,3 +189,15 @@ def require_https(urls: list[tuple[str, str]], *, dev: bool) -> None:
         scheme = urlsplit(url).scheme.lower()
         if scheme != "https" and not (dev and scheme == "http"):
             raise _refuse((field,), "must be an https: URL")
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not an IANA time zone") from exc
+    return value
+
+
+# An IANA time zone name (`Europe/Berlin`), checked against the zone database.
+IanaTimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_iana_zone)]

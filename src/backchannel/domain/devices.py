@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backchannel.domain.webpush import application_server_key, load_vapid_key
 from backchannel.errors import Invalid, NotFound, Unavailable
+from backchannel.inputs import IanaTimeZone
 from backchannel.persistence import devices as store
 from backchannel.persistence.devices import Device
 
@@ -53,17 +53,7 @@ class DeviceRequest(BaseModel):
     subscription: WebPushSubscription | None = None
     app_id: _Short | None = None
     locale: Annotated[str, Field(min_length=2, max_length=35)] | None = None
-    time_zone: _Short | None = None
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError("not an IANA time zone") from exc
-        return value
+    time_zone: IanaTimeZone | None = None
 
     @model_validator(mode="after")
     def _address(self) -> DeviceRequest:

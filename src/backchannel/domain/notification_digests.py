@@ -61,7 +61,7 @@ async def digest_in(
     answer's, its `dedupe_key` makes a repeat answer the same and fold nothing); each
     recipient's digest is a notification of their own.
     """
-    record = await store.insert_notification(
+    record, created = await store.insert_or_first(
         conn,
         type=content.type,
         title=content.title,
@@ -73,11 +73,8 @@ async def digest_in(
         recipients=len(recipients),
         skipped=skipped,
     )
-    if record is None:
-        assert dedupe_key is not None
-        first = await store.get_by_dedupe(conn, publisher, dedupe_key)
-        assert first is not None  # the conflicting row has committed: the insert waited for it
-        return StagedDigest(result=PublishResult.of(first))
+    if not created:
+        return StagedDigest(result=PublishResult.of(record))
     item = {
         "title": content.title,
         "body": content.body,

@@ -114,7 +114,7 @@ async def _store(
     publisher: str,
 ) -> Staged:
     recipients = await _unblocked(conn, recipients, content)
-    row = await store.insert_notification(
+    row, created = await store.insert_or_first(
         conn,
         type=content.type,
         title=content.title,
@@ -126,11 +126,8 @@ async def _store(
         recipients=len(recipients),
         skipped=skipped,
     )
-    if row is None:
-        assert dedupe_key is not None
-        first = await store.get_by_dedupe(conn, publisher, dedupe_key)
-        assert first is not None  # the conflicting row has committed: the insert waited for it
-        return Staged(result=PublishResult.of(first))
+    if not created:
+        return Staged(result=PublishResult.of(row))
     await webhook_events.record_in(
         conn, [_notification_event(row.id, content, recipients, publisher)]
     )

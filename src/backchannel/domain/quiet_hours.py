@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backchannel.inputs import IanaTimeZone
 
 _CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$"
 
@@ -18,16 +20,7 @@ class QuietHours(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     start: Annotated[str, Field(pattern=_CLOCK, description="Local start, HH:MM (24h)")]
     end: Annotated[str, Field(pattern=_CLOCK, description="Local end, HH:MM (24h), exclusive")]
-    time_zone: Annotated[str, Field(min_length=1, max_length=64, description="An IANA time zone")]
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("not an IANA time zone") from exc
-        return value
+    time_zone: Annotated[IanaTimeZone, Field(description="An IANA time zone")]
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:

@@ -113,6 +113,40 @@ async def get_by_dedupe(
     return stored_from_row(row) if row else None
 
 
+async def insert_or_first(
+    conn: Connection,
+    *,
+    type: str,
+    title: str,
+    body: str | None,
+    data: dict[str, Any],
+    collapse_key: str | None,
+    publisher: str,
+    dedupe_key: str | None,
+    recipients: int,
+    skipped: list[str],
+) -> tuple[StoredNotification, bool]:
+    """(the stored notification, True), or (the one stored first under `dedupe_key`, False)."""
+    row = await insert_notification(
+        conn,
+        type=type,
+        title=title,
+        body=body,
+        data=data,
+        collapse_key=collapse_key,
+        publisher=publisher,
+        dedupe_key=dedupe_key,
+        recipients=recipients,
+        skipped=skipped,
+    )
+    if row is not None:
+        return row, True
+    assert dedupe_key is not None
+    first = await get_by_dedupe(conn, publisher, dedupe_key)
+    assert first is not None  # the conflicting row has committed: the insert waited for it
+    return first, False
+
+
 SELECT_KNOWN_USERS = """
 select id from users where id = any($1::text[]) and deleted_at is null
 """
