@@ -191,6 +191,9 @@ class PresenceTracker:
             log.warning("presence: this node was forgotten by the store; resending counts")
             self._dirty.update(self._local)
             await self.flush()
+            # The per-namespace socket counts (notifications) were lost with it.
+            if self.rt.socket_counts is not None:
+                await self.rt.socket_counts.republish()
         await self.announce(await self.store.reap_dead_nodes(time.time() * 1000))
 
     async def _sweep(self) -> None:

@@ -90,6 +90,16 @@ class SocketCounts:
                     pipe.hdel(key, self._node_id)
             await pipe.execute()
 
+    async def republish(self) -> None:
+        """Write every count this node holds again: Redis lost them (a restart), and a count
+        is otherwise only rewritten when that user's sockets change."""
+        if self._redis is None or not self._local:
+            return
+        self._dirty.update(self._local)
+        if self._batch is None:
+            self._batch = asyncio.ensure_future(self._flush())
+        await asyncio.shield(self._batch)
+
     async def with_open(self, namespace: str, user_ids: Sequence[str]) -> set[str]:
         """Which of `user_ids` have at least one socket open on `namespace` on a live node."""
         if self._redis is None:

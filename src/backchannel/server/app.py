@@ -70,6 +70,7 @@ from backchannel.server.revocations import USER_PREFIX, Revocations, channel_nam
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret, ensure_vapid_key
 from backchannel.server.shutdown import ShutdownBudget
+from backchannel.server.socket_sweep import socket_sweep
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_typing_indicators)
     app.cleanup_ctx.append(_media_store)
     app.cleanup_ctx.append(_media_cleanup)
+    app.cleanup_ctx.append(socket_sweep)
     app.on_shutdown.append(_drain)
     return app
 
@@ -253,6 +255,7 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     if isinstance(sio.manager, ClusterManager):
         sio.manager.on_restored = lambda: _resync_after_gap(runtime)
+        sio.manager.on_publish_restored = lambda: _resync_after_failed_publish(runtime)
         runtime.metrics.registry.register(ClusterCollector(sio.manager))
     if not sio.manager_initialized:
         # python-socketio subscribes on the first connect; subscribe now so `/readyz` can
@@ -361,6 +364,16 @@ async def _resync_after_gap(runtime: Runtime) -> None:
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:resync", notice)
+
+
+async def _resync_after_failed_publish(runtime: Runtime) -> None:
+    """A publish failed while this node stayed linked: other nodes' sockets missed what it
+    carried. Every socket of every node is told to fetch; raises if this notice cannot be
+    published either (the manager then keeps it owed)."""
+    notice = ServerResync(reason="cluster publish failed")
+    emitter = runtime.emitter.strict()
+    for namespace in Namespace:
+        await emitter.to_namespace(namespace, "server:resync", notice)
 
 
 async def _socket_counts(app: web.Application) -> AsyncIterator[None]:

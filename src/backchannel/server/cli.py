@@ -1,5 +1,5 @@
 """The `backchannel` command: serve, migrate, check-config, version, apikey, ledger, user,
-account, media gc."""
+account, media gc, outbox list."""
 
 from __future__ import annotations
 
@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="leave objects younger than this (an upload may be arriving); default 3600",
     )
+    outbox = commands.add_parser("outbox", help="inspect the outbox of live events")
+    outbox_actions = outbox.add_subparsers(dest="action", required=True)
+    outbox_list = outbox_actions.add_parser(
+        "list", help="list outbox rows given up on after BACKCHANNEL_OUTBOX_MAX_ATTEMPTS"
+    )
+    outbox_list.add_argument(
+        "--dead", action="store_true", required=True, help="the dead-lettered rows (required)"
+    )
+    outbox_list.add_argument("--limit", type=int, default=100, help="newest first; default 100")
     return parser
 
 
@@ -123,6 +132,12 @@ def _run_media(args: argparse.Namespace) -> int:
     return run_media_gc(_settings(), args.grace_seconds)
 
 
+def _run_outbox(args: argparse.Namespace) -> int:
+    from backchannel.server.operator_commands import run_outbox_list_dead
+
+    return run_outbox_list_dead(_settings(), args.limit)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
@@ -133,6 +148,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "user": _run_user,
     "account": _run_account,
     "media": _run_media,
+    "outbox": _run_outbox,
 }
 
 

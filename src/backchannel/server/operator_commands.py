@@ -1,4 +1,5 @@
-"""The operator's commands (`apikey`, `ledger check`, `user`, `account erase`, `media gc`).
+"""The operator's commands (`apikey`, `ledger check`, `user`, `account erase`, `media gc`,
+`outbox list --dead`).
 
 Each opens the database the way the server does (`reachable_database`, never creating an
 embedded one), runs one domain operation on a one-connection pool, prints what it did, and
@@ -169,6 +170,26 @@ def run_media_gc(settings: Settings, grace_seconds: float) -> int:
             f"{len(report.removed)} orphans removed, "
             f"{report.pending_removed} abandoned uploads removed"
         )
+        return 0
+
+    return _run(command)
+
+
+def run_outbox_list_dead(settings: Settings, limit: int) -> int:
+    """`backchannel outbox list --dead`: one tab-separated line per dead row, newest first."""
+    from backchannel.persistence import outbox
+
+    async def command() -> int:
+        async with _operator_database(settings) as db, db.connection() as conn:
+            rows = await outbox.list_dead(conn, limit)
+            total = await outbox.dead_count(conn)
+        for row in rows:
+            print(
+                f"{row.id}\t{row.kind}\t{','.join(row.namespaces)}\t{row.target}\t"
+                f"{row.event or '-'}\tattempts {row.attempts}\t"
+                f"dead {row.dead_at:%Y-%m-%dT%H:%M:%SZ}\t{row.last_error or ''}"
+            )
+        print(f"{total} dead outbox rows", file=sys.stderr)
         return 0
 
     return _run(command)
