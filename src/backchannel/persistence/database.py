@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from backchannel.errors import Conflict, Unavailable
+from backchannel.errors import Conflict, Internal, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,25 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.QueryCanceledError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
+    # "cannot switch to state ...; another operation is in progress": the protocol state
+    # machine after Postgres went away mid-statement (a chaos run saw it as it stopped).
+    asyncpg.InternalClientError,
 )
+
+# Where a unit of work was when it failed.
+_WORKING, _COMMITTING, _DONE = "working", "committing", "done"
+
+
+def _closed(conn: Connection) -> bool:
+    """Whether the connection is gone (the pool detaches a lost one from its proxy)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
+def _log_outage(what: str, exc: BaseException) -> None:
+    log.warning("database unavailable: %s: %s", what, exc.__class__.__name__)
 
 
 class Database:
@@ -36,6 +54,9 @@ class Database:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.waiting = 0  # tasks waiting for a free connection (`backchannel_db_pool_waiting`)
+        # How a failure that means "Postgres is not there" is logged; the app factory swaps
+        # in its rate-limited outage log (`server/outage_log.py`).
+        self.on_outage: Callable[[str, BaseException], None] = _log_outage
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Connection]:
@@ -53,25 +74,58 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """One connection and one transaction; commits when the block ends without error."""
-        try:
-            async with self._acquire() as conn, conn.transaction():
-                yield conn
-        except asyncpg.UniqueViolationError as exc:
-            raise Conflict("already exists") from exc
-        except _UNAVAILABLE_ERRORS as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
-            raise Unavailable() from exc
+        async with self._unit(transactional=True) as conn:
+            yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """One connection without a transaction: single reads, or single-statement writes."""
+        async with self._unit(transactional=False) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _unit(self, *, transactional: bool) -> AsyncIterator[Connection]:
+        """asyncpg's errors become the catalogue's, by when they happened.
+
+        `Unavailable` promises nothing was stored, so it is raised only before a commit was
+        attempted. A connection lost during COMMIT leaves the outcome unknown: `Internal`,
+        saying so (a retry with the same `client_id` answers what was stored). A connection
+        lost after the work completed (returning it to the pool) is logged, not raised.
+        """
+        stage = _WORKING
+        broken = False
         try:
             async with self._acquire() as conn:
-                yield conn
+                try:
+                    if transactional:
+                        async with conn.transaction():
+                            yield conn
+                            # A connection known closed sends no COMMIT: nothing is stored.
+                            stage = _WORKING if _closed(conn) else _COMMITTING
+                    else:
+                        yield conn
+                except Exception:
+                    broken = _closed(conn)
+                    raise
+                stage = _DONE
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
-        except _UNAVAILABLE_ERRORS as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
+        except Exception as exc:
+            # asyncpg reports a broken connection in many ways: its own errors, or, when
+            # the rollback of a block that failed finds it closed, an InterfaceError.
+            if not isinstance(exc, _UNAVAILABLE_ERRORS) and not (
+                broken and isinstance(exc, asyncpg.InterfaceError)
+            ):
+                raise
+            if stage == _DONE:
+                self.on_outage("connection lost after the work was done (not an error)", exc)
+                return
+            self.on_outage("unit of work" if stage == _WORKING else "commit", exc)
+            if stage == _COMMITTING:
+                raise Internal(
+                    "the database connection broke during commit: the change may be stored; "
+                    "retry with the same client_id"
+                ) from exc
             raise Unavailable() from exc
 
     async def ping(self, timeout: float = 2.0) -> bool:

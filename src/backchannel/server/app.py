@@ -61,6 +61,7 @@ from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ASYNCAPI, ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.mailer import Mailer
 from backchannel.server.metrics import Metrics, PoolCollector
+from backchannel.server.outage_log import OUTAGES
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.ratelimit import Rate, RateLimiter
@@ -184,6 +185,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             statement_timeout_ms=settings.db_statement_timeout_ms,
             warm_up=messages.prepare_sends,
         )
+        runtime._db.on_outage = lambda what, exc: OUTAGES.failed("postgres", what, exc)
         # Few writers make big batches when busy; never more than half the pool, so other work
         # always finds a connection.
         runtime._appender = MessageAppender(

@@ -38,6 +38,7 @@ def dependency_of(exc: BaseException) -> str | None:
         exc,
         asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        | asyncpg.InternalClientError
         | asyncpg.exceptions.CannotConnectNowError,
     ):
         return "postgres"
