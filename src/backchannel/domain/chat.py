@@ -42,6 +42,7 @@ from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
 from backchannel.rooms.membership import check_price, others, require_member
 from backchannel.rooms.names import Namespace
+from backchannel.server.outage_log import report
 from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
@@ -129,8 +130,8 @@ def best_effort(event: str) -> Iterator[None]:
     """
     try:
         yield
-    except Exception:
-        log.warning("live delivery of %s failed", event, exc_info=True)
+    except Exception as exc:
+        report(log, f"live delivery of {event}", exc)
 
 
 _DIGITS = re.compile(r"^[0-9]{1,18}$")

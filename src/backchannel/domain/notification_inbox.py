@@ -16,6 +16,7 @@ from backchannel.domain.notification_models import (
 from backchannel.domain.notification_push import push_unread
 from backchannel.persistence import notification_preferences
 from backchannel.persistence import notifications as store
+from backchannel.server.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -48,8 +49,8 @@ async def mark_read(rt: Runtime, user_id: str, request: ReadRequest) -> UnreadCo
     if changed:
         try:
             await push_unread(rt, user_id, unread)
-        except Exception:
-            log.exception("unread count push failed")
+        except Exception as exc:
+            report(log, "unread count push", exc)
     return UnreadCount(unread_count=unread)
 
 

@@ -35,6 +35,7 @@ from backchannel.handlers.session_events import EXPIRING_NOTICE_SECONDS, Session
 from backchannel.rooms.live_rooms import JOIN_ON_CONNECT
 from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.server.logs import correlation_id
+from backchannel.server.outage_log import dependency_of, report
 from backchannel.server.proxies import client_address
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.runtime import Runtime
@@ -296,7 +297,7 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
             else:
                 await counts.closed(self.path.value, user_id)
         except Exception as exc:
-            log.warning("socket count not updated: %s", exc)
+            report(log, "socket count update", exc)
 
     def _schedule_expiry(self, sid: str, expires_at: float) -> None:
         delay = max(0.0, expires_at - time.time())
@@ -374,9 +375,12 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
         except BackchannelError as exc:
             outcome = exc.code.value
             return failed(exc)
-        except Exception:
+        except Exception as exc:
             outcome = "internal"
-            log.exception("event failed", extra={"event": event_name, "ref": ref})
+            if dependency_of(exc) is not None:  # an outage: one line a minute, not a traceback
+                report(log, f"event {event_name} (ref {ref})", exc)
+            else:
+                log.exception("event failed", extra={"event": event_name, "ref": ref})
             return failed(Internal(f"internal error (ref {ref})"))
         finally:
             self.rt.inflight.leave()
