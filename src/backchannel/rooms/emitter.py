@@ -108,10 +108,6 @@ class Emitter:
         """One socket."""
         await self._emit(event, to_wire(data), to=sid, namespace=namespace)
 
-    async def to_namespace(self, namespace: Namespace, event: str, data: Any) -> None:
-        """Every socket of `namespace`, on every node."""
-        await self._emit(event, to_wire(data), namespace=namespace)
-
     async def to_local_sockets(self, namespace: Namespace, event: str, data: Any) -> None:
         """Every socket of this node only (shutdown notices), not the whole cluster."""
         await self._sio.emit(event, to_wire(data), namespace=namespace, ignore_queue=True)

@@ -257,7 +257,8 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     if isinstance(sio.manager, ClusterManager):
         sio.manager.on_restored = lambda: _resync_after_gap(runtime)
-        sio.manager.on_publish_restored = lambda: _resync_after_failed_publish(runtime)
+        manager = sio.manager
+        manager.on_publish_restored = lambda: _resync_after_failed_publish(manager)
         runtime.metrics.registry.register(ClusterCollector(sio.manager))
     if not sio.manager_initialized:
         # python-socketio subscribes on the first connect; subscribe now so `/readyz` can
@@ -368,14 +369,13 @@ async def _resync_after_gap(runtime: Runtime) -> None:
             await runtime.emitter.to_local_sockets(namespace, "server:resync", notice)
 
 
-async def _resync_after_failed_publish(runtime: Runtime) -> None:
+async def _resync_after_failed_publish(manager: ClusterManager) -> None:
     """A publish failed while this node stayed linked: other nodes' sockets missed what it
-    carried. Every socket of every node is told to fetch; raises if this notice cannot be
-    published either (the manager then keeps it owed)."""
-    notice = ServerResync(reason="cluster publish failed")
-    emitter = runtime.emitter.strict()
+    carried (its own got it). Every socket of every other node is told to fetch; raises if
+    this notice cannot be published either (the manager then keeps it owed)."""
+    notice = ServerResync(reason="cluster publish failed").model_dump(mode="json")
     for namespace in Namespace:
-        await emitter.to_namespace(namespace, "server:resync", notice)
+        await manager.emit_elsewhere(namespace.value, "server:resync", notice)
 
 
 async def _socket_counts(app: web.Application) -> AsyncIterator[None]:

@@ -201,6 +201,10 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
     # -- publishing -------------------------------------------------------------------------
 
     def _publisher_client(self) -> RedisClient:
+        if self._closing:
+            # Shutdown goes on after `close` (presence announces offlines): a client opened
+            # now would never be closed.
+            raise ConnectionError("the cluster manager is closed")
         if self._publisher is None:
             # One quick retry covers a dropped pooled connection; a dead Redis must not hold
             # up the request that emitted for long.
@@ -237,6 +241,23 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         OUTAGES.failed("redis", "cluster publish", exc)
         if self.on_publish_restored is not None and (self._resync is None or self._resync.done()):
             self._resync = asyncio.ensure_future(self._pay_resync(self.on_publish_restored))
+
+    async def emit_elsewhere(self, namespace: str, event: str, data: Any) -> None:
+        """`event` to every socket of `namespace` on the other nodes only (this node's own
+        sockets missed nothing when its publish failed); raises `PublishFailed`."""
+        await self._publish(
+            {
+                "method": "emit",
+                "event": event,
+                "data": [data],
+                "binary": False,
+                "namespace": namespace,
+                "room": None,
+                "skip_sid": None,
+                "callback": None,
+                "host_id": self.host_id,
+            }
+        )
 
     def _published(self) -> None:
         if OUTAGES.failing("redis"):
