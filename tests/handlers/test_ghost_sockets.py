@@ -43,7 +43,10 @@ async def _nothing_left_for(n: Node, fan: User, bell_sid: str) -> None:
     """No trace of a `/chat` socket of `fan` on this node, nor in the cluster-wide counts."""
     runtime = n.server.app[RUNTIME]
     manager = n.server.app[SIO].manager
-    assert fan.id not in _chat(n)._live.values()
+    chat = _chat(n)
+    assert fan.id not in chat._live.values()
+    # Only the creator's socket still has expiry timers.
+    assert len(chat._expiries) == len(chat._warnings) == 1
     assert list(manager.get_participants("/chat", user_room(fan.id))) == []
     presence = runtime.presence
     assert presence is not None
