@@ -6,6 +6,7 @@ A 5-second Redis outage used to write two warnings per message, one with a trace
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -13,6 +14,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from backchannel.errors import Unavailable
 from backchannel.rooms.emitter import PublishFailed
 from backchannel.server.outage_log import OutageLog, dependency_of, report
+from backchannel.server.settings import Settings
+from tests.chat_support import node, open_dm
+from tests.outages import RedisServer
 
 
 class Clock:
@@ -88,3 +92,36 @@ def test_only_dependency_failures_are_rate_limited_a_bug_keeps_its_traceback(
         report(log, "live delivery of message:new", ValueError("a bug"))
     bugs = [r for r in caplog.records if r.name == "test.bugs"]
     assert len(bugs) == 3 and all(r.exc_info is not None for r in bugs)
+
+
+async def test_messages_sent_while_redis_is_down_write_no_traceback_and_a_few_lines(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis = RedisServer(tmp_path)
+    await redis.start()
+    try:
+        async with node(
+            settings,
+            redis_url=redis.url,
+            redis_timeout_seconds=0.5,
+            message_rate_limit="1000/1s:1000",
+            socket_event_rate_limit="1000/1s:1000",
+        ) as n:
+            creator = await n.api.register(role="creator")
+            fan = await n.api.register()
+            conversation_id = await open_dm(n.sockets, creator, fan)
+            chat = await n.sockets.connect("/chat", creator)
+            redis.stop()
+            caplog.clear()
+            caplog.set_level(logging.WARNING, logger="backchannel")
+            for number in range(40):
+                ack = await chat.call(
+                    "message:send",
+                    {"conversation_id": conversation_id, "client_id": f"c{number}", "body": "hi"},
+                )
+                assert ack["ok"], ack  # stored and acked, Redis or not
+            lines = [r for r in caplog.records if r.name.startswith("backchannel")]
+            assert [r.getMessage() for r in lines if r.exc_info] == []
+            assert len(lines) < 10, [r.getMessage() for r in lines]
+    finally:
+        redis.stop()
