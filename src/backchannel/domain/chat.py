@@ -43,13 +43,13 @@ from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.errors import Conflict, Invalid, NotFound
 from backchannel.inputs import require_https
 from backchannel.media.links import MediaLinks
-from backchannel.outage_log import OutageLog
 from backchannel.persistence import conversations, messages
 from backchannel.persistence.conversations import ConversationRow
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
 from backchannel.rooms.membership import check_price, others, require_member
 from backchannel.rooms.names import Namespace
+from backchannel.server.outage_log import report
 from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
@@ -135,22 +135,10 @@ def best_effort(event: str) -> Iterator[None]:
 
     What was committed stays committed; clients catch up with `messages:sync`.
     """
-    outage = _delivery_outages.get(event)
-    if outage is None:
-        outage = _delivery_outages[event] = OutageLog(log, f"live delivery of {event}")
     try:
         yield
     except Exception as exc:
-        # Redis down fails every message the same way: one line (with its traceback) when
-        # that starts, a count a minute while it lasts, one line when it ends.
-        outage.failed(f"{exc.__class__.__name__}: {exc}", exc)
-    else:
-        if outage.active:
-            outage.succeeded()
-
-
-# Per kind of delivery; only logging state, shared by every app in the process.
-_delivery_outages: dict[str, OutageLog] = {}
+        report(log, f"live delivery of {event}", exc)
 
 
 _DIGITS = re.compile(r"^[0-9]{1,18}$")

@@ -3,6 +3,12 @@
 Inside a transaction, `Deliveries.to_user/to_room/join/leave` write outbox rows. After commit,
 `publish(rt, ids)` claims and delivers them at once; `run_publisher` on every node delivers
 rows nobody published (the process died between commit and emit). Delivery is at least once.
+
+A publish that fails (Redis refused or dropped it: `PublishFailed`, or the row itself cannot be
+delivered) leaves its row pending with an attempt count, the error and a backoff before the
+background publisher tries again; after `outbox_max_attempts` the row is dead (a metric, and
+`backchannel outbox list --dead`). Each row is tried on its own, so a row that always fails
+never holds back the rows claimed with it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from pydantic_core import to_jsonable_python
 
 from backchannel.persistence import outbox
 from backchannel.persistence.database import Connection
+from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
+from backchannel.server.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -75,8 +83,7 @@ class Deliveries:
         )
 
 
-async def _deliver(rt: Runtime, row: outbox.OutboxRow) -> None:
-    emitter = rt.emitter
+async def _deliver(emitter: Emitter, row: outbox.OutboxRow) -> None:
     if row.kind in ("join", "leave"):
         room = str(row.payload["room"])
         if row.kind == "join":
@@ -93,15 +100,50 @@ async def _deliver(rt: Runtime, row: outbox.OutboxRow) -> None:
 
 
 async def _publish_rows(rt: Runtime, rows: list[outbox.OutboxRow]) -> None:
+    # Strict: a row counts as sent only once every node could be told.
+    emitter = rt.emitter.strict()
     sent: list[int] = []
+    failed: list[tuple[outbox.OutboxRow, Exception]] = []
     try:
         for row in rows:
-            await _deliver(rt, row)
-            sent.append(row.id)
+            try:
+                await _deliver(emitter, row)
+            except Exception as exc:
+                failed.append((row, exc))
+            else:
+                sent.append(row.id)
     finally:
-        if sent:
+        if sent or failed:
             async with rt.db.connection() as conn:
-                await outbox.mark_sent(conn, sent)
+                if sent:
+                    await outbox.mark_sent(conn, sent)
+                for row, error in failed:
+                    await _record_failure(rt, conn, row, error)
+
+
+async def _record_failure(
+    rt: Runtime, conn: Connection, row: outbox.OutboxRow, exc: Exception
+) -> None:
+    settings = rt.settings
+    dead = await outbox.mark_failed(
+        conn,
+        row.id,
+        f"{exc.__class__.__name__}: {exc}",
+        retry_base_seconds=settings.outbox_retry_base_seconds,
+        retry_max_seconds=settings.outbox_retry_max_seconds,
+        max_attempts=settings.outbox_max_attempts,
+    )
+    rt.metrics.outbox_publish_failures.labels("dead" if dead else "retry").inc()
+    if dead:
+        log.error(
+            "outbox row %d dead-lettered after %d failed publishes: %s: %s",
+            row.id,
+            settings.outbox_max_attempts,
+            exc.__class__.__name__,
+            exc,
+        )
+    else:
+        report(log, f"outbox row {row.id} publish (kept for a retry)", exc)
 
 
 async def publish(rt: Runtime, ids: list[int]) -> None:
@@ -112,8 +154,8 @@ async def publish(rt: Runtime, ids: list[int]) -> None:
         async with rt.db.connection() as conn:
             rows = await outbox.claim(conn, ids, LEASE_SECONDS)
         await _publish_rows(rt, rows)
-    except Exception:
-        log.exception("outbox publish failed; the background publisher will retry")
+    except Exception as exc:
+        report(log, "outbox publish (the background publisher will retry)", exc)
 
 
 async def finish(rt: Runtime, fx: Deliveries) -> None:
@@ -159,8 +201,8 @@ async def run_publisher(rt: Runtime) -> None:
                     await outbox.prune(conn, 86400.0)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning("outbox publisher pass failed", exc_info=True)
+        except Exception as exc:
+            report(log, "outbox publisher pass", exc)
 
 
 async def drain_background(rt: Runtime, timeout: float) -> None:

@@ -18,6 +18,7 @@ from backchannel.domain.quiet_hours import QuietHours
 from backchannel.persistence import notification_preferences, push_queue
 from backchannel.persistence import notifications as store
 from backchannel.persistence.notification_preferences import StoredPreferences
+from backchannel.server.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -50,8 +51,8 @@ async def mark_read(rt: Runtime, user_id: str, request: ReadRequest) -> UnreadCo
     if changed:
         try:
             await push_unread(rt, user_id, unread)
-        except Exception:
-            log.exception("unread count push failed")
+        except Exception as exc:
+            report(log, "unread count push", exc)
     return UnreadCount(unread_count=unread)
 
 

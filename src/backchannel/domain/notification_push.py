@@ -15,6 +15,7 @@ from backchannel.domain.notification_models import Notification, PublishResult
 from backchannel.persistence import notification_preferences
 from backchannel.persistence import notifications as store
 from backchannel.rooms.names import Namespace, subscribers_room
+from backchannel.server.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime
@@ -50,8 +51,8 @@ class Staged:
             return  # a deduplicated repeat, or nobody to tell
         try:
             await _deliver(rt, self)
-        except Exception:
-            log.exception("live delivery failed; recipients will get it on sync")
+        except Exception as exc:
+            report(log, "live notification delivery (recipients get it on sync)", exc)
 
 
 async def _deliver(rt: Runtime, staged: Staged) -> None:

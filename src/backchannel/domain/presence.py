@@ -27,6 +27,7 @@ from backchannel.persistence.webhooks import NewEvent
 from backchannel.rooms.names import Namespace, presence_room
 from backchannel.rooms.presence import Change, PresenceStore, Status
 from backchannel.rooms.presence_rules import may_watch
+from backchannel.server.outage_log import report
 from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class PresenceTracker:
                 raise
             except Exception as exc:
                 # Redis or Postgres is down: keep the local counts and try again shortly.
-                log.warning("presence update failed: %s", exc)
+                report(log, "presence update", exc)
                 await asyncio.sleep(min(1.0, settings.presence_sweep_seconds))
 
     def audit(self) -> None:

@@ -35,6 +35,7 @@ from backchannel.handlers.session_events import EXPIRING_NOTICE_SECONDS, Session
 from backchannel.rooms.live_rooms import JOIN_ON_CONNECT
 from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.server.logs import correlation_id
+from backchannel.server.outage_log import dependency_of, report
 from backchannel.server.proxies import client_address
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.runtime import Runtime
@@ -144,7 +145,7 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
         self._events = self.event_specs()
         # Sockets that finished connecting, and when each one's token expires: one timer for
         # the whole namespace rather than a loop handle and closure per socket.
-        self._live: set[str] = set()
+        self._live: dict[str, str] = {}  # sid -> user id
         self._expiries = Deadlines(self._expire_soon)
         self._warnings = Deadlines(self._warn_soon)
         self._expiring: set[asyncio.Task[None]] = set()
@@ -214,31 +215,77 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
             raise socketio.exceptions.ConnectionRefusedError(
                 error.message, error.to_dict()
             ) from exc
+        if not self.rt.emitter.socket_alive(self.path.value, sid):
+            return self._gone_while_connecting()
+        await self._register(sid, identity)
+        if not self.rt.emitter.socket_alive(self.path.value, sid):
+            # Gone while the socket count was written: undone here, as no disconnect follows.
+            await self._unregister(sid)
+            return self._gone_while_connecting()
+        metrics.connects.labels(self.path.value, "ok").inc()
+        return True
+
+    def _gone_while_connecting(self) -> bool:
+        """The transport closed while the connect handler awaited: python-socketio skips the
+        disconnect of a socket still connecting, so nothing may be registered for it.
+        Refusing makes python-socketio drop the sid and its rooms from the manager."""
+        self.rt.metrics.connects.labels(self.path.value, "gone").inc()
+        return False
+
+    async def _register(self, sid: str, identity: Identity) -> None:
+        """The session lifecycle of a connected socket, set up once (keyed by sid): live set,
+        expiry timers, presence, socket counts. Undone exactly once by `_unregister`."""
+        if sid in self._live:
+            return
+        self._live[sid] = identity.user_id
         self._schedule_expiry(sid, identity.expires_at)
         if self.rt.presence is not None:
             self.rt.presence.socket_opened(self.path.value, sid, identity.user_id)
+        self.rt.metrics.connections.labels(self.path.value).inc()
         await self._count_socket(identity.user_id, opened=True)
-        metrics.connects.labels(self.path.value, "ok").inc()
-        metrics.connections.labels(self.path.value).inc()
-        return True
 
-    async def _disconnect(self, sid: str) -> None:
-        self._event_buckets.forget(f"event:{sid}")
-        if sid not in self._live:
-            return  # never finished connecting
-        self._live.discard(sid)
+    async def _unregister(self, sid: str) -> str | None:
+        """Undo `_register`, whichever way the socket went (disconnect, expiry, a transport
+        gone mid-connect, the sweep); the user id it was registered for, None if it was not."""
+        user_id = self._live.pop(sid, None)
+        if user_id is None:
+            return None
         self._expiries.cancel(sid)
         self._warnings.cancel(sid)
         if self.rt.presence is not None:
             self.rt.presence.socket_closed(self.path.value, sid)
         self.rt.metrics.connections.labels(self.path.value).dec()
+        await self._count_socket(user_id, opened=False)
+        return user_id
+
+    async def _disconnect(self, sid: str) -> None:
+        self._event_buckets.forget(f"event:{sid}")
         identity = await self._identity(sid)
+        if await self._unregister(sid) is None:
+            return  # never finished connecting, or already swept
         if identity is not None:
-            await self._count_socket(identity.user_id, opened=False)
             try:
                 await self.on_disconnected(sid, identity)
             except Exception:
                 log.exception("disconnect hook failed", extra={"namespace": self.path.value})
+
+    async def reconcile(self) -> int:
+        """Undo every registration, and drop every manager entry, of a socket of this
+        namespace whose transport is gone without a disconnect; returns how many."""
+        alive = self.rt.emitter.socket_alive
+        namespace = self.path.value
+        swept = 0
+        for sid in list(self._live):
+            if not alive(namespace, sid) and await self._unregister(sid) is not None:
+                swept += 1
+        manager = self.server.manager
+        for sid, _ in list(manager.get_participants(namespace, None)):
+            if manager.is_pre_connected(sid, namespace) or alive(namespace, sid):
+                continue  # still connecting: its connect handler decides
+            self._event_buckets.forget(f"event:{sid}")
+            await manager.disconnect(sid, namespace, ignore_queue=True)
+            swept += 1
+        return swept
 
     async def _count_socket(self, user_id: str, *, opened: bool) -> None:
         """Keep the cluster-wide count of this user's sockets on namespaces that need one."""
@@ -251,10 +298,9 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
             else:
                 await counts.closed(self.path.value, user_id)
         except Exception as exc:
-            log.warning("socket count not updated: %s", exc)
+            report(log, "socket count update", exc)
 
     def _schedule_expiry(self, sid: str, expires_at: float) -> None:
-        self._live.add(sid)
         delay = max(0.0, expires_at - time.time())
         now = asyncio.get_running_loop().time()
         self._expiries.add(sid, now + delay)
@@ -330,9 +376,12 @@ class AuthenticatedNamespace(SessionEvents, socketio.AsyncNamespace):  # type: i
         except BackchannelError as exc:
             outcome = exc.code.value
             return failed(exc)
-        except Exception:
+        except Exception as exc:
             outcome = "internal"
-            log.exception("event failed", extra={"event": event_name, "ref": ref})
+            if dependency_of(exc) is not None:  # an outage: one line a minute, not a traceback
+                report(log, f"event {event_name} (ref {ref})", exc)
+            else:
+                log.exception("event failed", extra={"event": event_name, "ref": ref})
             return failed(Internal(f"internal error (ref {ref})"))
         finally:
             self.rt.inflight.leave()

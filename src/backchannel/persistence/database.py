@@ -10,8 +10,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from backchannel.errors import Conflict, Unavailable
-from backchannel.outage_log import OutageLog
+from backchannel.errors import Conflict, Internal, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,25 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.QueryCanceledError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
+    # "cannot switch to state ...; another operation is in progress": the protocol state
+    # machine after Postgres went away mid-statement (a chaos run saw it as it stopped).
+    asyncpg.InternalClientError,
 )
+
+# Where a unit of work was when it failed.
+_WORKING, _COMMITTING, _DONE = "working", "committing", "done"
+
+
+def _closed(conn: Connection) -> bool:
+    """Whether the connection is gone (the pool detaches a lost one from its proxy)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
+def _log_outage(what: str, exc: BaseException) -> None:
+    log.warning("database unavailable: %s: %s", what, exc.__class__.__name__)
 
 
 class Database:
@@ -46,8 +63,9 @@ class Database:
         self.acquire_timeout = acquire_timeout
         self.waiting = 0  # tasks waiting for a free connection (`backchannel_db_pool_waiting`)
         self.acquire_timeouts = 0  # waits that gave up (tests and logs read it)
-        # One warning per outage (and per minute of it), not one per request.
-        self.outage = OutageLog(log, "database")
+        # How a failure that means "Postgres is not there" is logged; the app factory swaps
+        # in its rate-limited outage log (`server/outage_log.py`).
+        self.on_outage: Callable[[str, BaseException], None] = _log_outage
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Connection]:
@@ -75,7 +93,7 @@ class Database:
             # or "the underlying connection is closed" on the next call or the commit: both
             # refuse before anything is sent, so nothing of this unit of work was committed.
             # On an open connection these errors are bugs, and stay errors.
-            if _lost(conn):
+            if _closed(conn):
                 raise ConnectionLost(str(exc)) from exc
             raise
         finally:
@@ -92,32 +110,59 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """One connection and one transaction; commits when the block ends without error."""
-        try:
-            async with self._acquire() as conn, conn.transaction():
-                yield conn
-        except asyncpg.UniqueViolationError as exc:
-            raise Conflict("already exists") from exc
-        except _UNAVAILABLE_ERRORS as exc:
-            self.outage.failed(exc.__class__.__name__)
-            raise Unavailable() from exc
-        else:
-            if self.outage.active:
-                self.outage.succeeded()
+        async with self._unit(transactional=True) as conn:
+            yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """One connection without a transaction: single reads, or single-statement writes."""
+        async with self._unit(transactional=False) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _unit(self, *, transactional: bool) -> AsyncIterator[Connection]:
+        """asyncpg's errors become the catalogue's, by when they happened.
+
+        `Unavailable` promises nothing was stored, so it is raised only before a commit was
+        attempted. A connection lost during COMMIT leaves the outcome unknown: `Internal`,
+        saying so (a retry with the same `client_id` answers what was stored). A connection
+        lost after the work completed (returning it to the pool) is logged, not raised.
+        """
+        stage = _WORKING
+        broken = False
         try:
             async with self._acquire() as conn:
-                yield conn
+                try:
+                    if transactional:
+                        async with conn.transaction():
+                            yield conn
+                            # A connection known closed sends no COMMIT: nothing is stored.
+                            stage = _WORKING if _closed(conn) else _COMMITTING
+                    else:
+                        yield conn
+                except Exception:
+                    broken = _closed(conn)
+                    raise
+                stage = _DONE
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("already exists") from exc
-        except _UNAVAILABLE_ERRORS as exc:
-            self.outage.failed(exc.__class__.__name__)
+        except Exception as exc:
+            # asyncpg reports a broken connection in many ways: its own errors, or, when
+            # the rollback of a block that failed finds it closed, an InterfaceError.
+            if not isinstance(exc, _UNAVAILABLE_ERRORS) and not (
+                broken and isinstance(exc, asyncpg.InterfaceError)
+            ):
+                raise
+            if stage == _DONE:
+                self.on_outage("connection lost after the work was done (not an error)", exc)
+                return
+            self.on_outage("unit of work" if stage == _WORKING else "commit", exc)
+            if stage == _COMMITTING:
+                raise Internal(
+                    "the database connection broke during commit: the change may be stored; "
+                    "retry with the same client_id"
+                ) from exc
             raise Unavailable() from exc
-        else:
-            if self.outage.active:
-                self.outage.succeeded()
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when a trivial query answers within the timeout."""
@@ -134,14 +179,6 @@ class Database:
             await asyncio.wait_for(self.pool.close(), timeout=timeout)
         except TimeoutError:
             self.pool.terminate()
-
-
-def _lost(conn: Connection) -> bool:
-    """Whether a pooled connection has closed (the pool detaches one that died)."""
-    try:
-        return bool(conn.is_closed())
-    except asyncpg.InterfaceError:
-        return True
 
 
 async def wait_for_database(dsn: str, timeout: float) -> None:

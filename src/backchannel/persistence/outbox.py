@@ -1,13 +1,16 @@
 """The outbox: what sockets must be told about a committed change, written in its transaction.
 
 The request that wrote rows claims and publishes them right after commit; a background task
-on every node publishes rows whose claim lapsed (a crash between commit and emit).
+on every node publishes rows whose claim lapsed (a crash between commit and emit) and rows
+whose publish failed once their backoff is over. A row that failed `max_attempts` times is
+dead: kept, shown to the operator, never claimed again.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from backchannel.persistence.database import Connection
@@ -52,7 +55,7 @@ _RETURNING = "returning id, kind, namespaces, target, event, payload::text as pa
 
 CLAIM_IDS = f"""
 update outbox set claimed_until = now() + make_interval(secs => $2)
-where id = any($1::bigint[]) and sent_at is null
+where id = any($1::bigint[]) and sent_at is null and dead_at is null
     and (claimed_until is null or claimed_until < now())
 {_RETURNING}
 """
@@ -61,8 +64,10 @@ CLAIM_STALE = f"""
 update outbox set claimed_until = now() + make_interval(secs => $2)
 where id in (
     select id from outbox
-    where sent_at is null and (claimed_until is null or claimed_until < now())
-        and created_at < now() - make_interval(secs => $3)
+    where sent_at is null and dead_at is null
+        and (claimed_until is null or claimed_until < now())
+        and (next_attempt_at <= now()
+            or (next_attempt_at is null and created_at < now() - make_interval(secs => $3)))
     order by id limit $1 for update skip locked
 )
 {_RETURNING}
@@ -105,6 +110,82 @@ async def mark_sent(conn: Connection, ids: list[int]) -> None:
     await conn.execute(MARK_SENT, ids)
 
 
+MARK_FAILED = """
+update outbox set
+    attempts = attempts + 1,
+    last_error = left($2, 1000),
+    claimed_until = null,
+    next_attempt_at = now() + make_interval(secs => least($4::float8, $3::float8 * 2 ^ attempts)),
+    dead_at = case when attempts + 1 >= $5 then now() end
+where id = $1 and sent_at is null
+returning attempts, dead_at is not null as dead
+"""
+
+
+async def mark_failed(
+    conn: Connection,
+    row_id: int,
+    error: str,
+    *,
+    retry_base_seconds: float,
+    retry_max_seconds: float,
+    max_attempts: int,
+) -> bool:
+    """Record a failed publish: the row waits out its backoff, or is dead once it has failed
+    `max_attempts` times. Returns whether it is now dead."""
+    record = await conn.fetchrow(
+        MARK_FAILED, row_id, error, retry_base_seconds, retry_max_seconds, max_attempts
+    )
+    return bool(record is not None and record["dead"])
+
+
+@dataclass(frozen=True)
+class DeadRow:
+    """A row given up on, for the operator."""
+
+    id: int
+    kind: Kind
+    namespaces: list[str]
+    target: str
+    event: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    dead_at: datetime
+
+
+LIST_DEAD = """
+select id, kind, namespaces, target, event, attempts, last_error, created_at, dead_at
+from outbox where dead_at is not null order by id desc limit $1
+"""
+
+
+async def list_dead(conn: Connection, limit: int) -> list[DeadRow]:
+    """Dead rows, newest first."""
+    return [
+        DeadRow(
+            id=r["id"],
+            kind=r["kind"],
+            namespaces=list(r["namespaces"]),
+            target=r["target"],
+            event=r["event"],
+            attempts=r["attempts"],
+            last_error=r["last_error"],
+            created_at=r["created_at"],
+            dead_at=r["dead_at"],
+        )
+        for r in await conn.fetch(LIST_DEAD, limit)
+    ]
+
+
+DEAD_COUNT = "select count(*) from outbox where dead_at is not null"
+
+
+async def dead_count(conn: Connection) -> int:
+    """How many rows are dead."""
+    return int(await conn.fetchval(DEAD_COUNT))
+
+
 DELETE_OLD = """
 delete from outbox where id in (
     select id from outbox where sent_at < now() - make_interval(secs => $1) limit 1000
@@ -119,7 +200,7 @@ async def prune(conn: Connection, keep_seconds: float) -> None:
 
 BACKLOG = """
 select count(*) as rows, coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as age
-from outbox where sent_at is null
+from outbox where sent_at is null and dead_at is null
 """
 
 

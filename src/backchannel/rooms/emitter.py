@@ -25,11 +25,34 @@ def to_wire(data: Any) -> Any:
     return data
 
 
-class Emitter:
-    """Delivers events to users, rooms and sockets, on this node and, through the manager, all."""
+class PublishFailed(Exception):
+    """An emit or room move reached this node's sockets but could not be published to the
+    other nodes (Redis refused, timed out or dropped the connection)."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+
+class Emitter:
+    """Delivers events to users, rooms and sockets, on this node and, through the manager, all.
+
+    A failed publish to other nodes is logged and not raised: what was committed stays
+    committed, and the manager owes every socket a `server:resync` once publishing works again.
+    `strict()` gives an emitter that raises `PublishFailed` instead, for the outbox, which
+    keeps the row and retries it.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, *, strict: bool = False) -> None:
         self._sio = sio
+        self._strict = strict
+
+    def strict(self) -> Emitter:
+        """This emitter, raising `PublishFailed` when other nodes could not be told."""
+        return Emitter(self._sio, strict=True)
+
+    async def _emit(self, event: str, data: Any, **kwargs: Any) -> None:
+        try:
+            await self._sio.emit(event, data, **kwargs)
+        except PublishFailed:
+            if self._strict:
+                raise
 
     async def join_user(self, namespaces: Iterable[str], user_id: str, room: str) -> None:
         """Every socket of `user_id` in these namespaces joins `room`, on whichever node."""
@@ -49,7 +72,7 @@ class Emitter:
         skip_sid: str | None = None,
     ) -> None:
         """Every socket of `user_id` in `namespace`, on any node."""
-        await self._sio.emit(
+        await self._emit(
             event, to_wire(data), room=user_room(user_id), namespace=namespace, skip_sid=skip_sid
         )
 
@@ -65,7 +88,7 @@ class Emitter:
         """Every socket of each user, as one emit: a socket in several rooms gets it once."""
         rooms = [user_room(uid) for uid in user_ids]
         if rooms:
-            await self._sio.emit(
+            await self._emit(
                 event, to_wire(data), room=rooms, namespace=namespace, skip_sid=skip_sid
             )
 
@@ -79,13 +102,11 @@ class Emitter:
         skip_sid: str | None = None,
     ) -> None:
         """Every socket in a room, on any node."""
-        await self._sio.emit(
-            event, to_wire(data), room=room, namespace=namespace, skip_sid=skip_sid
-        )
+        await self._emit(event, to_wire(data), room=room, namespace=namespace, skip_sid=skip_sid)
 
     async def to_socket(self, namespace: Namespace, sid: str, event: str, data: Any) -> None:
         """One socket."""
-        await self._sio.emit(event, to_wire(data), to=sid, namespace=namespace)
+        await self._emit(event, to_wire(data), to=sid, namespace=namespace)
 
     async def to_local_sockets(self, namespace: Namespace, event: str, data: Any) -> None:
         """Every socket of this node only (shutdown notices), not the whole cluster."""
@@ -135,13 +156,18 @@ class Emitter:
         # node applies it before any emit this node publishes afterwards.
         sources = [user_room(uid) for uid in user_ids]
         if sources and namespaces != []:
-            await self._sio.manager.move_members(namespaces, sources, room, join=join)
+            try:
+                await self._sio.manager.move_members(namespaces, sources, room, join=join)
+            except PublishFailed:
+                if self._strict:
+                    raise
 
     def socket_alive(self, namespace: str, sid: str) -> bool:
         """Whether a socket of this node still has its transport (a socket whose transport
         closed while its connect handler ran is left behind by python-socketio)."""
         eio_sid = self._sio.manager.eio_sid_from_sid(sid, namespace)
-        return eio_sid is not None and eio_sid in self._sio.eio.sockets
+        socket = self._sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        return socket is not None and not (socket.closing or socket.closed)
 
     async def end_local_room(self, room: str, event: str, data: Any) -> int:
         """Every socket of this node in `room`, in any namespace, gets `event` and is

@@ -64,6 +64,7 @@ from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ASYNCAPI, ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.mailer import Mailer
 from backchannel.server.metrics import Metrics, PoolCollector
+from backchannel.server.outage_log import OUTAGES
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.push_providers import push_providers
@@ -75,6 +76,7 @@ from backchannel.server.revocations import USER_PREFIX, Revocations, channel_nam
 from backchannel.server.runtime import Runtime
 from backchannel.server.settings import Settings, ensure_jwt_secret, ensure_vapid_key
 from backchannel.server.shutdown import ShutdownBudget
+from backchannel.server.socket_sweep import socket_sweep
 from backchannel.server.webhook_worker import webhook_worker
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(push_providers)
     app.cleanup_ctx.append(push_queue_worker)
     app.cleanup_ctx.append(webhook_worker)
+    app.cleanup_ctx.append(socket_sweep)
     app.on_shutdown.append(_drain)
     return app
 
@@ -197,6 +200,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             warm_up=messages.prepare_sends,
             acquire_timeout=settings.db_acquire_timeout_seconds,
         )
+        runtime._db.on_outage = lambda what, exc: OUTAGES.failed("postgres", what, exc)
         # Few writers make big batches when busy; never more than half the pool, so other work
         # always finds a connection. Lone writes (locked conversations) get their own share.
         runtime._appender = MessageAppender(
@@ -273,6 +277,8 @@ async def _socketio(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     if isinstance(sio.manager, ClusterManager):
         sio.manager.on_restored = lambda: _resync_after_gap(runtime)
+        manager = sio.manager
+        manager.on_publish_restored = lambda: _resync_after_failed_publish(manager)
         runtime.metrics.registry.register(ClusterCollector(sio.manager))
     if not sio.manager_initialized:
         # python-socketio subscribes on the first connect; subscribe now so `/readyz` can
@@ -381,6 +387,15 @@ async def _resync_after_gap(runtime: Runtime) -> None:
     for namespace in Namespace:
         with contextlib.suppress(Exception):
             await runtime.emitter.to_local_sockets(namespace, "server:resync", notice)
+
+
+async def _resync_after_failed_publish(manager: ClusterManager) -> None:
+    """A publish failed while this node stayed linked: other nodes' sockets missed what it
+    carried (its own got it). Every socket of every other node is told to fetch; raises if
+    this notice cannot be published either (the manager then keeps it owed)."""
+    notice = ServerResync(reason="cluster publish failed").model_dump(mode="json")
+    for namespace in Namespace:
+        await manager.emit_elsewhere(namespace.value, "server:resync", notice)
 
 
 async def _socket_counts(app: web.Application) -> AsyncIterator[None]:

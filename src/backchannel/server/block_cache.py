@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from backchannel.server.outage_log import report
+
 if TYPE_CHECKING:
     from backchannel.server.redis_clients import RedisClient
 
@@ -130,7 +132,7 @@ class BlockCache:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("block cache link down, retrying: %s", exc)
+                report(log, "block cache link (retrying)", exc)
             self.linked = False
             self._generation += 1
             self._cache.clear()

@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
         "test", help="send a test push to every device of USER_ID; print each provider's answer"
     )
     push_test.add_argument("user_id")
+    outbox = commands.add_parser("outbox", help="inspect the outbox of live events")
+    outbox_actions = outbox.add_subparsers(dest="action", required=True)
+    outbox_list = outbox_actions.add_parser(
+        "list", help="list outbox rows given up on after BACKCHANNEL_OUTBOX_MAX_ATTEMPTS"
+    )
+    outbox_list.add_argument(
+        "--dead", action="store_true", required=True, help="the dead-lettered rows (required)"
+    )
+    outbox_list.add_argument("--limit", type=int, default=100, help="newest first; default 100")
     return parser
 
 
@@ -135,6 +144,12 @@ def _run_push(args: argparse.Namespace) -> int:
     return run_push_test(_settings(), args.user_id)
 
 
+def _run_outbox(args: argparse.Namespace) -> int:
+    from backchannel.server.operator_commands import run_outbox_list_dead
+
+    return run_outbox_list_dead(_settings(), args.limit)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _run_serve,
     "migrate": _run_migrate,
@@ -146,6 +161,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "account": _run_account,
     "media": _run_media,
     "push": _run_push,
+    "outbox": _run_outbox,
 }
 
 

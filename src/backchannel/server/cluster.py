@@ -29,8 +29,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
+from backchannel.rooms.emitter import PublishFailed
 from backchannel.rooms.fanout import FanoutMixin
 from backchannel.server.cluster_routes import Channels, Sender, Subscriptions
+from backchannel.server.outage_log import OUTAGES
 from backchannel.server.redis_clients import (
     RedisClient,
     driver_info,
@@ -143,6 +145,11 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         self.received = 0  # messages heard from Redis (foreign-traffic cost in the bench)
         self.moves_unconfirmed = 0
         self.on_restored: Callable[[], Awaitable[None]] | None = None
+        # A publish failed while the listener may have stayed linked: other nodes' sockets
+        # missed something. Owed until a `server:resync` to every node has been published.
+        self.resync_owed = False
+        self.on_publish_restored: Callable[[], Awaitable[None]] | None = None
+        self._resync: asyncio.Task[None] | None = None
         self._publisher: RedisClient | None = None
         self._closing = False
         self.sharded: bool | None = None if pubsub == "auto" else pubsub == "sharded"
@@ -194,6 +201,10 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
     # -- publishing -------------------------------------------------------------------------
 
     def _publisher_client(self) -> RedisClient:
+        if self._closing:
+            # Shutdown goes on after `close` (presence announces offlines): a client opened
+            # now would never be closed.
+            raise ConnectionError("the cluster manager is closed")
         if self._publisher is None:
             # One quick retry covers a dropped pooled connection; a dead Redis must not hold
             # up the request that emitted for long.
@@ -202,8 +213,13 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
         return self._publisher
 
     async def _publish(self, data: Any) -> None:
-        """Publish once; redis-py reconnects by itself. A failure is logged, never raised:
-        what was committed stays committed, and clients catch up when they resync."""
+        """Publish once (redis-py reconnects by itself); raises `PublishFailed`.
+
+        python-socketio calls this after delivering to this node's own sockets, so only the
+        other nodes missed the message. The emitter logs that for best-effort emits, the
+        outbox keeps its row and retries; either way the other nodes' sockets are owed a
+        `server:resync` once publishing works again (`resync_owed`).
+        """
         try:
             if self.routes is None:
                 await self._publisher_client().publish(self.channel, self.json.dumps(data))
@@ -216,10 +232,52 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
                     await self._send_to(channels, self.json.dumps(data))
         except Exception as exc:
             self._publish_failed(exc)
+            raise PublishFailed(f"{exc.__class__.__name__}: {exc}") from exc
+        self._published()
 
     def _publish_failed(self, exc: Exception) -> None:
         self.publish_failures += 1
-        log.warning("cluster publish failed: %s: %s", exc.__class__.__name__, exc)
+        self.resync_owed = True
+        OUTAGES.failed("redis", "cluster publish", exc)
+        if self.on_publish_restored is not None and (self._resync is None or self._resync.done()):
+            self._resync = asyncio.ensure_future(self._pay_resync(self.on_publish_restored))
+
+    async def emit_elsewhere(self, namespace: str, event: str, data: Any) -> None:
+        """`event` to every socket of `namespace` on the other nodes only (this node's own
+        sockets missed nothing when its publish failed); raises `PublishFailed`."""
+        await self._publish(
+            {
+                "method": "emit",
+                "event": event,
+                "data": [data],
+                "binary": False,
+                "namespace": namespace,
+                "room": None,
+                "skip_sid": None,
+                "callback": None,
+                "host_id": self.host_id,
+            }
+        )
+
+    def _published(self) -> None:
+        if OUTAGES.failing("redis"):
+            OUTAGES.recovered("redis")
+
+    async def _pay_resync(self, notify: Callable[[], Awaitable[None]]) -> None:
+        """Publish the owed `server:resync` until it goes through (it also probes Redis).
+
+        The flag is cleared before each try and set again by a failure (of this notice or of
+        any publish meanwhile), so a resync is never lost to a race or a swallowed error.
+        """
+        delay = 0.1
+        while self.resync_owed and not self._closing:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+            self.resync_owed = False
+            try:
+                await notify()
+            except Exception:
+                self.resync_owed = True
 
     def _channels_of(self, data: dict[str, Any]) -> list[str]:
         """The routed-mode channels of one message (empty: no other node needs it)."""
@@ -294,7 +352,8 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
                 receipts.expect(await self._send_to(targets, self.json.dumps(message)))
             except Exception as exc:
                 self._publish_failed(exc)
-                return
+                raise PublishFailed(f"{exc.__class__.__name__}: {exc}") from exc
+            self._published()
             try:
                 async with asyncio.timeout(self.move_timeout):
                     await receipts.done.wait()
@@ -562,6 +621,8 @@ class ClusterManager(_Membership, socketio.AsyncRedisManager, FanoutMixin):  # t
             await asyncio.wait({listener}, timeout=2 * self.ping_interval + 1)
         for task in list(self._tasks):
             task.cancel()
+        if self._resync is not None:
+            self._resync.cancel()
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await self._publisher.aclose()

@@ -198,6 +198,24 @@ class Metrics:
             "Age of the oldest undelivered outbox row (0 when none)",
             registry=self.registry,
         )
+        # -- hardening (#13) --
+        self.outbox_dead = Gauge(
+            "backchannel_outbox_dead",
+            "Outbox rows dead-lettered after BACKCHANNEL_OUTBOX_MAX_ATTEMPTS failed publishes "
+            "(`backchannel outbox list --dead`)",
+            registry=self.registry,
+        )
+        self.outbox_publish_failures = Counter(
+            "backchannel_outbox_publish_failures_total",
+            "Outbox row publishes that failed, by outcome (retry: kept pending; dead: given up)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.sockets_swept = Counter(
+            "backchannel_sockets_swept_total",
+            "Sockets whose transport was gone without a disconnect, dropped by the sweep",
+            registry=self.registry,
+        )
         self.stream_lag = Gauge(
             "backchannel_publish_stream_lag",
             "Publish stream entries not yet read by the cluster's consumer group",
@@ -287,12 +305,14 @@ async def _outbox(rt: Runtime) -> None:
     try:
         async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), rt.db.connection() as conn:
             rows, age = await outbox.backlog(conn)
+            dead = await outbox.dead_count(conn)
     except Exception as exc:
         rt.metrics.sample_failures.labels("outbox").inc()
         log.debug("outbox sample failed: %r", exc)
         return
     rt.metrics.outbox_backlog.set(rows)
     rt.metrics.outbox_oldest_age.set(age)
+    rt.metrics.outbox_dead.set(dead)
 
 
 async def _push_queue(rt: Runtime) -> None:

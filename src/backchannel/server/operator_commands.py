@@ -1,5 +1,5 @@
 """The operator's commands (`apikey`, `ledger check`, `user`, `account erase`, `media gc`,
-`push test`).
+`push test`, `outbox list --dead`).
 
 Each opens the database the way the server does (`reachable_database`, never creating an
 embedded one), runs one domain operation on a one-connection pool, prints what it did, and
@@ -205,5 +205,25 @@ def run_push_test(settings: Settings, user_id: str) -> int:
             print(f"no devices for user {user_id}", file=sys.stderr)
             return 1
         return 0 if all(result.outcome == "delivered" for _, result in answers) else 1
+
+    return _run(command)
+
+
+def run_outbox_list_dead(settings: Settings, limit: int) -> int:
+    """`backchannel outbox list --dead`: one tab-separated line per dead row, newest first."""
+    from backchannel.persistence import outbox
+
+    async def command() -> int:
+        async with _operator_database(settings) as db, db.connection() as conn:
+            rows = await outbox.list_dead(conn, limit)
+            total = await outbox.dead_count(conn)
+        for row in rows:
+            print(
+                f"{row.id}\t{row.kind}\t{','.join(row.namespaces)}\t{row.target}\t"
+                f"{row.event or '-'}\tattempts {row.attempts}\t"
+                f"dead {row.dead_at:%Y-%m-%dT%H:%M:%SZ}\t{row.last_error or ''}"
+            )
+        print(f"{total} dead outbox rows", file=sys.stderr)
+        return 0
 
     return _run(command)

@@ -25,6 +25,7 @@ from backchannel import inputs
 from backchannel.domain import api_keys, notifications
 from backchannel.domain.notification_models import PublishRequest
 from backchannel.errors import Invalid, Unavailable, validation_details
+from backchannel.server.outage_log import report
 from backchannel.server.redis_clients import is_cluster
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class PublishStreamConsumer:
                     await self.step()
                     backoff = 0.2
             except Exception as exc:
-                log.warning("publish stream consumer paused: %s: %s", type(exc).__name__, exc)
+                report(log, "publish stream consumer (paused)", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)

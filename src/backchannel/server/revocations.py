@@ -22,6 +22,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
+from backchannel.server.outage_log import report
+
 if TYPE_CHECKING:
     from backchannel.server.redis_clients import RedisClient
 
@@ -141,7 +143,7 @@ class Revocations:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("session revocation link down, retrying: %s", exc)
+                report(log, "session revocation link (retrying)", exc)
             self.linked = False
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(delay)

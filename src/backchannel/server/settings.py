@@ -470,6 +470,26 @@ class Settings(BaseSettings):
         description="Serve the browser demo at /demo outside dev mode too (dev mode always does)",
     )
 
+    # -- hardening (#13: ghost sockets, outbox retries) ------------------------------------------
+    socket_sweep_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often each node drops sockets whose transport is gone without a "
+        "disconnect (socket counts, presence, rooms, timers)",
+    )
+    outbox_max_attempts: int = Field(
+        10,
+        ge=1,
+        description="Failed publishes of one outbox row before it is dead-lettered "
+        "(`backchannel outbox list --dead`)",
+    )
+    outbox_retry_base_seconds: float = Field(
+        0.5, gt=0, description="First retry delay of an outbox row whose publish failed"
+    )
+    outbox_retry_max_seconds: float = Field(
+        60.0, gt=0, description="Longest retry delay of an outbox row (the backoff doubles)"
+    )
+
     @field_validator(
         "message_rate_limit",
         "presence_set_rate_limit",
