@@ -28,7 +28,7 @@ CONNECT_TIMEOUT = 3.0
 # Error codes after which the same client_id is sent again: the send may not have been stored
 # (`unavailable`), or the server could not say (`internal`, a timeout); `rate_limited` after
 # its delay. Any other code is the test's own mistake and stops that chatter.
-RETRIED = {"unavailable", "internal", "rate_limited"}
+RETRIED = {"unavailable", "internal", "commit outcome unknown", "rate_limited"}
 
 
 @dataclass(frozen=True)
@@ -312,6 +312,10 @@ class Chatter:
                 self.merge(ack["data"], via="ack")
                 return
             code = str(ack.get("error", {}).get("code"))
+            if code == "internal" and "may be stored" in str(ack["error"].get("message")):
+                # The connection broke during COMMIT: the outcome is unknown, and the same
+                # client_id's retry finds out (it answers the stored message, or stores it).
+                code = "commit outcome unknown"
             outcome.failed(code)
             if code not in RETRIED:
                 self.fatal.append(f"{self.name}: {payload['client_id']} answered {ack}")

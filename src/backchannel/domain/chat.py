@@ -43,13 +43,13 @@ from backchannel.domain.media import MediaRef, attach_media, pick_media
 from backchannel.errors import Conflict, Invalid, NotFound
 from backchannel.inputs import require_https
 from backchannel.media.links import MediaLinks
+from backchannel.outage_log import report
 from backchannel.persistence import conversations, messages
 from backchannel.persistence.conversations import ConversationRow
 from backchannel.persistence.database import Connection
 from backchannel.persistence.messages import StoredMessage
 from backchannel.rooms.membership import check_price, others, require_member
 from backchannel.rooms.names import Namespace
-from backchannel.server.outage_log import report
 from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:

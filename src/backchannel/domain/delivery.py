@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
+from backchannel.outage_log import report
 from backchannel.persistence import outbox
 from backchannel.persistence.database import Connection
 from backchannel.rooms.emitter import Emitter
 from backchannel.rooms.names import Namespace
-from backchannel.server.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime

@@ -15,10 +15,10 @@ from backchannel.domain.notification_models import (
 )
 from backchannel.domain.notification_push import push_unread
 from backchannel.domain.quiet_hours import QuietHours
+from backchannel.outage_log import report
 from backchannel.persistence import notification_preferences, push_queue
 from backchannel.persistence import notifications as store
 from backchannel.persistence.notification_preferences import StoredPreferences
-from backchannel.server.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from backchannel.domain.event_models import UnreadNotice
 from backchannel.domain.notification_models import Notification, PublishResult
+from backchannel.outage_log import report
 from backchannel.persistence import notification_preferences
 from backchannel.persistence import notifications as store
 from backchannel.rooms.names import Namespace, subscribers_room
-from backchannel.server.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.runtime import Runtime

@@ -22,12 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from backchannel.domain import webhook_events
 from backchannel.errors import Forbidden, Unavailable
+from backchannel.outage_log import report
 from backchannel.persistence import presence as presence_db
 from backchannel.persistence.webhooks import NewEvent
 from backchannel.rooms.names import Namespace, presence_room
 from backchannel.rooms.presence import Change, PresenceStore, Status
 from backchannel.rooms.presence_rules import may_watch
-from backchannel.server.outage_log import report
 from backchannel.server.ratelimit import Rate
 
 if TYPE_CHECKING:

@@ -32,10 +32,10 @@ from backchannel.errors import (
     validation_details,
 )
 from backchannel.handlers.session_events import EXPIRING_NOTICE_SECONDS, SessionEvents
+from backchannel.outage_log import dependency_of, report
 from backchannel.rooms.live_rooms import JOIN_ON_CONNECT
 from backchannel.rooms.names import Namespace, session_room, user_room
 from backchannel.server.logs import correlation_id
-from backchannel.server.outage_log import dependency_of, report
 from backchannel.server.proxies import client_address
 from backchannel.server.ratelimit import Rate, RateLimiter
 from backchannel.server.runtime import Runtime

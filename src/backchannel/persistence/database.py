@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from backchannel.errors import Conflict, Internal, Unavailable
+from backchannel.outage_log import OUTAGES
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _closed(conn: Connection) -> bool:
 
 
 def _log_outage(what: str, exc: BaseException) -> None:
-    log.warning("database unavailable: %s: %s", what, exc.__class__.__name__)
+    OUTAGES.failed("postgres", what, exc)
 
 
 class Database:
@@ -63,8 +64,8 @@ class Database:
         self.acquire_timeout = acquire_timeout
         self.waiting = 0  # tasks waiting for a free connection (`backchannel_db_pool_waiting`)
         self.acquire_timeouts = 0  # waits that gave up (tests and logs read it)
-        # How a failure that means "Postgres is not there" is logged; the app factory swaps
-        # in its rate-limited outage log (`server/outage_log.py`).
+        # How a failure that means "Postgres is not there" is logged: once per outage and
+        # per minute (`outage_log.py`), not once per request.
         self.on_outage: Callable[[str, BaseException], None] = _log_outage
 
     @asynccontextmanager
@@ -163,6 +164,8 @@ class Database:
                     "retry with the same client_id"
                 ) from exc
             raise Unavailable() from exc
+        if OUTAGES.failing("postgres"):
+            OUTAGES.recovered("postgres")
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when a trivial query answers within the timeout."""

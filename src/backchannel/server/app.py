@@ -64,7 +64,6 @@ from backchannel.server.embedded import reachable_database
 from backchannel.server.keys import ASYNCAPI, ROUTE_SPECS, RUNTIME, SIO
 from backchannel.server.mailer import Mailer
 from backchannel.server.metrics import Metrics, PoolCollector
-from backchannel.server.outage_log import OUTAGES
 from backchannel.server.proxies import parse_networks
 from backchannel.server.publish_stream import PublishStreamConsumer
 from backchannel.server.push_providers import push_providers
@@ -200,7 +199,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             warm_up=messages.prepare_sends,
             acquire_timeout=settings.db_acquire_timeout_seconds,
         )
-        runtime._db.on_outage = lambda what, exc: OUTAGES.failed("postgres", what, exc)
         # Few writers make big batches when busy; never more than half the pool, so other work
         # always finds a connection. Lone writes (locked conversations) get their own share.
         runtime._appender = MessageAppender(

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backchannel.server.outage_log import report
+from backchannel.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.redis_clients import RedisClient

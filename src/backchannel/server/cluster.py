@@ -29,10 +29,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
+from backchannel.outage_log import OUTAGES
 from backchannel.rooms.emitter import PublishFailed
 from backchannel.rooms.fanout import FanoutMixin
 from backchannel.server.cluster_routes import Channels, Sender, Subscriptions
-from backchannel.server.outage_log import OUTAGES
 from backchannel.server.redis_clients import (
     RedisClient,
     driver_info,

@@ -25,7 +25,7 @@ from backchannel import inputs
 from backchannel.domain import api_keys, notifications
 from backchannel.domain.notification_models import PublishRequest
 from backchannel.errors import Invalid, Unavailable, validation_details
-from backchannel.server.outage_log import report
+from backchannel.outage_log import report
 from backchannel.server.redis_clients import is_cluster
 
 if TYPE_CHECKING:

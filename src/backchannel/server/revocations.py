@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from backchannel.server.outage_log import report
+from backchannel.outage_log import report
 
 if TYPE_CHECKING:
     from backchannel.server.redis_clients import RedisClient

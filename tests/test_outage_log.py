@@ -12,8 +12,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from backchannel.errors import Unavailable
+from backchannel.outage_log import OutageLog, dependency_of, report
 from backchannel.rooms.emitter import PublishFailed
-from backchannel.server.outage_log import OutageLog, dependency_of, report
 from backchannel.server.settings import Settings
 from tests.chat_support import node, open_dm
 from tests.outages import RedisServer
