@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import asyncpg
 import jwt
 import pytest
 import socketio
@@ -26,6 +27,7 @@ from backchannel.server.socket_guard import check_library
 from tests.chat_support import open_dm
 from tests.conftest import TEST_JWT_SECRET
 from tests.raw_socketio import RawSocketIO
+from tests.services import RunServices
 from tests.support import Api, Sockets, User
 
 
@@ -214,6 +216,40 @@ async def test_a_transport_that_connects_no_namespace_is_closed_at_the_deadline(
     await asyncio.sleep(0.3)
     assert (await authenticated.call("/chat", "conversation:list", {}))["ok"] is True
     await authenticated.close()
+
+
+async def test_a_connect_asked_in_time_is_answered_even_when_the_answer_takes_longer(
+    node: Node, services: RunServices
+) -> None:
+    # In a reconnect storm the connect handler can wait on the database for longer than the
+    # deadline; the client asked in time, so it must get its answer, not a closed transport.
+    user = await node.api.register()
+    holder = await asyncpg.connect(services.database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("lock table subscriptions in access exclusive mode")
+            raw = await RawSocketIO.open(node.session, node.url)
+            before = len(raw.packets)
+            await raw.send(f"0/chat,{json.dumps({'token': user.access_token})}")
+            await asyncio.sleep(2.0)  # twice the deadline, the handler held on the lock
+            assert not raw.closed.is_set()
+        reply = await raw.next(lambda p: p.startswith(("0/chat,", "4/chat,")), after=before)
+    finally:
+        await holder.close()
+    assert reply.startswith("0/chat,"), reply
+    assert node.sio.unauthenticated_transports() == 0
+    assert (await raw.call("/chat", "conversation:list", {}))["ok"] is True
+    await raw.close()
+
+
+async def test_a_refused_connect_gets_a_fresh_deadline_not_an_open_transport_forever(
+    node: Node,
+) -> None:
+    raw = await RawSocketIO.open(node.session, node.url)
+    reply = await raw.connect_namespace("/chat", "not-a-token")
+    assert reply.startswith("4/chat,"), reply
+    await asyncio.wait_for(raw.closed.wait(), 5)  # the deadline, counted again from the refusal
+    assert node.sio.unauthenticated_transports() == 0
 
 
 async def test_one_ip_may_hold_only_a_few_transports_that_connect_no_namespace(

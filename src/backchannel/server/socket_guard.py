@@ -209,10 +209,22 @@ class GuardedServer:
                 ),
             )
             return
+        # The client has asked in time: how long the answer takes (a reconnect storm queueing
+        # on the database) is the server's, so the deadline stops while it is worked out.
+        pending = self._pending.get(eio_sid)
+        if pending is not None:
+            pending[1].cancel()
         await super()._handle_connect(eio_sid, namespace, data)  # type: ignore[misc]
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is not None and self.manager.is_connected(sid, namespace):
             self._settled(eio_sid)
+        elif eio_sid in self._pending:
+            # Refused (or still connecting another namespace): a fresh deadline to try again.
+            ip, _ = self._pending[eio_sid]
+            timer = asyncio.get_running_loop().call_later(
+                self.connect_deadline, self._deadline_passed, eio_sid
+            )
+            self._pending[eio_sid] = (ip, timer)
 
     # -- packets ----------------------------------------------------------------------------
 
